@@ -1,0 +1,177 @@
+"""Typed training configuration: dataclass schema ← YAML ← ``key=value`` overrides (OmegaConf).
+
+Unknown keys and wrong types fail at load time with the offending key named, not mid-run. The schema
+defaults here are the full recipe; ``configs/train/*.yaml`` only override them.
+
+Example:
+    >>> cfg = load_config(None, ["optim.lr=0.0005", "data.batch_size=4"])
+    >>> cfg.optim.lr, cfg.data.batch_size
+    (0.0005, 4)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from .layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, LayerSchema
+from .model import ModelConfig
+
+
+@dataclass
+class LossConfig:
+    """Loss network and loss terms (paper defaults: content relu3_4; style relu2_2, relu3_4, relu4_4)."""
+
+    content_layers: tuple[str, ...] = DEFAULT_CONTENT_LAYERS
+    style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
+    vgg_weights: str = "caffe"  # caffe | torchvision | random | path
+    pooling: str = "max"
+    ema_decay: float = 0.99
+    tv_weight: float = 0.05  # share of one layer's weight after normalisation
+    normalize: bool = True
+    fix_single_content: bool = True  # α_c = 1 when there is one content layer
+    alpha_low: float = 0.0
+    alpha_high: float = 1.0
+
+    @property
+    def schema(self) -> LayerSchema:
+        return LayerSchema(content=tuple(self.content_layers), style=tuple(self.style_layers))
+
+
+@dataclass
+class DataConfig:
+    """Where images come from and how they are augmented."""
+
+    content_dirs: tuple[str, ...] = ()
+    style_dirs: tuple[str, ...] = ()
+    split_file: str | None = None  # JSON {"content": {"train": [...], "val": [...]}, "style": {...}}
+    val_fraction: float = 0.05  # used when no split file is given: a seeded split by file name
+    crop_size: int = 256  # content crops (square)
+    style_size: int = 256  # style crops (square)
+    scale_range: tuple[float, float] = (1.0, 2.0)  # shorter side before cropping, in multiples of the crop
+    style_jitter: float = 0.1  # brightness/contrast/saturation jitter on styles (0 disables)
+    hue_jitter: float = 0.02
+    batch_size: int = 8
+    styles_per_batch: int = 0  # 0: every content gets its own style; k: k styles, each shared by B/k contents
+    num_workers: int = 4
+    val_batches: int = 2
+    max_pixels: int = 100_000_000
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    warmup_steps: int = 200
+    predictor_lr_scale: float = 1.0  # style head lr = lr × this
+
+
+@dataclass
+class TrainerConfig:
+    """Passed to ``lightning.Trainer`` (only the knobs the recipe needs)."""
+
+    max_steps: int = 40_000
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "bf16-mixed"
+    log_every_n_steps: int = 50
+    val_check_interval: int = 1000
+    gradient_clip_val: float | None = 1.0
+    accumulate_grad_batches: int = 1
+    deterministic: bool = False
+    max_time: str | None = None  # "DD:HH:MM:SS"
+
+
+@dataclass
+class LogConfig:
+    out_dir: str = "runs"
+    name: str = "adjustable"
+    version: str | None = None
+    logger: str = "tensorboard"  # tensorboard | csv
+    image_every_n_steps: int = 500
+    checkpoint_every_n_steps: int = 1000
+    keep_checkpoints: int = 3
+    progress_bar: bool = True
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; saved in its checkpoints."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    seed: int = 0
+    channels_last: bool = True
+    compile: bool = False
+    resume: str | None = None
+
+
+class ConfigError(ValueError):
+    """A bad configuration file or override; the message names the key."""
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> TrainConfig:
+    """Merge the schema, an optional YAML file and ``key=value`` overrides into a checked :class:`TrainConfig`."""
+    schema = OmegaConf.structured(TrainConfig)
+    parts: list[DictConfig] = [schema]
+    try:
+        if path is not None:
+            p = Path(path)
+            if not p.is_file():
+                raise ConfigError(f"config file {str(p)!r} not found; see configs/train/ for examples")
+            parts.append(OmegaConf.load(p))  # type: ignore[arg-type]
+        bad = [o for o in overrides if "=" not in o]
+        if bad:
+            raise ConfigError(f"override {bad[0]!r} must look like key=value, e.g. optim.lr=0.001")
+        parts.append(OmegaConf.from_dotlist(list(overrides)))
+        merged = OmegaConf.merge(*parts)
+        cfg: TrainConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"bad config: {str(e).splitlines()[0]}") from None
+    except Exception as e:  # yaml errors and the like
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(f"cannot read config {str(path)!r}: {str(e).splitlines()[0]}") from None
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Checks that types alone cannot express."""
+    cfg.loss.schema  # noqa: B018 - raises on unknown layer names
+    if not 0 <= cfg.loss.alpha_low < cfg.loss.alpha_high:
+        raise ConfigError(f"need 0 <= loss.alpha_low < loss.alpha_high, got {cfg.loss.alpha_low}, {cfg.loss.alpha_high}")
+    if cfg.data.crop_size < 32 or cfg.data.style_size < 32:
+        raise ConfigError("data.crop_size and data.style_size must be at least 32")
+    if cfg.data.batch_size < 1:
+        raise ConfigError("data.batch_size must be >= 1")
+    k = cfg.data.styles_per_batch
+    if k < 0 or (k and cfg.data.batch_size % k):
+        raise ConfigError(f"data.styles_per_batch ({k}) must divide data.batch_size ({cfg.data.batch_size})")
+    lo, hi = cfg.data.scale_range
+    if not 1.0 <= lo <= hi:
+        raise ConfigError(f"data.scale_range must satisfy 1 <= low <= high, got {cfg.data.scale_range}")
+    if cfg.log.logger not in ("tensorboard", "csv"):
+        raise ConfigError(f"log.logger must be 'tensorboard' or 'csv', got {cfg.log.logger!r}")
+
+
+def to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """Plain, YAML-able dict (for checkpoints, hparams and exported models)."""
+    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)  # type: ignore[return-value]
+
+
+def from_dict(d: dict[str, Any]) -> TrainConfig:
+    """Inverse of :func:`to_dict`, checked against the schema."""
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainConfig), d))  # type: ignore[return-value]

@@ -1,0 +1,340 @@
+"""The adjustable style-transfer model: p = Φ(c, s, α).
+
+Read top to bottom: conditional instance norm → blocks → :class:`StyleTransferNet` (T) → :class:`StylePredictor`
+(P) → :class:`ConditioningMLP` (Λ) → :class:`AdjustableStyleModel` (all of them).
+
+Design choices the paper (Babaeizadeh & Ghiasi, arXiv 1811.08560) leaves open, and what we chose:
+
+* Style embedding P: Ghiasi et al. used an Inception-v3 trunk, which cannot be had offline here. P reads the
+  frozen, pretrained VGG19 (the loss network) at ``relu1_1 … relu4_1``, takes each channel's mean and
+  standard deviation (the statistics AdaIN showed capture style), 1920 numbers, and maps them with a small
+  trainable MLP (1920 → 512 → 100) to the 100-d embedding ``e``. The statistics are log-compressed and
+  layer-normalised first, since raw caffe-scale activations span four orders of magnitude.
+* How Λ combines α and e: concatenation ``[α, e]`` → 2 hidden layers (256, ReLU) → one linear head per
+  output (γ, β) over every CIN channel. α enters as is (in [0, 1]). Heads start at zero weights with bias
+  γ = 1, β = 0, so at step 0 every CIN is a plain instance norm.
+* CIN placement: as in Magenta's "nza" model, the 13 decoder-side normalisations are conditional (both convs
+  of the 5 residual blocks, the 2 upsampling convs, the last conv: 1379 channels); the 3 encoder convs use
+  instance norm with learned affine parameters.
+* Style strength: Ghiasi's identity interpolation, e = s·P(style) + (1 − s)·P(content).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .layers import LayerSchema, sort_layers
+from .vgg import VGG19Features
+
+# ---------------------------------------------------------------------------------------------------- config
+
+
+@dataclass
+class ModelConfig:
+    """Sizes of T, P and Λ. Defaults follow Magenta's arbitrary-style model where it is public.
+
+    Attributes:
+        channels: widths of the three encoder convs (the decoder mirrors them).
+        n_residual: residual blocks of ``channels[-1]`` channels.
+        embedding_dim: size of the style embedding ``e`` (Ghiasi et al.: 100).
+        predictor_layers: VGG19 layers whose channel mean/std feed P.
+        predictor_hidden: hidden width of P's head.
+        mlp_hidden: hidden width of Λ.
+        mlp_depth: hidden layers of Λ.
+    """
+
+    channels: tuple[int, int, int] = (32, 64, 128)
+    n_residual: int = 5
+    embedding_dim: int = 100
+    predictor_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+    predictor_hidden: int = 512
+    mlp_hidden: int = 256
+    mlp_depth: int = 2
+
+
+# ------------------------------------------------------------------------------------------------------ leaves
+
+
+def conditional_instance_norm(
+    x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5
+) -> torch.Tensor:
+    """z = γ · (x − μ) / σ + β with μ, σ per sample and channel over H, W (Dumoulin et al., 2017).
+
+    Args:
+        x: (B, C, H, W).
+        gamma, beta: (B, C), one vector per sample.
+        eps: added to the variance.
+
+    Example:
+        >>> x = torch.randn(2, 3, 4, 4)
+        >>> z = conditional_instance_norm(x, torch.ones(2, 3), torch.zeros(2, 3))
+        >>> bool(z.mean((2, 3)).abs().max() < 1e-5)
+        True
+    """
+    if gamma.shape != x.shape[:2] or beta.shape != x.shape[:2]:
+        raise ValueError(
+            f"gamma/beta must have shape {tuple(x.shape[:2])}, got {tuple(gamma.shape)} and {tuple(beta.shape)}"
+        )
+    z = F.instance_norm(x, eps=eps)
+    return z * gamma[:, :, None, None].to(z.dtype) + beta[:, :, None, None].to(z.dtype)
+
+
+class ConditionalInstanceNorm(nn.Module):
+    """Instance norm whose γ, β are inputs, one vector per sample (see :func:`conditional_instance_norm`).
+
+    Example:
+        >>> cin = ConditionalInstanceNorm(3)
+        >>> tuple(cin(torch.randn(2, 3, 4, 4), torch.ones(2, 3), torch.zeros(2, 3)).shape)
+        (2, 3, 4, 4)
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.channels = channels
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        return conditional_instance_norm(x, gamma, beta, self.eps)
+
+
+class ConvLayer(nn.Module):
+    """Reflect-padded conv, optionally preceded by nearest ×2 upsampling (avoids deconv checkerboards)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, upsample: bool = False) -> None:
+        super().__init__()
+        self.upsample = upsample
+        self.pad = kernel // 2
+        self.conv = nn.Conv2d(c_in, c_out, kernel, stride=stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.upsample:
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+        return self.conv(F.pad(x, (self.pad,) * 4, mode="reflect"))
+
+
+class CondConv(nn.Module):
+    """ConvLayer → CIN(γ, β) → optional ReLU."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, upsample: bool = False, relu: bool = True) -> None:
+        super().__init__()
+        self.conv = ConvLayer(c_in, c_out, kernel, upsample=upsample)
+        self.norm = ConditionalInstanceNorm(c_out)
+        self.relu = relu
+
+    def forward(self, x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        x = self.norm(self.conv(x), gamma, beta)
+        return F.relu(x) if self.relu else x
+
+
+class ResidualBlock(nn.Module):
+    """x + CIN(conv(ReLU(CIN(conv(x))))): two conditional norms per block."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = CondConv(channels, channels, 3)
+        self.conv2 = CondConv(channels, channels, 3, relu=False)
+
+    def forward(self, x: torch.Tensor, params: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        return x + self.conv2(self.conv1(x, *params[0]), *params[1])
+
+
+# ------------------------------------------------------------------------------------------------ network T
+
+
+class StyleTransferNet(nn.Module):
+    """T: the feed-forward image transformation network (Johnson et al. layout, Ghiasi's CIN placement).
+
+    conv 9×9/32 → conv 3×3/64 s2 → conv 3×3/128 s2 (instance norm) → 5 residual blocks (CIN) →
+    up ×2 conv 3×3/64 (CIN) → up ×2 conv 3×3/32 (CIN) → conv 9×9/3 (CIN) → sigmoid.
+
+    The network reports its conditional layers in :attr:`cin_layers` (name, channels) and their total in
+    :attr:`cin_channels`; γ and β arrive as flat (B, cin_channels) tensors split in that order.
+
+    Example:
+        >>> net = StyleTransferNet()
+        >>> net.cin_channels
+        1379
+        >>> g, b = torch.ones(1, 1379), torch.zeros(1, 1379)
+        >>> tuple(net(torch.rand(1, 3, 64, 64), g, b).shape)
+        (1, 3, 64, 64)
+    """
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        super().__init__()
+        cfg = config or ModelConfig()
+        c1, c2, c3 = cfg.channels
+        self.encoder = nn.Sequential(
+            ConvLayer(3, c1, 9), nn.InstanceNorm2d(c1, affine=True), nn.ReLU(),
+            ConvLayer(c1, c2, 3, stride=2), nn.InstanceNorm2d(c2, affine=True), nn.ReLU(),
+            ConvLayer(c2, c3, 3, stride=2), nn.InstanceNorm2d(c3, affine=True), nn.ReLU(),
+        )  # fmt: skip
+        self.residuals = nn.ModuleList(ResidualBlock(c3) for _ in range(cfg.n_residual))
+        self.up1 = CondConv(c3, c2, 3, upsample=True)
+        self.up2 = CondConv(c2, c1, 3, upsample=True)
+        self.out = CondConv(c1, 3, 9, relu=False)
+        self.cin_layers: tuple[tuple[str, int], ...] = tuple(
+            (name, m.channels) for name, m in self.named_modules() if isinstance(m, ConditionalInstanceNorm)
+        )
+        self.cin_channels = sum(c for _, c in self.cin_layers)
+
+    def split(self, params: torch.Tensor) -> list[torch.Tensor]:
+        """(B, cin_channels) → one (B, C_i) tensor per conditional layer, in :attr:`cin_layers` order."""
+        if params.ndim != 2 or params.shape[1] != self.cin_channels:
+            raise ValueError(f"expected (B, {self.cin_channels}) CIN parameters, got {tuple(params.shape)}")
+        return list(params.split([c for _, c in self.cin_layers], dim=1))
+
+    def forward(self, x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        """Stylize ``x`` (B, 3, H, W) in [0, 1] given flat γ, β (B, cin_channels); returns (B, 3, H, W) in [0, 1].
+
+        H and W need not be multiples of 4: the input is reflect-padded up to one and the output cropped back.
+        """
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"Input must have shape (B, 3, H, W), got {tuple(x.shape)}")
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % 4, (-w) % 4
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="reflect")
+        params = list(zip(self.split(gamma), self.split(beta)))
+        y = self.encoder(x)  # (B, 128, H/4, W/4)
+        for i, block in enumerate(self.residuals):
+            y = block(y, params[2 * i : 2 * i + 2])
+        k = 2 * len(self.residuals)
+        y = self.up2(self.up1(y, *params[k]), *params[k + 1])  # (B, 32, H, W)
+        y = self.out(y, *params[k + 2])  # (B, 3, H, W)
+        return torch.sigmoid(y)[..., :h, :w]
+
+
+# --------------------------------------------------------------------------------------------- predictor P
+
+
+class StylePredictor(nn.Module):
+    """P: VGG19 channel statistics of a style image → style embedding ``e`` (Ghiasi et al., 2017, on VGG19).
+
+    Takes precomputed VGG features, so the frozen VGG can be shared with the loss network and never enters
+    this module's state.
+
+    Example:
+        >>> p = StylePredictor(ModelConfig())
+        >>> feats = {n: torch.rand(2, c, 8, 8) for n, c in zip(p.layers, (64, 128, 256, 512))}
+        >>> tuple(p(feats).shape)
+        (2, 100)
+    """
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        super().__init__()
+        from .layers import layer_channels  # noqa: PLC0415 - tiny helper, keeps the top import list short
+
+        cfg = config or ModelConfig()
+        self.layers = sort_layers(cfg.predictor_layers)
+        n_stats = 2 * sum(layer_channels(n) for n in self.layers)
+        self.norm = nn.LayerNorm(n_stats)
+        self.head = nn.Sequential(
+            nn.Linear(n_stats, cfg.predictor_hidden), nn.ReLU(), nn.Linear(cfg.predictor_hidden, cfg.embedding_dim)
+        )
+
+    def statistics(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Per-channel mean and std of each layer, log-compressed: (B, 2·ΣC)."""
+        stats = []
+        for n in self.layers:
+            f = features[n].float().flatten(2)  # (B, C, HW)
+            stats += [f.mean(2), f.std(2, unbiased=False)]
+        return torch.log1p(torch.cat(stats, dim=1))
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.head(self.norm(self.statistics(features)))
+
+
+# -------------------------------------------------------------------------------------------------- MLP Λ
+
+
+class ConditioningMLP(nn.Module):
+    """Λ: (α, e) → (γ, β) for every CIN channel (Babaeizadeh & Ghiasi, 2018, Fig. 2).
+
+    Args:
+        n_alpha: number of loss weights (content + style layers).
+        embedding_dim: size of ``e``.
+        cin_channels: total CIN channels of T (what T reports).
+        hidden, depth: hidden width and number of hidden layers.
+
+    Example:
+        >>> mlp = ConditioningMLP(4, 100, 1379)
+        >>> g, b = mlp(torch.rand(2, 4), torch.randn(2, 100))
+        >>> bool(torch.allclose(g, torch.ones(2, 1379)) and torch.allclose(b, torch.zeros(2, 1379)))
+        True
+    """
+
+    def __init__(self, n_alpha: int, embedding_dim: int, cin_channels: int, hidden: int = 256, depth: int = 2) -> None:
+        super().__init__()
+        dims = [n_alpha + embedding_dim] + [hidden] * depth
+        body: list[nn.Module] = []
+        for a, b in zip(dims[:-1], dims[1:]):
+            body += [nn.Linear(a, b), nn.ReLU()]
+        self.body = nn.Sequential(*body)
+        self.gamma = nn.Linear(dims[-1], cin_channels)
+        self.beta = nn.Linear(dims[-1], cin_channels)
+        # Start as plain instance norm (γ = 1, β = 0); the heads learn from there.
+        for head, bias in ((self.gamma, 1.0), (self.beta, 0.0)):
+            nn.init.zeros_(head.weight)
+            nn.init.constant_(head.bias, bias)
+        self.n_alpha = n_alpha
+
+    def forward(self, alpha: torch.Tensor, embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """α (B, n_alpha), e (B, D) → γ, β each (B, cin_channels)."""
+        if alpha.ndim != 2 or alpha.shape[1] != self.n_alpha:
+            raise ValueError(f"alpha must have shape (B, {self.n_alpha}), got {tuple(alpha.shape)}")
+        h = self.body(torch.cat([alpha.to(embedding.dtype), embedding], dim=1))
+        return self.gamma(h), self.beta(h)
+
+
+# -------------------------------------------------------------------------------------------------- Φ = all
+
+
+class AdjustableStyleModel(nn.Module):
+    """Φ(c, s, α): T conditioned by Λ(α, P(s)).
+
+    The frozen VGG19 is passed in (it is shared with the loss network during training) and is not part of
+    the state dict: its weights are rebuilt from their source.
+
+    Args:
+        schema: loss layers; fixes the length and order of α.
+        config: network sizes.
+        vgg: frozen feature extractor reaching the predictor's deepest layer.
+
+    Example:
+        >>> vgg = VGG19Features("random", max_layer="relu4_1")
+        >>> model = AdjustableStyleModel(LayerSchema(), ModelConfig(), vgg)
+        >>> c, s = torch.rand(2, 3, 64, 64), torch.rand(1, 3, 64, 64)
+        >>> tuple(model(c, model.embed(s).expand(2, -1), torch.rand(2, 4)).shape)
+        (2, 3, 64, 64)
+    """
+
+    def __init__(self, schema: LayerSchema, config: ModelConfig, vgg: VGG19Features) -> None:
+        super().__init__()
+        self.schema = schema
+        self.config = config
+        self.vgg = vgg
+        self.net = StyleTransferNet(config)
+        self.predictor = StylePredictor(config)
+        if self.predictor.layers[-1] not in vgg.layer_names:
+            raise ValueError(f"the VGG extractor must reach {self.predictor.layers[-1]} for the style predictor")
+        self.mlp = ConditioningMLP(
+            schema.n_layers, config.embedding_dim, self.net.cin_channels, config.mlp_hidden, config.mlp_depth
+        )
+
+    def embed(self, style: torch.Tensor) -> torch.Tensor:
+        """Style images (B, 3, H, W) in [0, 1] → embeddings (B, D). Compute once per style and cache."""
+        return self.predictor(self.vgg(style, self.predictor.layers))
+
+    def forward(self, content: torch.Tensor, embedding: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        """Stylize content (B, 3, H, W) with embeddings (B, D) and weights α (B, L) → (B, 3, H, W) in [0, 1]."""
+        b = content.shape[0]
+        if embedding.shape[0] != b or alpha.shape[0] != b:
+            raise ValueError(
+                f"batch sizes differ: content {b}, embedding {embedding.shape[0]}, alpha {alpha.shape[0]}"
+            )
+        gamma, beta = self.mlp(alpha, embedding)
+        return self.net(content, gamma, beta)

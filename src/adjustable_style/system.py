@@ -1,0 +1,197 @@
+"""The LightningModule: a thin shell that builds T, P and Λ from config, samples α and logs every loss term.
+
+Training objective (per batch of B content/style pairs, each with its own α ~ U(0, 1)^L):
+
+    mean_b [ Σ_l α_bl · L_bl · (Σ_i EMA_i) / EMA_l + w_tv · TV_b · (Σ_i EMA_i) / EMA_tv ] / Σ_i EMA_i
+
+The last division by Σ EMA (a constant within a step) only brings the objective to O(1), so that gradient
+clipping and Adam's ε mean the same for every style layer set and VGG weight source.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from .config import TrainConfig, from_dict, to_dict
+from .image import save_image
+from .layers import sort_layers
+from .losses import LossBreakdown, PerceptualLoss
+from .model import AdjustableStyleModel
+from .sheet import contact_sheet, format_weights
+from .vgg import VGG19Features
+
+
+def preview_alphas(schema) -> tuple[list[str], torch.Tensor]:  # noqa: ANN001
+    """A few telling α rows for image grids: all style layers low, all high, then each layer alone high."""
+    rows, labels = [], []
+    n_c = len(schema.content)
+
+    def row(style_vals: list[float]) -> torch.Tensor:
+        return torch.tensor([1.0] * n_c + style_vals)
+
+    k = len(schema.style)
+    rows += [row([0.1] * k), row([1.0] * k)]
+    labels += ["all style 0.1", "all style 1"]
+    for j, name in enumerate(schema.style):
+        vals = [0.1] * k
+        vals[j] = 1.0
+        rows.append(row(vals))
+        labels.append(f"{name} 1, others 0.1")
+    return labels, torch.stack(rows)
+
+
+class StyleTransferSystem(pl.LightningModule):
+    """Trains T, Λ and the style head of P jointly on α ~ U(0, 1) (Babaeizadeh & Ghiasi, 2018).
+
+    Args:
+        config: a :class:`TrainConfig` as a plain dict (so ``save_hyperparameters`` and
+            ``load_from_checkpoint`` rebuild the same networks with no modules passed in).
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.save_hyperparameters({"config": config})
+        self.cfg: TrainConfig = from_dict(config)
+        cfg = self.cfg
+        self.schema = cfg.loss.schema
+        deepest = sort_layers((self.schema.deepest, *cfg.model.predictor_layers))[-1]
+        # One frozen VGG serves the loss and the style predictor; its weights are never checkpointed.
+        vgg = VGG19Features(cfg.loss.vgg_weights, pooling=cfg.loss.pooling, max_layer=deepest)
+        self.model = AdjustableStyleModel(self.schema, cfg.model, vgg)
+        self.loss = PerceptualLoss(
+            self.schema, vgg, ema_decay=cfg.loss.ema_decay, tv_weight=cfg.loss.tv_weight, normalize=cfg.loss.normalize
+        )
+        self.skipped_total = 0
+
+    # ------------------------------------------------------------------------------------------- the step
+    def sample_alpha(self, batch_size: int) -> torch.Tensor:
+        """α for this step: a pure function of (seed, step, rank), so resumed runs draw the same α."""
+        g = torch.Generator().manual_seed(hash((self.cfg.seed, int(self.global_step), int(self.global_rank))) % 2**63)
+        lo, hi = self.cfg.loss.alpha_low, self.cfg.loss.alpha_high
+        return self.schema.sample(batch_size, g, fix_single_content=self.cfg.loss.fix_single_content, low=lo, high=hi)
+
+    def _prepare(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        c, s = batch["content"], batch["style"]
+        if self.cfg.channels_last and c.is_cuda:
+            c, s = c.contiguous(memory_format=torch.channels_last), s.contiguous(memory_format=torch.channels_last)
+        return c, s
+
+    def _step(
+        self, content: torch.Tensor, style: torch.Tensor, alpha: torch.Tensor, update_ema: bool
+    ) -> tuple[torch.Tensor, LossBreakdown, torch.Tensor]:
+        embedding = self.model.embed(style)
+        output = self.model(content, embedding, alpha)
+        targets = self.loss.targets(content, style)
+        breakdown = self.loss(output, targets, alpha, update_ema=update_ema)
+        objective = breakdown.total.mean() / self.loss.ema.sum().clamp_min(1e-30)
+        return objective, breakdown, output
+
+    def _log_breakdown(self, stage: str, breakdown: LossBreakdown, objective: torch.Tensor, **kw: Any) -> None:
+        metrics = {f"{stage}/objective": objective.detach()}
+        for which, suffix in (("raw", ""), ("normalized", "_normalized")):
+            for key, value in breakdown.layer_means(self.schema, which).items():
+                kind, layer = key.split("/")
+                metrics[f"{stage}/{kind}{suffix}/{layer}"] = value
+        metrics[f"{stage}/tv"] = float(breakdown.tv.detach().mean())
+        if stage == "train":
+            for key, value in zip(self.schema.keys, self.loss.ema.tolist()):
+                kind, layer = key.split("/")
+                metrics[f"train/{kind}_ema/{layer}"] = value
+            metrics["train/tv_ema"] = float(self.loss.ema_tv)
+        self.log_dict(metrics, **kw)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        content, style = self._prepare(batch)
+        alpha = self.sample_alpha(content.shape[0]).to(self.device)
+        objective, breakdown, output = self._step(content, style, alpha, update_ema=True)
+        if not torch.isfinite(objective):
+            raise FloatingPointError(f"non-finite loss at step {self.global_step}: {breakdown.raw.tolist()}")
+        self.skipped_total += int(batch["skipped"].sum())
+        self._log_breakdown("train", breakdown, objective, prog_bar=False)
+        self.log("train/loss", objective.detach(), prog_bar=True)
+        self.log("data/skipped_files", float(self.skipped_total))
+        every = self.cfg.log.image_every_n_steps
+        if every > 0 and self.global_step % every == 0 and self.global_rank == 0:
+            self.log_images(content[:1], style[:1])
+        return objective
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        content, style = self._prepare(batch)
+        # Fixed α per validation sample, so val curves compare like with like across steps.
+        g = torch.Generator().manual_seed(1234 + batch_idx)
+        alpha = self.schema.sample(content.shape[0], g, fix_single_content=self.cfg.loss.fix_single_content)
+        objective, breakdown, _ = self._step(content, style, alpha.to(self.device), update_ema=False)
+        self._log_breakdown("val", breakdown, objective, sync_dist=True)
+
+    # ---------------------------------------------------------------------------------------- previews
+    @torch.no_grad()
+    def render_grid(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """content | style | outputs at :func:`preview_alphas`, labelled: (1, 3, H, W) in [0, 1]."""
+        labels, alphas = preview_alphas(self.schema)
+        alphas = alphas.to(self.device)
+        n = alphas.shape[0]
+        was_training = self.model.training
+        self.model.eval()
+        with torch.autocast(self.device.type, enabled=False):
+            c, s = content.float().contiguous(), style.float().contiguous()
+            e = self.model.embed(s)
+            out = self.model(c.expand(n, -1, -1, -1), e.expand(n, -1), alphas)
+        self.model.train(was_training)
+        tiles = [c[0], s[0], *out]
+        return contact_sheet(tiles, ["content", "style", *labels], cell=min(256, c.shape[-1]))
+
+    def log_images(self, content: torch.Tensor, style: torch.Tensor) -> None:
+        grid = self.render_grid(content, style)
+        log_dir = self.trainer.log_dir if self.trainer is not None else None
+        if log_dir:
+            save_image(grid, Path(log_dir) / "images" / f"step{self.global_step:07d}.png")
+        experiment = getattr(self.logger, "experiment", None)
+        if experiment is not None and hasattr(experiment, "add_image"):
+            experiment.add_image("preview", grid[0].cpu(), self.global_step)
+
+    # ------------------------------------------------------------------------------------ optimisation
+    def configure_optimizers(self) -> Any:
+        o = self.cfg.optim
+        groups = [
+            {"params": [*self.model.net.parameters(), *self.model.mlp.parameters()], "lr": o.lr},
+            {"params": list(self.model.predictor.parameters()), "lr": o.lr * o.predictor_lr_scale},
+        ]
+        opt = torch.optim.Adam(groups, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        warm = max(o.warmup_steps, 0)
+        total = max(self.cfg.trainer.max_steps, warm + 1)
+
+        def schedule(step: int) -> float:  # linear warm-up, then cosine decay to 10 %
+            if step < warm:
+                return (step + 1) / warm
+            t = min((step - warm) / max(total - warm, 1), 1.0)
+            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_fit_start(self) -> None:
+        if self.cfg.channels_last and self.device.type == "cuda":
+            self.model.net.to(memory_format=torch.channels_last)
+
+    def on_train_end(self) -> None:
+        # Proof that the EMA buffers agree across ranks: each rank writes its own copy beside the logs.
+        if self.trainer is not None and self.trainer.world_size > 1 and self.trainer.log_dir:
+            path = Path(self.trainer.log_dir) / f"ema_rank{self.global_rank}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"ema": self.loss.ema.tolist(), "ema_tv": float(self.loss.ema_tv)}))
+
+    def export_state(self) -> dict[str, Any]:
+        """What inference needs: model weights, EMA, config (see :mod:`adjustable_style.export`)."""
+        return {
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "ema": self.loss.ema.detach().cpu(),
+            "ema_tv": float(self.loss.ema_tv),
+            "config": to_dict(self.cfg),
+            "step": int(self.global_step),
+        }
