@@ -125,6 +125,298 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import load_config  # noqa: PLC0415
+
+    overrides = list(args.overrides)
+    cfg = load_config(args.config, overrides)
+    from .train import fit  # noqa: PLC0415 - Lightning is slow to import; only after the config is valid
+
+    trainer, _ = fit(cfg)
+    ckpt = trainer.checkpoint_callback
+    last = getattr(ckpt, "last_model_path", "") if ckpt is not None else ""
+    if trainer.global_rank == 0:
+        print(f"trained {trainer.global_step} steps; logs in {trainer.log_dir}")
+        if last:
+            print(f"checkpoint: {last}")
+            print(f"export it for inference: adjustable-style export {last} -o MODEL_DIR")
+    return 0
+
+
+# ------------------------------------------------------------------------------- inference: export & stylize
+def _existing(path: str, what: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"{what} '{p}' not found; check the path")
+    return p
+
+
+def _strength(value: float) -> float:
+    if not 0.0 <= value <= 1.0:  # also rejects nan
+        raise UsageError(f"--strength must be in [0, 1], got {value}")
+    return value
+
+
+def _max_size(value: int) -> int | None:
+    if value == 0:
+        return None
+    if value < 16:
+        raise UsageError(f"--max-size must be >= 16 (or 0 for no limit), got {value}")
+    return value
+
+
+def _save_dir(text: str | None) -> Path | None:
+    if text is None:
+        return None
+    p = Path(text)
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"--save-dir '{p}' is a file; give a folder")
+    return p
+
+
+def _load_stylizer(args: argparse.Namespace):  # noqa: ANN202 - Stylizer, imported lazily
+    from .export import resolve_model  # noqa: PLC0415
+    from .stylizer import Stylizer  # noqa: PLC0415
+
+    path = resolve_model(args.model)  # cheap: fails on a wrong --model before anything is loaded
+    return Stylizer.load(path, device=_device(args.device))
+
+
+def _images_in(folder: Path, what: str) -> list[Path]:
+    from .image import is_image_file  # noqa: PLC0415
+
+    files = sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
+    if not files:
+        raise UsageError(f"{what} folder '{folder}' holds no images (.jpg, .png, …)")
+    return files
+
+
+def _output_names(paths: list[Path]) -> dict[Path, str]:
+    """File stems for outputs; inputs that share a stem (cat.jpg, cat.png) keep their extension in the name."""
+    stems = [p.stem for p in paths]
+    return {p: p.stem if stems.count(p.stem) == 1 else f"{p.stem}_{p.suffix[1:]}" for p in paths}
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_checkpoint  # noqa: PLC0415
+
+    ckpt = _existing(args.checkpoint, "checkpoint")
+    out = export_checkpoint(ckpt, args.output, dtype="float32" if args.fp32 else "float16")
+    size = (out / "model.safetensors").stat().st_size / 2**20
+    print(f"wrote {out} ({size:.1f} MiB, {'float32' if args.fp32 else 'float16'})")
+    print(f"use it: adjustable-style stylize CONTENT STYLE --model {out} -o out.png")
+    return 0
+
+
+def cmd_stylize(args: argparse.Namespace) -> int:
+    from .image import IMAGE_EXTENSIONS, ImageError, save_image  # noqa: PLC0415
+
+    weights = _weights(args.style_weights)
+    strength = _strength(args.strength)
+    max_size = _max_size(args.max_size)
+    content, style = _existing(args.content, "content"), _existing(args.style, "style")
+    kw = {"weights": weights, "strength": strength, "preserve_color": args.preserve_color, "max_size": max_size}
+    if not (content.is_dir() or style.is_dir()):
+        out = _check_output(args.output)
+        st = _load_stylizer(args)
+        st.check_weights(weights)
+        save_image(st.stylize(content, style, **kw), out)
+        print(f"wrote {out}")
+        return 0
+
+    # Folder mode: every content × style pair; a bad image is reported and skipped, exit 1 at the end.
+    out_dir = Path(args.output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"-o '{out_dir}' is a file; with a folder of inputs, -o must be a folder")
+    if not out_dir.exists() and out_dir.suffix.lower() in IMAGE_EXTENSIONS:
+        raise UsageError(f"-o '{out_dir}' looks like an image file; with a folder of inputs, -o must be a folder")
+    contents = _images_in(content, "content") if content.is_dir() else [content]
+    styles = _images_in(style, "style") if style.is_dir() else [style]
+    c_names, s_names = _output_names(contents), _output_names(styles)
+    st = _load_stylizer(args)
+    st.check_weights(weights)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failed: list[Path] = []
+
+    def report(e: Exception) -> None:
+        print(f"adjustable-style stylize: error: {' '.join(str(e).split())}", file=sys.stderr)
+
+    good_styles = []
+    for s in styles:
+        try:
+            st.embed(s)  # cached: each style is read and embedded once for all contents
+            good_styles.append(s)
+        except ImageError as e:
+            report(e)
+            failed.append(s)
+    written = 0
+    for c in contents:
+        for s in good_styles:
+            name = f"{c_names[c]}__{s_names[s]}.png" if style.is_dir() else f"{c_names[c]}.png"
+            try:
+                save_image(st.stylize(c, s, **kw), out_dir / name)
+                written += 1
+            except ImageError as e:
+                report(e)
+                failed.append(c)
+                break  # a bad content file fails for every style alike
+    print(f"wrote {written} image(s) to {out_dir}" + (f"; {len(failed)} input(s) failed" if failed else ""))
+    return 1 if failed else 0
+
+
+def _sheet_tiles(content: Path, style: Path, max_size: int | None) -> list:
+    from .image import load_image  # noqa: PLC0415
+
+    return [load_image(content, max_size=max_size), load_image(style, max_size=max_size)]
+
+
+def _check_sheet(args: argparse.Namespace) -> None:
+    if args.cell < 16:
+        raise UsageError(f"--cell must be >= 16, got {args.cell}")
+    if args.ncol is not None and args.ncol < 1:
+        raise UsageError(f"--ncol must be >= 1, got {args.ncol}")
+
+
+def cmd_variations(args: argparse.Namespace) -> int:
+    from .image import save_image  # noqa: PLC0415
+    from .sheet import contact_sheet, format_weights  # noqa: PLC0415
+
+    if args.n < 1:
+        raise UsageError(f"-n must be >= 1, got {args.n}")
+    strength, max_size = _strength(args.strength), _max_size(args.max_size)
+    content, style = _existing(args.content, "content"), _existing(args.style, "style")
+    out = _check_output(args.output)
+    _check_sheet(args)
+    save_dir = _save_dir(args.save_dir)
+    st = _load_stylizer(args)
+    images, alphas = st.variations(
+        content, style, n=args.n, seed=args.seed, strength=strength, preserve_color=args.preserve_color, max_size=max_size
+    )
+    rows = [st.schema.to_dicts(a)[0] for a in alphas]
+    labels = ["content", "style", *(f"#{k}: {format_weights(w)}" for k, w in enumerate(rows))]
+    tiles = _sheet_tiles(content, style, max_size) + list(images)
+    save_image(contact_sheet(tiles, labels, ncol=args.ncol, cell=args.cell), out)
+    print(f"{'#':>3}  " + "  ".join(f"{n:>8}" for n in st.style_layers))
+    for k, w in enumerate(rows):
+        print(f"{k:>3}  " + "  ".join(f"{w[n]:>8.3f}" for n in st.style_layers))
+    if save_dir is not None:
+        for k, img in enumerate(images):
+            save_image(img, save_dir / f"{content.stem}__{style.stem}__{k:02d}.png")
+        print(f"wrote {len(images)} image(s) to {save_dir}")
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .image import save_image  # noqa: PLC0415
+    from .sheet import contact_sheet, format_weights  # noqa: PLC0415
+
+    base = _weights(args.style_weights)
+    strength, max_size = _strength(args.strength), _max_size(args.max_size)
+    if args.steps < 2:
+        raise UsageError(f"--steps must be >= 2, got {args.steps}")
+    content, style = _existing(args.content, "content"), _existing(args.style, "style")
+    out = _check_output(args.output)
+    _check_sheet(args)
+    st = _load_stylizer(args)
+    if args.layer not in st.style_layers:
+        raise UsageError(f"unknown style layer {args.layer!r}; this model's style layers are {', '.join(st.style_layers)}")
+    base.pop(args.layer, None)  # the swept layer takes the sweep's values
+    images, values = st.sweep(
+        content, style, args.layer, steps=args.steps, weights=base, low=args.low, high=args.high,
+        strength=strength, preserve_color=args.preserve_color, max_size=max_size,
+    )  # fmt: skip
+    labels = ["content", "style", *(f"{args.layer}={v:.2f}" for v in values)]
+    tiles = _sheet_tiles(content, style, max_size) + list(images)
+    save_image(contact_sheet(tiles, labels, ncol=args.ncol, cell=args.cell), out)
+
+    losses = st.layer_losses(images, content, style)  # (steps, L), raw: comparable across α
+    keys = st.schema.keys
+    others = {n: base.get(n, 1.0) for n in st.style_layers if n != args.layer}
+    print(f"sweep of {st.labels()[args.layer]}; other style weights: {format_weights(others) or 'none'}")
+    print("raw losses of each output, measured with the VGG19 loss network (lower = closer):")
+    print(f"  {args.layer:>8}  " + "  ".join(f"{k + ('*' if k == 'style/' + args.layer else ''):>15}" for k in keys))
+    for v, row in zip(values, losses.tolist()):
+        print(f"  {v:>8.2f}  " + "  ".join(f"{x:>15.4g}" for x in row))
+    j = keys.index(f"style/{args.layer}")
+    first, last = float(losses[0, j]), float(losses[-1, j])
+    change = (last - first) / first * 100 if first else float("nan")
+    print(f"style/{args.layer} loss {first:.4g} -> {last:.4g} ({change:+.1f}%) as {args.layer} goes {values[0]:.2f} -> {values[-1]:.2f}")
+    print(f"wrote {out}")
+    return 0
+
+
+def _add_inference_parsers(sub) -> None:  # noqa: ANN001 - argparse's private subparsers action
+    def model_args(p: argparse.ArgumentParser, max_size: int) -> None:
+        p.add_argument("--model", default="default", help="export folder, .ckpt file or bundled model name (default: %(default)s)")
+        p.add_argument("--max-size", type=int, default=max_size, help="longer side of the content in px; 0: no limit (default %(default)s)")
+        p.add_argument("--strength", type=float, default=1.0, help="style strength in [0, 1] (default 1)")
+        p.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
+        p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
+
+    def sheet_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--cell", type=int, default=256, help="longer side of each tile in the sheet (default 256)")
+        p.add_argument("--ncol", type=int, default=None, help="tiles per row (default: all in one row)")
+
+    p = sub.add_parser(
+        "export",
+        help="turn a training checkpoint into an inference folder (model.safetensors + config.json)",
+        description="Write the model weights (no VGG) and everything needed to rebuild the model into DIR.",
+    )
+    p.add_argument("checkpoint", help="Lightning .ckpt written by `adjustable-style train`")
+    p.add_argument("-o", "--output", required=True, help="output folder (new, empty, or an earlier export)")
+    p.add_argument("--fp32", action="store_true", help="keep float32 weights (default: float16, half the size)")
+    p.set_defaults(func=cmd_export)
+
+    weights_help = "style weights in [0, 1], e.g. relu2_2=0.2,relu4_4=1 (unnamed layers: 1)"
+    p = sub.add_parser(
+        "stylize",
+        help="stylize an image (or folders of images) with a trained model",
+        description="Stylize CONTENT with STYLE. Either may be a folder: then -o is a folder and every "
+        "content (× style) pair is written as OUT/<content>.png (OUT/<content>__<style>.png).",
+    )
+    p.add_argument("content", help="content image or folder")
+    p.add_argument("style", help="style image or folder")
+    p.add_argument("-o", "--output", required=True, help="output image, or folder in folder mode")
+    p.add_argument("--style-weights", default=None, metavar="L=W,...", help=weights_help)
+    model_args(p, 1024)
+    p.set_defaults(func=cmd_stylize)
+
+    p = sub.add_parser(
+        "variations",
+        help="N stylizations at seeded random weights, as one labelled contact sheet",
+        description="Draw N seeded weight vectors (style layers ~ U(0, 1)), stylize, and lay out "
+        "content | style | outputs, each labelled with its weights.",
+    )
+    p.add_argument("content", help="content image")
+    p.add_argument("style", help="style image")
+    p.add_argument("-o", "--output", required=True, help="contact sheet image")
+    p.add_argument("-n", type=int, default=8, help="number of variations (default 8)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-dir", default=None, help="also save each output into this folder")
+    model_args(p, 512)
+    sheet_args(p)
+    p.set_defaults(func=cmd_variations)
+
+    p = sub.add_parser(
+        "sweep",
+        help="one slider's effect: a labelled strip and the per-layer losses of each step",
+        description="Move one style layer's weight from --low to --high in --steps, others fixed; write a "
+        "labelled strip and print each output's raw per-layer losses (VGG19 loss network).",
+    )
+    p.add_argument("content", help="content image")
+    p.add_argument("style", help="style image")
+    p.add_argument("-o", "--output", required=True, help="strip image")
+    p.add_argument("--layer", required=True, help="style layer to sweep, e.g. relu4_4")
+    p.add_argument("--steps", type=int, default=6, help="number of values (default 6)")
+    p.add_argument("--low", type=float, default=0.0, help="first value (default 0)")
+    p.add_argument("--high", type=float, default=1.0, help="last value (default 1)")
+    p.add_argument("--style-weights", default=None, metavar="L=W,...", help="the other layers' weights; " + weights_help)
+    model_args(p, 512)
+    sheet_args(p)
+    p.set_defaults(func=cmd_sweep)
+
+
 # ---------------------------------------------------------------------------------------------------- parser
 class _Parser(argparse.ArgumentParser):
     """argparse, but a bad argument is one line and exit code 1 like every other user error."""
@@ -169,13 +461,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_optimize)
+
+    p = sub.add_parser(
+        "train",
+        help="train an adjustable model (Lightning); resume with resume=PATH",
+        description="Train T, Λ and the style head jointly on α ~ U(0, 1). CONFIG is a YAML file "
+        "(configs/train/quick.yaml, configs/train/default.yaml); key=value pairs override it, e.g. "
+        "trainer.max_steps=1000 'data.content_dirs=[/data/photos]' resume=runs/x/checkpoints/last.ckpt. "
+        "Several GPUs: trainer.devices=4 trainer.strategy=ddp.",
+    )
+    p.add_argument("config", help="YAML config file")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    p.set_defaults(func=cmd_train)
+
+    _add_inference_parsers(sub)
     return parser
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from .config import ConfigError  # noqa: PLC0415
     from .image import ImageError  # noqa: PLC0415
 
-    return (UsageError, ImageError, ValueError, FileNotFoundError, PermissionError, IsADirectoryError)
+    return (UsageError, ConfigError, ImageError, ValueError, FileNotFoundError, PermissionError, IsADirectoryError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,8 +11,8 @@ Design choices the paper (Babaeizadeh & Ghiasi, arXiv 1811.08560) leaves open, a
   trainable MLP (1920 → 512 → 100) to the 100-d embedding ``e``. The statistics are log-compressed and
   layer-normalised first, since raw caffe-scale activations span four orders of magnitude.
 * How Λ combines α and e: concatenation ``[α, e]`` → 2 hidden layers (256, ReLU) → one linear head per
-  output (γ, β) over every CIN channel. α enters as is (in [0, 1]). Heads start at zero weights with bias
-  γ = 1, β = 0, so at step 0 every CIN is a plain instance norm.
+  output (γ, β) over every CIN channel. α enters as is (in [0, 1]). Heads start with tiny weights
+  (std 1e-3) and bias γ = 1, β = 0, so at step 0 every CIN is nearly a plain instance norm.
 * CIN placement: as in Magenta's "nza" model, the 13 decoder-side normalisations are conditional (both convs
   of the 5 residual blocks, the 2 upsampling convs, the last conv: 1379 channels); the 3 encoder convs use
   instance norm with learned affine parameters.
@@ -263,7 +263,7 @@ class ConditioningMLP(nn.Module):
     Example:
         >>> mlp = ConditioningMLP(4, 100, 1379)
         >>> g, b = mlp(torch.rand(2, 4), torch.randn(2, 100))
-        >>> bool(torch.allclose(g, torch.ones(2, 1379)) and torch.allclose(b, torch.zeros(2, 1379)))
+        >>> bool((g - 1).abs().max() < 0.05 and b.abs().max() < 0.05)
         True
     """
 
@@ -276,9 +276,10 @@ class ConditioningMLP(nn.Module):
         self.body = nn.Sequential(*body)
         self.gamma = nn.Linear(dims[-1], cin_channels)
         self.beta = nn.Linear(dims[-1], cin_channels)
-        # Start as plain instance norm (γ = 1, β = 0); the heads learn from there.
+        # Start as (nearly) plain instance norm: γ ≈ 1, β ≈ 0. The weights are tiny rather than zero so that
+        # gradients reach Λ's body and the style head from the very first step.
         for head, bias in ((self.gamma, 1.0), (self.beta, 0.0)):
-            nn.init.zeros_(head.weight)
+            nn.init.normal_(head.weight, std=1e-3)
             nn.init.constant_(head.bias, bias)
         self.n_alpha = n_alpha
 

@@ -110,8 +110,7 @@ class VGG19Features(nn.Module):
         self.preprocess_mode = preprocess
         self.register_buffer("mean", mean.view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", std.view(1, 3, 1, 1), persistent=False)
-        self.requires_grad_(False)
-        self.eval()
+        self.requires_grad_(False)  # no train/eval-dependent layers: only the gradients are switched off
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         """[0, 1] RGB → what the weights expect (BGR 0–255 minus mean, or ImageNet-normalised RGB)."""
