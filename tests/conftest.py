@@ -39,3 +39,40 @@ def content_images(shared_data: Path) -> list[Path]:
 def style_images(shared_data: Path) -> list[Path]:
     """Sorted paths of the paintings and textures in ``shared/data/style``."""
     return _images_in(shared_data / "style")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real model (caffe VGG19, real images) trained for 2 steps at 64 px: its Lightning ``last.ckpt``."""
+    from adjustable_style.config import load_config  # noqa: PLC0415 - Lightning is slow to import
+    from adjustable_style.train import fit  # noqa: PLC0415
+
+    out = tmp_path_factory.mktemp("tiny_run")
+    cfg = load_config(
+        Path(__file__).resolve().parents[1] / "configs" / "train" / "quick.yaml",
+        [
+            f"data.content_dirs=[{shared_data / 'content'}]",
+            f"data.style_dirs=[{shared_data / 'style'}]",
+            "trainer.max_steps=2",
+            "data.crop_size=64",
+            "data.style_size=64",
+            "data.batch_size=2",
+            "data.num_workers=0",
+            "trainer.val_check_interval=100000",
+            f"log.out_dir={out}",
+            "log.progress_bar=false",
+            "log.image_every_n_steps=0",
+        ],
+    )
+    trainer, _ = fit(cfg)
+    ckpt = Path(trainer.checkpoint_callback.last_model_path)  # type: ignore[union-attr]
+    assert ckpt.is_file(), f"training wrote no checkpoint at {ckpt}"
+    return ckpt
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``tiny_checkpoint`` exported for inference (float16 ``model.safetensors`` + ``config.json``)."""
+    from adjustable_style.export import export_checkpoint  # noqa: PLC0415
+
+    return export_checkpoint(tiny_checkpoint, tmp_path_factory.mktemp("tiny_model") / "model")

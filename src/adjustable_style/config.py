@@ -144,8 +144,21 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
         if isinstance(e, ConfigError):
             raise
         raise ConfigError(f"cannot read config {str(path)!r}: {str(e).splitlines()[0]}") from None
+    if path is not None:
+        cfg.data.split_file = _near(cfg.data.split_file, Path(path))
     validate(cfg)
     return cfg
+
+
+def _near(name: str | None, config_path: Path) -> str | None:
+    """A relative path in a YAML file: as given if it exists from the working directory, else looked up
+    beside the YAML file and its parents (so ``configs/...`` works from any directory)."""
+    if name is None or Path(name).is_absolute() or Path(name).exists():
+        return name
+    for base in (config_path.parent, *config_path.resolve().parents):
+        if (base / name).exists():
+            return str(base / name)
+    return name
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -163,6 +176,8 @@ def validate(cfg: TrainConfig) -> None:
     lo, hi = cfg.data.scale_range
     if not 1.0 <= lo <= hi:
         raise ConfigError(f"data.scale_range must satisfy 1 <= low <= high, got {cfg.data.scale_range}")
+    if cfg.data.split_file is not None and not Path(cfg.data.split_file).is_file():
+        raise ConfigError(f"data.split_file {cfg.data.split_file!r} not found")
     if cfg.log.logger not in ("tensorboard", "csv"):
         raise ConfigError(f"log.logger must be 'tensorboard' or 'csv', got {cfg.log.logger!r}")
 

@@ -26,6 +26,11 @@ from .layers import LayerSchema
 from .vgg import VGG19Features
 
 
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    # Half precision goes up to float32; float64 stays (gradcheck, exact references).
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 def gram(features: torch.Tensor) -> torch.Tensor:
     """Gram matrix G = Fᵀ F / (H·W), computed in float32 even under autocast.
 
@@ -33,7 +38,7 @@ def gram(features: torch.Tensor) -> torch.Tensor:
         features: (B, C, H, W).
 
     Returns:
-        (B, C, C) float32.
+        (B, C, C) float32 (float64 for float64 input).
 
     Example:
         >>> gram(torch.ones(1, 2, 3, 3)).tolist()
@@ -44,7 +49,7 @@ def gram(features: torch.Tensor) -> torch.Tensor:
     b, c, h, w = features.shape
     # Products of large activations overflow fp16 and lose precision in bf16: leave autocast for this op.
     with torch.autocast(device_type=features.device.type, enabled=False):
-        f = features.reshape(b, c, h * w).float()  # (B, C, HW)
+        f = _at_least_float32(features.reshape(b, c, h * w))  # (B, C, HW)
         return torch.bmm(f, f.transpose(1, 2)) / (h * w)  # (B, C, C)
 
 
@@ -57,7 +62,7 @@ def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """
     if features.shape != target.shape:
         raise ValueError(f"features {tuple(features.shape)} and target {tuple(target.shape)} differ in shape")
-    return (features.float() - target.float()).pow(2).flatten(1).mean(1)
+    return (_at_least_float32(features) - _at_least_float32(target)).pow(2).flatten(1).mean(1)
 
 
 def style_loss(gram_features: torch.Tensor, gram_target: torch.Tensor) -> torch.Tensor:
@@ -84,8 +89,9 @@ def total_variation(image: torch.Tensor) -> torch.Tensor:
     """
     if image.ndim != 4:
         raise ValueError(f"image must have shape (B, C, H, W), got {tuple(image.shape)}")
-    dh = (image[:, :, 1:, :] - image[:, :, :-1, :]).float().pow(2).flatten(1).mean(1)
-    dw = (image[:, :, :, 1:] - image[:, :, :, :-1]).float().pow(2).flatten(1).mean(1)
+    image = _at_least_float32(image)
+    dh = (image[:, :, 1:, :] - image[:, :, :-1, :]).pow(2).flatten(1).mean(1)
+    dw = (image[:, :, :, 1:] - image[:, :, :, :-1]).pow(2).flatten(1).mean(1)
     return (dh + dw) / 2
 
 

@@ -1,0 +1,190 @@
+"""The inference API on a real (2-step) model: shapes, caching, batching, knobs and validation."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from kornia.color import rgb_to_ycbcr
+
+from adjustable_style.image import load_image, open_image
+from adjustable_style.stylizer import Stylizer, resolve_device
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+CAT = EXAMPLES / "photo_cat.jpg"
+WAVE = EXAMPLES / "painting_hokusai_great_wave.jpg"
+MONET = EXAMPLES / "painting_monet_water_lilies.jpg"
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def st(tiny_model_dir: Path) -> Stylizer:
+    return Stylizer.load(tiny_model_dir, device="cpu")
+
+
+@pytest.fixture()
+def counted(st: Stylizer, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count calls to the model's style predictor; starts with an empty embedding cache."""
+    calls: list[int] = []
+    real = st.model.embed
+
+    def embed(x: torch.Tensor) -> torch.Tensor:
+        calls.append(x.shape[-1])
+        return real(x)
+
+    st.clear_cache()
+    monkeypatch.setattr(st.model, "embed", embed)
+    return calls
+
+
+def test_basics(st: Stylizer) -> None:
+    assert st.device == torch.device("cpu") and resolve_device("auto").type in ("cpu", "cuda")
+    assert st.style_layers == ("relu2_2", "relu3_4", "relu4_4") and st.content_layers == ("relu3_4",)
+    assert st.default_weights() == {"relu2_2": 1.0, "relu3_4": 1.0, "relu4_4": 1.0}
+    assert st.labels() == {
+        "relu2_2": "fine texture (relu2_2)",
+        "relu3_4": "mid-scale texture (relu3_4)",
+        "relu4_4": "coarse structure (relu4_4)",
+    }
+
+
+def test_stylize_shape_range_determinism(st: Stylizer) -> None:
+    out = st.stylize(CAT, WAVE, {"relu2_2": 0.2}, max_size=SIZE)
+    h, w = load_image(CAT, max_size=SIZE).shape[-2:]
+    assert out.shape == (1, 3, h, w) and max(h, w) == SIZE
+    assert out.dtype == torch.float32 and out.device.type == "cpu"
+    assert 0 <= float(out.min()) and float(out.max()) <= 1 and out.std() > 0.01
+    assert torch.equal(out, st.stylize(CAT, WAVE, {"relu2_2": 0.2}, max_size=SIZE))
+    # PIL images and tensors give the same result as paths.
+    assert torch.equal(out, st.stylize(open_image(CAT), open_image(WAVE), {"relu2_2": 0.2}, max_size=SIZE))
+    assert torch.equal(out, st.stylize(load_image(CAT), load_image(WAVE)[0], {"relu2_2": 0.2}, max_size=SIZE))
+
+
+def test_style_is_embedded_once_at_training_style_size(st: Stylizer, counted: list[int]) -> None:
+    a = st.stylize(CAT, WAVE, {"relu2_2": 0.0, "relu4_4": 1.0}, max_size=SIZE)
+    b = st.stylize(CAT, WAVE, {"relu2_2": 1.0, "relu4_4": 0.0}, max_size=SIZE)
+    assert len(counted) == 1  # dragging a slider never recomputes e
+    assert not torch.equal(a, b)  # different α, different image
+    h, w = load_image(WAVE).shape[-2:]
+    assert counted[0] == round(w * st.style_size / min(h, w))  # shorter side = training style size
+    assert st.style_image(WAVE).shape[-2:].numel() and min(st.style_image(WAVE).shape[-2:]) == st.style_size
+    st.embed(MONET)
+    assert len(counted) == 2
+    # Tensors are keyed by content: an equal tensor hits, a changed one misses.
+    x = load_image(MONET)
+    st.embed(x)
+    st.embed(x.clone())
+    assert len(counted) == 3
+    st.embed(x.flip(-1))
+    assert len(counted) == 4
+
+
+def test_path_cache_notices_a_changed_file(st: Stylizer, counted: list[int], tmp_path: Path) -> None:
+    p = tmp_path / "style.jpg"
+    p.write_bytes(WAVE.read_bytes())
+    e1 = st.embed(p)
+    st.embed(p)
+    assert len(counted) == 1
+    p.write_bytes(MONET.read_bytes())
+    os.utime(p, ns=(1, 1))
+    e2 = st.embed(p)
+    assert len(counted) == 2 and not torch.equal(e1, e2)
+
+
+def test_batched_alphas_match_single_stylize(st: Stylizer) -> None:
+    alphas = st.random_alphas(5, seed=3)
+    batch = st.stylize_alphas(CAT, WAVE, alphas, max_size=SIZE, batch_size=2)
+    assert batch.shape[0] == 5
+    for k in (0, 4):
+        style, content = st.schema.to_dicts(alphas[k])
+        single = st.stylize(CAT, WAVE, style, content_weights=content, max_size=SIZE)
+        assert torch.allclose(batch[k : k + 1], single, atol=1e-5)
+
+
+def test_variations_seeded(st: Stylizer) -> None:
+    imgs, alphas = st.variations(CAT, WAVE, n=3, seed=7, max_size=SIZE)
+    imgs2, alphas2 = st.variations(CAT, WAVE, n=3, seed=7, max_size=SIZE)
+    assert imgs.shape[0] == 3 and alphas.shape == (3, 4)
+    assert torch.equal(alphas, alphas2) and torch.equal(imgs, imgs2)
+    assert not torch.equal(alphas, st.random_alphas(3, seed=8))
+    assert torch.all(alphas[:, 0] == 1.0)  # the single content weight is fixed, as in training
+    assert float(alphas[:, 1:].min()) >= 0 and float(alphas[:, 1:].max()) <= 1
+    assert not torch.equal(imgs[0], imgs[1]) and not torch.equal(imgs[1], imgs[2])
+
+
+def test_sweep_and_layer_losses(st: Stylizer) -> None:
+    imgs, values = st.sweep(CAT, WAVE, "relu4_4", steps=3, weights={"relu2_2": 0.5}, max_size=SIZE)
+    assert imgs.shape[0] == 3 and values == [0.0, 0.5, 1.0]
+    ref = st.stylize(CAT, WAVE, {"relu2_2": 0.5, "relu4_4": 0.5}, max_size=SIZE)
+    assert torch.allclose(imgs[1:2], ref, atol=1e-5)
+    losses = st.layer_losses(imgs, CAT, WAVE)
+    assert losses.shape == (3, 4) and bool(torch.isfinite(losses).all()) and bool((losses > 0).all())
+    assert torch.equal(losses, st.layer_losses(imgs, CAT, WAVE))
+    # Raw losses are α-independent: the same image measures the same inside any batch.
+    assert torch.allclose(st.layer_losses(imgs[1:2], CAT, WAVE), losses[1:2], rtol=1e-4)
+
+
+def test_strength(st: Stylizer) -> None:
+    full = st.stylize(CAT, WAVE, max_size=SIZE)
+    none = st.stylize(CAT, WAVE, strength=0.0, max_size=SIZE)
+    assert not torch.equal(full, none)
+    # s = 0 is the content's own embedding.
+    assert torch.equal(none, st.stylize(CAT, CAT, max_size=SIZE))
+
+
+def test_preserve_color_keeps_chroma(st: Stylizer) -> None:
+    content = load_image(CAT, max_size=SIZE)
+    plain = st.stylize(CAT, WAVE, max_size=SIZE)
+    kept = st.stylize(CAT, WAVE, preserve_color=True, max_size=SIZE)
+    cbcr = rgb_to_ycbcr(content)[:, 1:]
+    err_kept = (rgb_to_ycbcr(kept)[:, 1:] - cbcr).abs().mean()
+    err_plain = (rgb_to_ycbcr(plain)[:, 1:] - cbcr).abs().mean()
+    assert err_kept < 0.02 and err_kept < err_plain / 2
+    assert torch.allclose(rgb_to_ycbcr(kept)[:, :1], rgb_to_ycbcr(plain)[:, :1], atol=0.02)  # luminance kept
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"weights": {"relu2_2": 1.5}}, r"^weight for relu2_2 must be in \[0, 1\] \(the range the model was trained on\), got 1.5$"),
+        ({"weights": {"relu2_2": -0.1}}, r"weight for relu2_2 must be in \[0, 1\]"),
+        ({"weights": {"relu2_2": math.nan}}, r"weight for relu2_2 must be a number in \[0, 1\], got nan"),
+        ({"weights": {"relu2_2": "x"}}, r"weight for relu2_2 must be a number"),
+        ({"weights": {"relu1_1": 0.5}}, r"unknown style layer 'relu1_1'; this model's style layers are relu2_2, relu3_4, relu4_4"),
+        ({"content_weights": {"relu3_4": 0.5}}, r"content weight for relu3_4 is fixed at 1"),
+        ({"strength": 1.5}, r"strength must be in \[0, 1\], got 1.5"),
+        ({"strength": math.nan}, r"strength must be a number"),
+        ({"max_size": 4}, r"max_size must be an int >= 16"),
+    ],
+)
+def test_stylize_validation(st: Stylizer, counted: list[int], kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as e:
+        st.stylize(CAT, WAVE, **kwargs)
+    assert "\n" not in str(e.value)
+    assert counted == []  # rejected before any work
+
+
+def test_other_validation(st: Stylizer) -> None:
+    with pytest.raises(ValueError, match=r"alphas must have shape \(N, 4\)"):
+        st.stylize_alphas(CAT, WAVE, torch.ones(2, 3))
+    with pytest.raises(ValueError, match="weight for relu4_4 must be in"):
+        st.stylize_alphas(CAT, WAVE, torch.tensor([[1.0, 0.5, 0.5, 2.0]]))
+    with pytest.raises(ValueError, match="unknown style layer 'relu5_1'"):
+        st.sweep(CAT, WAVE, "relu5_1")
+    with pytest.raises(ValueError, match="steps must be an int >= 2"):
+        st.sweep(CAT, WAVE, "relu4_4", steps=1)
+    with pytest.raises(ValueError, match="sweep high must be in"):
+        st.sweep(CAT, WAVE, "relu4_4", high=2.0)
+    with pytest.raises(ValueError, match="n must be a positive int"):
+        st.random_alphas(0, seed=0)
+    with pytest.raises(ValueError, match=r"\(1, 3, H, W\)"):
+        st.embed(torch.rand(2, 3, 32, 32))
+    with pytest.raises(TypeError, match="path, a PIL image or an image tensor"):
+        st.embed(42)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="cannot read image"):
+        st.stylize(EXAMPLES / "missing.jpg", WAVE)
+    with pytest.raises(ValueError, match="no CUDA device|unknown device"):
+        resolve_device("cuda:0" if not torch.cuda.is_available() else "nonsense")
