@@ -1,0 +1,287 @@
+"""What the web page does, as plain functions: check uploads, render previews and full-size results, variations.
+
+Nothing here imports gradio: :mod:`adjustable_style.ui.app` only lays out widgets and wires their events to
+a :class:`Studio`, so every behaviour of the page can be tested without a browser or a server. User mistakes
+(no image yet, a file that is too big or not an image) come back as one-line messages, never as exceptions.
+
+Example:
+    >>> studio = Studio(Stylizer.load("models/quick"))  # doctest: +SKIP
+    >>> image, message = studio.preview("examples/photo_cat.jpg", "examples/painting_monet_water_lilies.jpg",
+    ...                                 1.0, False, 0.2, 1.0, 1.0)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from ..image import (
+    IMAGE_EXTENSIONS,
+    ImageError,
+    is_image_file,
+    load_image,
+    open_image,
+    pil_to_tensor,
+    resize,
+    save_image,
+    tensor_to_pil,
+)
+from ..sheet import format_weights
+from ..stylizer import Stylizer
+
+THUMBNAIL_SIZE = 384
+"""Longer side of the upload previews shown on the page (px)."""
+
+KEEP_DOWNLOADS = 64
+"""How many rendered PNGs (offered for download) a :class:`Studio` keeps on disk."""
+
+NEED_IMAGES = "Pick a content photo and a style image (upload one or click an example)."
+
+_REPO_EXAMPLES = Path(__file__).resolve().parents[3] / "examples"  # a source checkout: <repo>/examples
+_PACKAGE_EXAMPLES = Path(__file__).resolve().parents[1] / "assets" / "examples"  # shipped in the wheel
+
+
+class UploadError(ImageError):
+    """An upload the page refuses (too large, not an image); the message is one line for the user."""
+
+
+def example_images(dirs: Sequence[Path] | None = None) -> tuple[list[Path], list[Path]]:
+    """The bundled example photos (``photo_*``) and paintings (``painting_*``), deduplicated by file name.
+
+    Args:
+        dirs: folders to look in; default: ``examples/`` of a source checkout (if present), then the copies
+            shipped inside the package.
+
+    Returns:
+        ``(photos, paintings)``, each sorted by name.
+
+    Example:
+        >>> photos, paintings = example_images()
+        >>> all(p.name.startswith("photo_") for p in photos)
+        True
+    """
+    found: dict[str, Path] = {}
+    for d in dirs if dirs is not None else (_REPO_EXAMPLES, _PACKAGE_EXAMPLES):
+        if d.is_dir():
+            for p in sorted(d.iterdir()):
+                if p.is_file() and is_image_file(p):
+                    found.setdefault(p.name, p)
+    names = sorted(found)
+    return [found[n] for n in names if n.startswith("photo_")], [found[n] for n in names if n.startswith("painting_")]
+
+
+def check_upload(path: str | Path | None, max_mb: float, what: str = "image") -> Path:
+    """Refuse uploads that are missing, larger than ``max_mb`` megabytes, or not readable images.
+
+    Args:
+        path: the uploaded file on disk.
+        max_mb: size limit in MiB.
+        what: how to call the file in messages (``"content image"``).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`, once fully decoded without error.
+
+    Raises:
+        UploadError: one line naming the file (by its own name, not the server's temporary path) and the fix.
+    """
+    if path is None or str(path) == "":
+        raise UploadError(f"no {what} arrived; upload a file again")
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+    except OSError:
+        raise UploadError(f"the {what} upload '{p.name}' is missing on the server; upload it again") from None
+    if size > max_mb * 2**20:
+        raise UploadError(
+            f"the {what} '{p.name}' is {size / 2**20:.1f} MB, over the {max_mb:g} MB upload limit; downscale it first"
+        )
+    if not is_image_file(p):
+        raise UploadError(
+            f"the {what} '{p.name}' is not an image file; use one of {', '.join(sorted(IMAGE_EXTENSIONS))}"
+        )
+    try:
+        open_image(p)  # full decode: corrupt, truncated and decompression-bomb files fail here, not mid-render
+    except ImageError as e:
+        raise UploadError(str(e).replace(str(path), p.name).replace(f"'{p}'", f"'{p.name}'")) from None
+    return p
+
+
+def thumbnail(path: str | Path, size: int = THUMBNAIL_SIZE) -> Image.Image:
+    """A small RGB copy of an image file for display (longer side at most ``size``)."""
+    img = open_image(path)
+    img.thumbnail((size, size), Image.Resampling.LANCZOS)
+    return img
+
+
+class Studio:
+    """The page's state-free logic over one shared :class:`~adjustable_style.stylizer.Stylizer`.
+
+    Slider values arrive in ``stylizer.style_layers`` order. Content photos are decoded once and kept at
+    ``full_size`` and ``preview_size`` (an LRU of a few images); style embeddings are cached by the Stylizer.
+    So a slider move costs only Λ and T at preview size.
+
+    Args:
+        stylizer: the model.
+        max_upload_mb: uploads larger than this are refused.
+        preview_size: longer side of the live preview (and of variations), px.
+        full_size: longer side of the render on slider release and of the download, px.
+        n_variations: how many seeded variations the button draws.
+        out_dir: where downloadable PNGs are written (default: a new temporary folder).
+    """
+
+    def __init__(
+        self,
+        stylizer: Stylizer,
+        max_upload_mb: float = 20,
+        preview_size: int = 256,
+        full_size: int = 1024,
+        n_variations: int = 6,
+        out_dir: str | Path | None = None,
+    ) -> None:
+        if not 0 < max_upload_mb:
+            raise ValueError(f"max_upload_mb must be positive, got {max_upload_mb!r}")
+        for name, v in (("preview_size", preview_size), ("full_size", full_size), ("n_variations", n_variations)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        self.stylizer = stylizer
+        self.max_upload_mb = max_upload_mb
+        self.preview_size = preview_size
+        self.full_size = full_size
+        self.n_variations = n_variations
+        self.out_dir = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="adjustable-style-ui-"))
+        self.layers: tuple[str, ...] = stylizer.style_layers
+        self._contents: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self._lock = threading.Lock()  # gradio runs callbacks in worker threads
+
+    # ------------------------------------------------------------------------------------------ sliders
+    def sliders(self) -> list[tuple[str, str, float]]:
+        """``(layer, label, initial value)`` for each style slider, in the model's order."""
+        labels, defaults = self.stylizer.labels(), self.stylizer.default_weights()
+        return [(n, labels[n], defaults[n]) for n in self.layers]
+
+    def weights(self, values: Sequence[float]) -> dict[str, float]:
+        """Slider values (model order) → ``{layer: weight}``."""
+        if len(values) != len(self.layers):
+            raise ValueError(f"expected {len(self.layers)} slider values ({', '.join(self.layers)}), got {len(values)}")
+        return {n: float(v) for n, v in zip(self.layers, values)}
+
+    # ------------------------------------------------------------------------------------------ uploads
+    def accept(self, path: str | Path | None, what: str) -> tuple[str | None, Image.Image | None, str]:
+        """Check an upload: ``(path, thumbnail, "")`` when accepted, else ``(None, None, message)``."""
+        try:
+            p = check_upload(path, self.max_upload_mb, what)
+            return str(p), thumbnail(p), ""
+        except UploadError as e:
+            return None, None, str(e)
+
+    def _content(self, path: str | Path, size: int) -> torch.Tensor:
+        p = Path(path)
+        st = p.stat()
+        key = (str(p.resolve()), st.st_mtime_ns, st.st_size, size)
+        with self._lock:
+            hit = self._contents.get(key)
+            if hit is not None:
+                self._contents.move_to_end(key)
+                return hit
+        if size == self.full_size:
+            x = load_image(p, max_size=self.full_size)
+        else:  # shrink from the cached full-size copy: one decode per photo
+            x = resize(self._content(p, self.full_size), max_size=size)
+        with self._lock:
+            self._contents[key] = x
+            while len(self._contents) > 8:
+                self._contents.popitem(last=False)
+        return x
+
+    # ---------------------------------------------------------------------------------------- rendering
+    def render(
+        self,
+        content: str | Path | None,
+        style: str | Path | None,
+        strength: float,
+        preserve_color: bool,
+        values: Sequence[float],
+        size: int,
+    ) -> tuple[Image.Image | None, str]:
+        """Stylize at the given slider values: ``(image, status line)``, or ``(None, message)`` on a user error."""
+        if not content or not style:
+            return None, NEED_IMAGES
+        try:
+            weights = self.weights(values)
+            t0 = time.perf_counter()
+            y = self.stylizer.stylize(
+                self._content(content, size), style, weights, strength=float(strength),
+                preserve_color=bool(preserve_color), max_size=None,
+            )
+            dt = time.perf_counter() - t0
+        except (ValueError, OSError) as e:  # ImageError is a ValueError; a vanished upload is an OSError
+            return None, " ".join(str(e).split()) or type(e).__name__
+        img = tensor_to_pil(y)
+        return img, f"{format_weights(weights)} · strength {float(strength):.2f} · {img.width}×{img.height} px in {dt:.2f} s"
+
+    def preview(
+        self, content: str | None, style: str | None, strength: float, preserve_color: bool, *values: float
+    ) -> tuple[Image.Image | None, str]:
+        """The live preview while a slider moves (``preview_size``)."""
+        return self.render(content, style, strength, preserve_color, values, self.preview_size)
+
+    def full(
+        self, content: str | None, style: str | None, strength: float, preserve_color: bool, *values: float
+    ) -> tuple[Image.Image | None, str | None, str]:
+        """The full-size render when a slider is released: ``(image, PNG path for download, status)``."""
+        img, message = self.render(content, style, strength, preserve_color, values, self.full_size)
+        if img is None:
+            return None, None, message
+        return img, str(self._save(img, content, style, strength, preserve_color, values)), message
+
+    def _save(self, img: Image.Image, *settings: object) -> Path:
+        # Same settings → same file name; beyond KEEP_DOWNLOADS files the oldest go, so a server that runs
+        # for weeks does not fill its disk (gradio keeps its own copy of what it already served).
+        digest = hashlib.blake2b(repr(settings).encode(), digest_size=6).hexdigest()
+        out = save_image(pil_to_tensor(img), self.out_dir / f"stylized-{Path(str(settings[0])).stem[:40]}-{digest}.png")
+        with self._lock:
+            old = sorted(self.out_dir.glob("stylized-*.png"), key=lambda p: p.stat().st_mtime_ns)[:-KEEP_DOWNLOADS]
+            for p in old:
+                p.unlink(missing_ok=True)
+        return out
+
+    # --------------------------------------------------------------------------------------- variations
+    def variations(
+        self, content: str | None, style: str | None, strength: float, preserve_color: bool, seed: float | None = 0
+    ) -> tuple[list[tuple[Image.Image, str]], list[list[float]], str]:
+        """``n_variations`` stylizations at seeded random weights (preview size).
+
+        Returns:
+            ``(gallery items (image, caption), slider values of each item, status)``; on a user error the
+            lists are empty and the status says why.
+        """
+        if not content or not style:
+            return [], [], NEED_IMAGES
+        try:
+            seed_int = int(seed or 0)
+            t0 = time.perf_counter()
+            images, alphas = self.stylizer.variations(
+                self._content(content, self.preview_size), style, n=self.n_variations, seed=seed_int,
+                strength=float(strength), preserve_color=bool(preserve_color), max_size=None,
+            )
+            dt = time.perf_counter() - t0
+        except (ValueError, OSError, OverflowError) as e:
+            return [], [], " ".join(str(e).split()) or type(e).__name__
+        values = [[float(v) for v in row[self.stylizer.schema.style_slice].tolist()] for row in alphas]
+        items = [(tensor_to_pil(img), format_weights(self.weights(v))) for img, v in zip(images, values)]
+        return items, values, f"{len(items)} variations (seed {seed_int}) in {dt:.2f} s; click one to load its weights"
+
+    def variation_values(self, table: Sequence[Sequence[float]] | None, index: int | None) -> list[float] | None:
+        """The slider values of the clicked variation, or None if the index is not in the table."""
+        if not table or index is None or not 0 <= int(index) < len(table):
+            return None
+        row = [float(v) for v in table[int(index)]]
+        return row if len(row) == len(self.layers) else None

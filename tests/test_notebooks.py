@@ -1,0 +1,74 @@
+"""The notebooks run top to bottom (nbclient, kernel python3) with a tiny model and tiny step counts."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NAMES = ("sliders.ipynb", "train_and_evaluate.ipynb")
+
+
+@pytest.fixture()
+def run_notebook(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - returns a helper
+    # jupyter_core warns (DeprecationWarning) about its path migration unless this is set; the kernel inherits it.
+    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel", reason="the notebooks run on the python3 kernel from ipykernel")
+    pytest.importorskip("ipywidgets")
+    pytest.importorskip("matplotlib")
+
+    def run(name: str, env: dict[str, str], timeout: int = 180):  # noqa: ANN202
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)  # the kernel process inherits the environment
+        monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+        nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+        client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                         resources={"metadata": {"path": str(NOTEBOOKS)}})
+        t0 = time.perf_counter()
+        client.execute()
+        return nb, time.perf_counter() - t0
+
+    return run
+
+
+def _outputs(nb, kind: str) -> list:  # noqa: ANN001
+    return [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if kind in o.get("data", {})]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_is_stripped_and_valid(name: str) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    nbformat.validate(nb)
+    assert nb.nbformat == 4 and nb.metadata.kernelspec.name == "python3"
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{name}: outputs not stripped"
+    assert (NOTEBOOKS / name).stat().st_size < 20_000
+
+
+def test_sliders_notebook(run_notebook, tiny_model_dir: Path) -> None:  # noqa: ANN001
+    nb, seconds = run_notebook("sliders.ipynb", {
+        "ADJUSTABLE_STYLE_MODEL": str(tiny_model_dir), "ADJUSTABLE_STYLE_NB_SIZE": "96",
+        "ADJUSTABLE_STYLE_NB_STEPS": "2",
+    })  # fmt: skip
+    assert _outputs(nb, "application/vnd.jupyter.widget-view+json"), "no slider widgets displayed"
+    assert len(_outputs(nb, "image/png")) >= 2, "expected the sweep plot and the strip"
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "fine texture (relu2_2)" in text
+    assert seconds < 90, f"the sliders notebook took {seconds:.0f} s"
+
+
+def test_train_and_evaluate_notebook(run_notebook, shared_data: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    nb, seconds = run_notebook("train_and_evaluate.ipynb", {
+        "ADJUSTABLE_STYLE_NB_TRAIN_STEPS": "2", "ADJUSTABLE_STYLE_NB_CROP": "64",
+        "ADJUSTABLE_STYLE_NB_OUT": str(tmp_path), "ADJUSTABLE_STYLE_DATA": str(shared_data),
+    })  # fmt: skip
+    assert (tmp_path / "model" / "config.json").is_file() and (tmp_path / "model" / "model.safetensors").is_file()
+    assert len(list(tmp_path.glob("runs/*/*/metrics.csv"))) == 1
+    assert len(_outputs(nb, "image/png")) >= 2, "expected the loss plot and the contact sheet"
+    assert seconds < 120, f"the training notebook took {seconds:.0f} s"

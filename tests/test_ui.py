@@ -1,0 +1,186 @@
+"""The web page's logic without a browser: Studio callbacks, upload checks, the gradio wiring, ``serve`` CLI."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from adjustable_style.stylizer import Stylizer
+from adjustable_style.ui.callbacks import NEED_IMAGES, Studio, UploadError, check_upload, example_images
+
+ROOT = Path(__file__).resolve().parents[1]
+PHOTO = ROOT / "examples" / "photo_cat.jpg"  # 451x300
+PAINTING = ROOT / "examples" / "painting_vangogh_starry_night.jpg"
+
+
+@pytest.fixture(scope="module")
+def studio(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Studio:
+    st = Stylizer.load(tiny_model_dir, device="cpu")
+    return Studio(st, max_upload_mb=1, preview_size=128, full_size=256, n_variations=4,
+                  out_dir=tmp_path_factory.mktemp("ui_out"))
+
+
+def _px(img: Image.Image) -> np.ndarray:
+    return np.asarray(img, dtype=np.int16)
+
+
+def test_sliders_follow_the_model_schema(studio: Studio) -> None:
+    sliders = studio.sliders()
+    assert [name for name, _, _ in sliders] == list(studio.stylizer.style_layers)
+    assert all(label.endswith(f"({name})") and value == 1.0 for name, label, value in sliders)
+    assert ("relu2_2", "fine texture (relu2_2)", 1.0) in sliders
+
+
+def test_slider_values_drive_the_image(studio: Studio) -> None:
+    a, msg_a = studio.preview(str(PHOTO), str(PAINTING), 1.0, False, 1.0, 1.0, 1.0)
+    b, msg_b = studio.preview(str(PHOTO), str(PAINTING), 1.0, False, 0.0, 1.0, 1.0)
+    again, _ = studio.preview(str(PHOTO), str(PAINTING), 1.0, False, 1.0, 1.0, 1.0)
+    assert a is not None and b is not None and again is not None
+    assert a.size == (128, 85)  # preview size: longer side 128
+    # (the test model trained for 2 steps, so α moves pixels only a little: any change counts)
+    assert (_px(a) != _px(b)).any(), "moving a slider did not change the image"
+    assert np.array_equal(_px(a), _px(again)), "same slider values must give the same image"
+    assert "relu2_2=1.00" in msg_a and "relu2_2=0.00" in msg_b and "128×85 px" in msg_a
+    # strength and preserve-colour reach the model too
+    weak, _ = studio.preview(str(PHOTO), str(PAINTING), 0.0, False, 1.0, 1.0, 1.0)
+    kept, _ = studio.preview(str(PHOTO), str(PAINTING), 1.0, True, 1.0, 1.0, 1.0)
+    assert weak is not None and kept is not None
+    assert (_px(a) != _px(weak)).any() and (_px(a) != _px(kept)).any()
+
+
+def test_full_render_is_larger_and_downloadable(studio: Studio) -> None:
+    img, path, message = studio.full(str(PHOTO), str(PAINTING), 1.0, False, 0.3, 0.6, 1.0)
+    assert img is not None and path is not None and img.size == (256, 170)
+    saved = Image.open(path)
+    assert saved.format == "PNG" and np.array_equal(np.asarray(saved.convert("RGB")), np.asarray(img))
+    assert "relu3_4=0.60" in message
+
+
+def test_downloads_do_not_pile_up(studio: Studio, monkeypatch: pytest.MonkeyPatch) -> None:
+    import adjustable_style.ui.callbacks as callbacks
+
+    monkeypatch.setattr(callbacks, "KEEP_DOWNLOADS", 2)
+    tile = Image.new("RGB", (32, 16), (10, 20, 30))
+    paths = [studio._save(tile, "photo.jpg", "style.jpg", v) for v in (0.1, 0.2, 0.3)]
+    assert studio._save(tile, "photo.jpg", "style.jpg", 0.3) == paths[2]  # same settings, same file
+    assert not paths[0].exists() and paths[1].exists() and paths[2].exists()
+
+
+def test_missing_images_and_bad_values_give_messages(studio: Studio) -> None:
+    assert studio.preview(None, str(PAINTING), 1.0, False, 1.0, 1.0, 1.0) == (None, NEED_IMAGES)
+    assert studio.full(str(PHOTO), None, 1.0, False, 1.0, 1.0, 1.0) == (None, None, NEED_IMAGES)
+    img, message = studio.preview(str(PHOTO), str(PAINTING), 1.0, False, 1.0, 1.0, 7.0)
+    assert img is None and "relu4_4" in message and "\n" not in message
+    img, message = studio.preview(str(PHOTO), str(PAINTING), 1.0, False, 1.0)
+    assert img is None and "expected 3 slider values" in message
+
+
+def test_refuses_oversize_and_non_images(studio: Studio, tmp_path: Path) -> None:
+    big = tmp_path / "big.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (700, 700, 3), dtype=np.uint8)).save(big)
+    assert big.stat().st_size > 2**20
+    path, thumb, message = studio.accept(str(big), "content image")
+    assert path is None and thumb is None
+    assert "'big.png'" in message and "over the 1 MB upload limit" in message
+
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("not a picture")
+    path, _, message = studio.accept(str(fake), "style image")
+    assert path is None and "not a recognised image file" in message
+    assert str(tmp_path) not in message, "messages name the upload, not the server's temporary path"
+
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(UploadError, match="not an image file"):
+        check_upload(text, 20, "content image")
+    truncated = tmp_path / "cut.jpg"
+    truncated.write_bytes(PHOTO.read_bytes()[:3000])
+    with pytest.raises(UploadError, match="corrupt or truncated"):
+        check_upload(truncated, 20)
+    with pytest.raises(UploadError, match="no content image arrived"):
+        check_upload(None, 20, "content image")
+
+    path, thumb, message = studio.accept(str(PHOTO), "content image")
+    assert path == str(PHOTO) and thumb is not None and max(thumb.size) <= 384 and message == ""
+
+
+def test_variations_and_clicking_one_loads_its_weights(studio: Studio) -> None:
+    items, table, message = studio.variations(str(PHOTO), str(PAINTING), 1.0, False, 3)
+    assert len(items) == len(table) == 4 and "seed 3" in message
+    assert all(len(row) == 3 and all(0.0 <= v <= 1.0 for v in row) for row in table)
+    again, table_again, _ = studio.variations(str(PHOTO), str(PAINTING), 1.0, False, 3)
+    assert table_again == table  # seeded
+
+    row = studio.variation_values(table, 2)
+    assert row == table[2]
+    image, caption = items[2]
+    assert caption == " ".join(f"{n}={v:.2f}" for n, v in zip(studio.layers, row))
+    # Loading those weights into the sliders reproduces the clicked image (batched vs single pass: ±1 level).
+    preview, _ = studio.preview(str(PHOTO), str(PAINTING), 1.0, False, *row)
+    assert preview is not None and np.abs(_px(preview) - _px(image)).max() <= 2
+    assert studio.variation_values(table, 9) is None and studio.variation_values([], 0) is None
+    assert studio.variations(None, str(PAINTING), 1.0, False, 0) == ([], [], NEED_IMAGES)
+
+
+def test_example_images_found(tmp_path: Path) -> None:
+    photos, paintings = example_images()
+    assert photos and paintings
+    assert all(p.name.startswith("photo_") for p in photos) and all(p.name.startswith("painting_") for p in paintings)
+    shipped = ROOT / "src" / "adjustable_style" / "assets" / "examples"
+    only_package = example_images([tmp_path / "missing", shipped])
+    assert [p.name for p in only_package[0]] == ["photo_cat.jpg"]
+    assert [p.name for p in only_package[1]] == ["painting_hokusai_great_wave.jpg"]
+
+
+def test_build_app_wires_every_slider(studio: Studio) -> None:
+    pytest.importorskip("gradio")
+    from adjustable_style.ui import build_app
+
+    app = build_app(studio.stylizer, preview_size=128, full_size=256)
+    config = app.get_config_file()
+    by_id = {c["id"]: c for c in config["components"]}
+    sliders = {c["props"].get("elem_id"): c["id"] for c in config["components"] if c["type"] == "slider"}
+    assert set(sliders) == {"w-relu2_2", "w-relu3_4", "w-relu4_4", "strength"}
+    labels = {by_id[i]["props"]["label"] for i in sliders.values()}
+    assert "fine texture (relu2_2)" in labels
+    result = next(c["id"] for c in config["components"] if c["props"].get("elem_id") == "result")
+    for elem_id, cid in sliders.items():
+        deps = [d for d in config["dependencies"] if [cid, "input"] in [list(t) for t in d["targets"]]]
+        assert deps and result in deps[0]["outputs"], f"{elem_id}: no live preview on input"
+        assert deps[0]["trigger_mode"] == "always_last"
+        assert any([cid, "release"] in [list(t) for t in d["targets"]] for d in config["dependencies"]), elem_id
+
+
+def test_gradio_missing_is_one_line(studio: Studio, monkeypatch: pytest.MonkeyPatch) -> None:
+    from adjustable_style.ui import GRADIO_MISSING, build_app
+
+    monkeypatch.setitem(sys.modules, "gradio", None)  # makes `import gradio` raise ImportError
+    with pytest.raises(ImportError) as e:
+        build_app(studio.stylizer)
+    assert str(e.value) == GRADIO_MISSING == "the web page needs gradio: pip install 'adjustable-style[ui]'"
+
+
+def test_serve_cli_wiring(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    import adjustable_style.ui as ui
+    from adjustable_style.cli import main
+
+    calls: list[tuple] = []
+    monkeypatch.setattr(ui, "serve", lambda *a, **kw: calls.append((a, kw)))
+    assert main(["serve", "--model", str(tiny_model_dir), "--port", "8123", "--device", "cpu"]) == 0
+    (args, kw), = calls
+    assert Path(args[0]) == tiny_model_dir
+    assert kw["host"] == "127.0.0.1" and kw["port"] == 8123 and kw["device"] == "cpu" and kw["share"] is False
+
+    assert main(["serve", "--model", str(tiny_model_dir), "--port", "0"]) == 1
+    assert "--port must be in 1..65535" in capsys.readouterr().err
+
+    def no_gradio(*a: object, **kw: object) -> None:
+        raise ImportError(ui.GRADIO_MISSING)
+
+    monkeypatch.setattr(ui, "serve", no_gradio)
+    assert main(["serve", "--model", str(tiny_model_dir)]) == 1
+    assert capsys.readouterr().err.strip() == f"adjustable-style serve: error: {ui.GRADIO_MISSING}"
