@@ -27,6 +27,7 @@ from .losses import LossBreakdown, PerceptualLoss, content_loss, gram, style_los
 from .vgg import VGG19Features
 
 INITS = ("content", "style", "noise")
+_MAX_LINE_SEARCH = 25  # evaluations per line search, torch's own default for strong Wolfe
 
 
 @dataclass
@@ -147,8 +148,16 @@ def optimize(
         start = torch.rand(content.shape, generator=g).to(device)
     # Parametrise pixels through a sigmoid (clamped away from 0/1 so the logit is finite).
     z = torch.logit(start.clamp(1e-3, 1 - 1e-3)).detach().requires_grad_(True)
+    # One iteration per step() (so the callback sees each one). max_eval must be given: its default,
+    # max_iter * 5 // 4 = 1, leaves the strong-Wolfe line search no evaluations, so a rejected unit step
+    # returns t = 0 and every later step retries the same direction: the run stalls at its start.
     opt = torch.optim.LBFGS(
-        [z], lr=1.0, max_iter=1, history_size=config.history_size, line_search_fn="strong_wolfe"
+        [z],
+        lr=1.0,
+        max_iter=1,
+        max_eval=1 + _MAX_LINE_SEARCH,
+        history_size=config.history_size,
+        line_search_fn="strong_wolfe",
     )
     # Scale the objective to O(1): L-BFGS's tolerances are absolute, and EMA-normalised totals are ~1e9.
     scale = 1.0 / float(ref.sum())
@@ -160,7 +169,8 @@ def optimize(
         breakdown = loss(torch.sigmoid(z), targets, alpha, update_ema=False)
         total = breakdown.total.sum() * scale
         total.backward()
-        last[:] = [breakdown]
+        # Detached: the callback gets plain numbers, and the graph is freed now, not at the next evaluation.
+        last[:] = [LossBreakdown(**{k: v.detach() for k, v in vars(breakdown).items()})]
         return total
 
     for step in range(1, config.steps + 1):
