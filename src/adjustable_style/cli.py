@@ -542,7 +542,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="per-layer style weights, e.g. relu2_2=1,relu3_4=0.5,relu4_4=1 (unnamed layers: 1)",
     )
     p.add_argument("--content-weight", type=float, default=1.0, help="content weight (default 1)")
-    p.add_argument("--tv-weight", type=float, default=0.0, help="total-variation weight (default 0)")
+    p.add_argument(
+        "--tv-weight", type=float, default=0.05,
+        help="total-variation weight, as a share of one layer's normalised loss (default 0.05, as in training)",
+    )
     p.add_argument("--content-layers", default=",".join(DEFAULT_CONTENT_LAYERS), help="default: %(default)s")
     p.add_argument("--style-layers", default=",".join(DEFAULT_STYLE_LAYERS), help="default: %(default)s")
     p.add_argument("--init", choices=("content", "style", "noise"), default="content", help="starting image")

@@ -48,7 +48,7 @@ class GatysConfig:
     style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
     style_weights: dict[str, float] = field(default_factory=dict)
     content_weight: float = 1.0
-    tv_weight: float = 0.0
+    tv_weight: float = 0.05
     steps: int = 300
     init: str = "content"
     seed: int = 0
@@ -148,39 +148,43 @@ def optimize(
         start = torch.rand(content.shape, generator=g).to(device)
     # Parametrise pixels through a sigmoid (clamped away from 0/1 so the logit is finite).
     z = torch.logit(start.clamp(1e-3, 1 - 1e-3)).detach().requires_grad_(True)
-    # One iteration per step() (so the callback sees each one). max_eval must be given: its default,
-    # max_iter * 5 // 4 = 1, leaves the strong-Wolfe line search no evaluations, so a rejected unit step
-    # returns t = 0 and every later step retries the same direction: the run stalls at its start.
+    # All iterations run inside one step() so L-BFGS reuses each accepted point's value and gradient (calling
+    # step() once per iteration re-evaluates that point first: ~2.2 VGG passes per iteration instead of ~1.2).
+    # max_eval must leave the strong-Wolfe line search room: with too few evaluations a rejected unit step
+    # returns t = 0 and the run stalls at its start. Tolerances are 0 so exactly ``steps`` iterations run.
     opt = torch.optim.LBFGS(
         [z],
         lr=1.0,
-        max_iter=1,
-        max_eval=1 + _MAX_LINE_SEARCH,
+        max_iter=config.steps,
+        max_eval=config.steps * 2 + _MAX_LINE_SEARCH,
+        tolerance_grad=0.0,
+        tolerance_change=0.0,
         history_size=config.history_size,
         line_search_fn="strong_wolfe",
     )
     # Scale the objective to O(1): L-BFGS's tolerances are absolute, and EMA-normalised totals are ~1e9.
     scale = 1.0 / float(ref.sum())
-
-    last: list[LossBreakdown] = []
+    reported = [0]
 
     def closure() -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
         breakdown = loss(torch.sigmoid(z), targets, alpha, update_ema=False)
         total = breakdown.total.sum() * scale
         total.backward()
-        # Detached: the callback gets plain numbers, and the graph is freed now, not at the next evaluation.
-        last[:] = [LossBreakdown(**{k: v.detach() for k, v in vars(breakdown).items()})]
+        # n_iter counts the iterations begun; the first evaluation of iteration k is the point iteration
+        # k - 1 accepted, so report it then. Detached: the callback gets numbers, not a graph.
+        n_iter = int(opt.state[z].get("n_iter", 0))
+        if callback is not None and n_iter > reported[0]:
+            reported[0] = n_iter
+            callback(n_iter, LossBreakdown(**{k: v.detach() for k, v in vars(breakdown).items()}))
         return total
 
-    for step in range(1, config.steps + 1):
-        opt.step(closure)
-        if callback is not None:
-            # The line search's last evaluation: the accepted point, or close to it; no extra VGG pass.
-            callback(step, last[0])
+    opt.step(closure)
     with torch.no_grad():
         out = torch.sigmoid(z)
         if config.preserve_color:
             out = _preserve_color(content, out)
         final = loss(out, targets, alpha, update_ema=False)
+    if callback is not None and reported[0] < config.steps:
+        callback(config.steps, final)
     return out.detach(), final
