@@ -52,7 +52,7 @@ def test_notebook_is_stripped_and_valid(name: str) -> None:
 
 
 def test_sliders_notebook(run_notebook, tiny_model_dir: Path) -> None:  # noqa: ANN001
-    nb, seconds = run_notebook("sliders.ipynb", {
+    nb, _ = run_notebook("sliders.ipynb", {
         "ADJUSTABLE_STYLE_MODEL": str(tiny_model_dir), "ADJUSTABLE_STYLE_NB_SIZE": "96",
         "ADJUSTABLE_STYLE_NB_STEPS": "2",
     })  # fmt: skip
@@ -60,15 +60,13 @@ def test_sliders_notebook(run_notebook, tiny_model_dir: Path) -> None:  # noqa: 
     assert len(_outputs(nb, "image/png")) >= 2, "expected the sweep plot and the strip"
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "fine texture (relu2_2)" in text
-    assert seconds < 90, f"the sliders notebook took {seconds:.0f} s"
 
 
 def test_train_and_evaluate_notebook(run_notebook, shared_data: Path, tmp_path: Path) -> None:  # noqa: ANN001
-    nb, seconds = run_notebook("train_and_evaluate.ipynb", {
+    nb, _ = run_notebook("train_and_evaluate.ipynb", {
         "ADJUSTABLE_STYLE_NB_TRAIN_STEPS": "2", "ADJUSTABLE_STYLE_NB_CROP": "64",
         "ADJUSTABLE_STYLE_NB_OUT": str(tmp_path), "ADJUSTABLE_STYLE_DATA": str(shared_data),
     })  # fmt: skip
     assert (tmp_path / "model" / "config.json").is_file() and (tmp_path / "model" / "model.safetensors").is_file()
     assert len(list(tmp_path.glob("runs/*/*/metrics.csv"))) == 1
     assert len(_outputs(nb, "image/png")) >= 2, "expected the loss plot and the contact sheet"
-    assert seconds < 120, f"the training notebook took {seconds:.0f} s"

@@ -135,8 +135,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     trainer, _ = fit(cfg)
     ckpt = trainer.checkpoint_callback
     last = getattr(ckpt, "last_model_path", "") if ckpt is not None else ""
+    log_dir = trainer.log_dir  # a collective call under DDP: every rank must make it
     if trainer.global_rank == 0:
-        print(f"trained {trainer.global_step} steps; logs in {trainer.log_dir}")
+        print(f"trained {trainer.global_step} steps; logs in {log_dir}")
         if last:
             print(f"checkpoint: {last}")
             print(f"export it for inference: adjustable-style export {last} -o MODEL_DIR")

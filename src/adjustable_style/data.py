@@ -205,6 +205,24 @@ class CounterSampler(Sampler[int]):
         return 2**62
 
 
+class ResumableLoader(DataLoader):
+    """The training loader. Its position needs no saving — the sampler starts at global_step × batch size —
+    but a resume is only exact with the same batch size and world size, so those are saved and checked.
+    (Having ``state_dict``/``load_state_dict`` also tells Lightning that mid-epoch resumes are exact.)"""
+
+    def state_dict(self) -> dict[str, int]:
+        sampler = self.sampler
+        return {"batch_size": int(self.batch_size or 0), "world_size": getattr(sampler, "world_size", 1)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        now = self.state_dict()
+        if state and state != now:
+            log.warning(
+                "resuming with %s, the checkpoint was written with %s: the data order will not replay exactly",
+                now, state,
+            )
+
+
 class StyleDataModule(pl.LightningDataModule):
     """Train/val loaders over content and style folders (see the module docstring for the sampling scheme)."""
 
@@ -238,7 +256,7 @@ class StyleDataModule(pl.LightningDataModule):
 
     def _loader(self, dataset: Dataset, sampler: Sampler, batch_size: int) -> DataLoader:
         workers = self.cfg.num_workers
-        return DataLoader(
+        return ResumableLoader(
             dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, pin_memory=torch.cuda.is_available(),
             persistent_workers=workers > 0, drop_last=False,
         )  # fmt: skip
