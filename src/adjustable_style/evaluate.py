@@ -31,7 +31,6 @@ import json
 import math
 import os
 import platform
-import secrets
 import shutil
 import tempfile
 import time
@@ -43,11 +42,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .export import resolve_model
+from .export import resolve_model, swap_in_directory
 from .gatys import GatysConfig, optimize
 from .image import is_image_file, load_image, pil_to_tensor, resize, save_image, tensor_to_pil
-from .sheet import contact_sheet, format_weights
 from .losses import gram
+from .sheet import contact_sheet, format_weights
 from .stylizer import Stylizer
 
 FORMAT = "adjustable-style-eval"
@@ -77,9 +76,8 @@ class EvalSettings:
             ``None``: the repository's split, applied to the shared data only.
         pairs: content/style pairs (seeded choice) for controllability, peer and diversity.
         size: longer side of the content in px for those sections.
-        gatys_size, gatys_steps, gatys_pairs: the Gatys comparison (0 pairs: skipped). 100 L-BFGS steps keep
-            the default report under ~15 min on 2 CPU cores; measured at 128 px, step 100 is within ~5 % of
-            the objective reached at step 300 (the report records the whole trace; use 300 for final numbers).
+        gatys_size, gatys_steps, gatys_pairs: the Gatys comparison (0 pairs: skipped); 300 L-BFGS steps as
+            the issue asks (all iterations run in one L-BFGS call, so this fits in the ~15 min budget).
         sweep_steps: values per slider in the controllability sweep.
         n_variations: seeded variations per pair for the diversity section.
         seed: pair choice and variation seeds.
@@ -96,7 +94,7 @@ class EvalSettings:
     pairs: int = 4
     size: int = 256
     gatys_size: int = 128
-    gatys_steps: int = 100
+    gatys_steps: int = 300
     gatys_pairs: int = 1
     sweep_steps: int = 8
     n_variations: int = 8
@@ -722,17 +720,7 @@ def _write_dir(out: Path, files: dict[str, bytes | Callable[[Path], None]]) -> N
                 (tmp / name).write_bytes(content)
         os.chmod(tmp, 0o755)  # mkdtemp makes 0700 folders
         _check_output_dir(out)
-        if out.exists():
-            old = out.parent / f".{out.name}.{secrets.token_hex(6)}.old"
-            os.replace(out, old)
-            try:
-                os.replace(tmp, out)
-            except BaseException:
-                os.replace(old, out)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        swap_in_directory(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -312,6 +312,25 @@ def _fsync_dir(d: Path) -> None:
         os.close(fd)
 
 
+def swap_in_directory(tmp: Path, out: Path) -> None:
+    """Put the finished folder ``tmp`` at ``out`` (same parent), replacing what is there.
+
+    Directories cannot be swapped in one step: the old one is moved aside, the new one moved in, then the
+    old one deleted (and restored if the second rename fails), so ``out`` is never half-written.
+    """
+    if out.exists():
+        old = out.parent / f".{out.name}.{secrets.token_hex(6)}.old"
+        os.replace(out, old)
+        try:
+            os.replace(tmp, out)
+        except BaseException:
+            os.replace(old, out)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+
+
 def write_export(config: Mapping[str, Any], state: Mapping[str, torch.Tensor], out_dir: str | Path, dtype: str = "float16") -> Path:
     """Write ``config.json`` and ``model.safetensors`` into ``out_dir`` atomically.
 
@@ -345,19 +364,7 @@ def write_export(config: Mapping[str, Any], state: Mapping[str, torch.Tensor], o
             os.fsync(f.fileno())
         os.chmod(tmp, 0o755)  # mkdtemp makes 0700 folders; give an export the usual permissions
         _check_destination(out)  # again: something may have appeared while we wrote
-        if out.exists():
-            # Directories cannot be swapped in one step: move the old export aside, move the new one in,
-            # then delete the old one (restored if the second rename fails).
-            old = out.parent / f".{out.name}.{secrets.token_hex(6)}.old"
-            os.replace(out, old)
-            try:
-                os.replace(tmp, out)
-            except BaseException:
-                os.replace(old, out)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        swap_in_directory(tmp, out)
         _fsync_dir(out.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -15,7 +15,7 @@ would aim at. Two choices make the weights mean the same thing here as in the ne
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch

@@ -23,7 +23,7 @@ from .image import save_image
 from .layers import sort_layers
 from .losses import LossBreakdown, PerceptualLoss
 from .model import AdjustableStyleModel
-from .sheet import contact_sheet, format_weights
+from .sheet import contact_sheet
 from .vgg import VGG19Features
 
 
