@@ -363,6 +363,8 @@ def write_export(config: Mapping[str, Any], state: Mapping[str, torch.Tensor], o
         with open(tmp / WEIGHTS_FILE, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o755)  # mkdtemp makes 0700 folders; give an export the usual permissions
+        for name in (CONFIG_FILE, WEIGHTS_FILE):
+            os.chmod(tmp / name, 0o644)
         _check_destination(out)  # again: something may have appeared while we wrote
         swap_in_directory(tmp, out)
         _fsync_dir(out.parent)
