@@ -116,7 +116,7 @@ def test_folder_mode(tiny_model_dir: Path, tmp_path: Path, capsys: pytest.Captur
         (["--style-weights", "relu1_1=1"], "unknown style layer 'relu1_1'; this model's style layers are"),
         (["--strength", "2"], "--strength must be in [0, 1]"),
         (["--model", "{tmp}/no_model"], "not found"),
-        (["--model", "default"], "no bundled model named 'default'"),
+        (["--model", "nosuchmodel"], "no bundled model named 'nosuchmodel'"),
         (["--content", "{tmp}/missing.jpg"], "content '"),
         (["--out", "{tmp}/out.txt"], "must end in one of"),
     ],
@@ -152,3 +152,23 @@ def test_bad_sweep_and_variations_inputs(tiny_model_dir: Path, tmp_path: Path, c
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bundled_default_model_stylizes_with_no_model_path(tmp_path: Path) -> None:
+    """The shipped model: no --model, no network; an fp16 export well under 20 MB that changes the photo."""
+    import json
+
+    from adjustable_style.export import DEFAULT_MODEL_DIR
+    from adjustable_style.image import load_image
+
+    model = DEFAULT_MODEL_DIR / "default"
+    config = json.loads((model / "config.json").read_text())
+    assert config["train"]["step"] > 0 and config["dtype"] == "float16"
+    assert (model / "model.safetensors").stat().st_size < 20 * 2**20
+    out = tmp_path / "out.png"
+    photo = EXAMPLES / "photo_cat.jpg"
+    code = main(["stylize", str(photo), str(EXAMPLES / "painting_vangogh_starry_night.jpg"), "-o", str(out), "--max-size", "96"])
+    assert code == 0 and out.is_file()
+    result, original = load_image(out), load_image(photo, size=96)
+    assert result.shape == original.shape
+    assert float((result - original).abs().mean()) > 0.01  # it did something to the photo
