@@ -273,7 +273,7 @@ class StyleDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         assert self.val_set is not None
-        n = min(len(self.val_set) * 1, self.cfg.val_batches * self.cfg.batch_size)
+        n = min(len(self.val_set), self.cfg.val_batches * self.cfg.batch_size)
         indices = list(range(max(n, 1)))
         return DataLoader(
             self.val_set, batch_size=self.cfg.batch_size, sampler=indices, num_workers=0, drop_last=False

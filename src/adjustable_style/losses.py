@@ -183,8 +183,11 @@ class PerceptualLoss(nn.Module):
     def style_targets(self, style: torch.Tensor) -> dict[str, torch.Tensor]:
         """Style Gram matrices (detached, float32) of images (B, 3, H, W)."""
         with torch.no_grad():
-            feats = self.vgg(style, self.schema.style)
-        return {k: gram(v).detach() for k, v in feats.items()}
+            return self.style_targets_from(self.vgg(style, self.schema.style))
+
+    def style_targets_from(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Style Gram matrices from precomputed VGG features (which may hold extra layers)."""
+        return {k: gram(features[k]).detach() for k in self.schema.style}
 
     def targets(self, content: torch.Tensor, style: torch.Tensor) -> Targets:
         return Targets(self.content_targets(content), self.style_targets(style))

@@ -21,7 +21,7 @@ import torch
 from .config import TrainConfig, from_dict, to_dict
 from .image import save_image
 from .layers import sort_layers
-from .losses import LossBreakdown, PerceptualLoss
+from .losses import LossBreakdown, PerceptualLoss, Targets
 from .model import AdjustableStyleModel
 from .sheet import contact_sheet
 from .vgg import VGG19Features
@@ -85,9 +85,12 @@ class StyleTransferSystem(pl.LightningModule):
     def _step(
         self, content: torch.Tensor, style: torch.Tensor, alpha: torch.Tensor, update_ema: bool
     ) -> tuple[torch.Tensor, LossBreakdown, torch.Tensor]:
-        embedding = self.model.embed(style)
+        # One VGG pass over the style batch serves both the style predictor and the style targets.
+        with torch.no_grad():
+            style_feats = self.model.vgg(style, {*self.model.predictor.layers, *self.schema.style})
+        embedding = self.model.predictor(style_feats)
         output = self.model(content, embedding, alpha)
-        targets = self.loss.targets(content, style)
+        targets = Targets(self.loss.content_targets(content), self.loss.style_targets_from(style_feats))
         breakdown = self.loss(output, targets, alpha, update_ema=update_ema)
         objective = breakdown.total.mean() / self.loss.ema.sum().clamp_min(1e-30)
         return objective, breakdown, output
