@@ -33,18 +33,15 @@ def _device(name: str) -> str:
 
 def _check_output(path: str | Path, force: bool = True) -> Path:
     """Fail early (before any compute) if ``path`` cannot be written as an image."""
-    from .image import IMAGE_EXTENSIONS  # noqa: PLC0415
+    from .image import IMAGE_EXTENSIONS, writable_parent  # noqa: PLC0415
 
     p = Path(path)
     if p.suffix.lower() not in IMAGE_EXTENSIONS:
         raise UsageError(f"output {str(p)!r} must end in one of {', '.join(sorted(IMAGE_EXTENSIONS))}")
     if p.is_dir():
         raise UsageError(f"output {str(p)!r} is a directory; give a file name such as {p / 'out.png'}")
-    parent = p.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise UsageError(f"cannot write {str(p)!r}: {parent} is not a writable directory; choose another output path")
+    if writable_parent(p) is None:
+        raise UsageError(f"cannot write {str(p)!r}: {p.parent} is not a writable directory; choose another output path")
     return p
 
 

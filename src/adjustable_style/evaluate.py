@@ -44,7 +44,7 @@ import torch
 
 from .export import resolve_model, swap_in_directory
 from .gatys import GatysConfig, optimize
-from .image import is_image_file, load_image, pil_to_tensor, resize, save_image, tensor_to_pil
+from .image import is_image_file, load_image, pil_to_tensor, resize, save_image, tensor_to_pil, writable_parent
 from .losses import gram
 from .sheet import contact_sheet, format_weights
 from .stylizer import Stylizer
@@ -700,11 +700,8 @@ def _check_output_dir(out: Path) -> None:
             ours = False
         if not ours:
             raise EvalError(f"refusing to overwrite '{out}': it is not an evaluation report folder; choose a new or empty folder")
-    parent = out.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise EvalError(f"cannot write the report to '{out}': {parent} is not a writable folder")
+    if writable_parent(out) is None:
+        raise EvalError(f"cannot write the report to '{out}': {out.parent} is not a writable folder")
 
 
 def _write_dir(out: Path, files: dict[str, bytes | Callable[[Path], None]]) -> None:

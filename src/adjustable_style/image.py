@@ -360,6 +360,15 @@ def _reserve_temp_file(directory: Path, name: str, ext: str) -> tuple[Path, int]
     raise FileExistsError(f"could not create a temporary file in '{directory}'")
 
 
+def writable_parent(path: StrPath) -> Path | None:
+    """The nearest existing ancestor of ``path`` if it is a writable directory (``path`` can be created
+    there, missing folders included), else ``None``. For checking an output path before any work."""
+    parent = Path(path).parent
+    while not parent.exists():
+        parent = parent.parent
+    return parent if parent.is_dir() and os.access(parent, os.W_OK) else None
+
+
 def save_image(img: torch.Tensor, path: StrPath, quality: int = 95) -> Path:
     """Write one image to ``path`` atomically, in the format given by its extension.
 
