@@ -1,0 +1,46 @@
+"""The shipped training configs and split files: they load, and their splits keep validation held out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from adjustable_style.config import load_config
+from adjustable_style.data import list_images, load_split
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs" / "train").glob("*.yaml"))
+SPLITS = sorted((ROOT / "configs" / "splits").glob("*.json"))
+
+
+def test_there_are_configs_and_splits() -> None:
+    assert {p.name for p in CONFIGS} >= {"default.yaml", "quick.yaml", "cpu_default.yaml"}
+    assert SPLITS
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_config_loads_and_its_split_file_exists(path: Path) -> None:
+    cfg = load_config(path)
+    if cfg.data.split_file is not None:
+        assert Path(cfg.data.split_file).is_file(), cfg.data.split_file
+        load_split(cfg.data.split_file)
+
+
+@pytest.mark.parametrize("path", SPLITS, ids=lambda p: p.name)
+def test_split_keeps_validation_disjoint_and_names_real_files(path: Path, shared_data: Path) -> None:
+    split = json.loads(path.read_text())
+    for kind in ("content", "style"):
+        train, val = set(split[kind]["train"]), set(split[kind]["val"])
+        assert train and val and not train & val, f"{path.name}: {kind} train and val overlap or are empty"
+        on_disk = {p.name for p in list_images([shared_data / kind])}
+        assert train | val <= on_disk, f"{path.name}: names not in {shared_data / kind}: {sorted((train | val) - on_disk)[:3]}"
+
+
+def test_cpu_default_split_is_a_subset_with_the_same_held_out_styles() -> None:
+    full = json.loads((ROOT / "configs" / "splits" / "shared_data.json").read_text())
+    sub = json.loads((ROOT / "configs" / "splits" / "shared_data_16styles.json").read_text())
+    assert sub["content"] == full["content"]
+    assert sub["style"]["val"] == full["style"]["val"]
+    assert set(sub["style"]["train"]) < set(full["style"]["train"]) and len(sub["style"]["train"]) == 16
