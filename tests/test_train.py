@@ -76,6 +76,33 @@ def test_alpha_is_sampled_per_sample_and_per_layer(shared_data: Path, tmp_path: 
     assert abs(float(style.mean()) - 0.5) < 0.1
 
 
+def test_styles_per_batch_shares_one_style_per_group(shared_data: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(shared_data, tmp_path, "data.batch_size=4", "data.styles_per_batch=2")
+    dm = StyleDataModule(cfg.data, seed=cfg.seed)
+    dm.setup("fit")
+    ds = dm.train_set
+    assert ds is not None
+    batch = next(iter(dm.train_dataloader()))
+    s, c = batch["style"], batch["content"]
+    assert torch.equal(s[0], s[1]) and torch.equal(s[2], s[3]) and not torch.equal(s[1], s[2])
+    assert not torch.equal(c[0], c[1])  # contents stay independent
+    # Two ranks: rank r takes i = n·2 + r; groups are per rank, never across ranks.
+    ds.world_size = 2
+    keys = {r: [ds.style_key(n * 2 + r) for n in range(4)] for r in (0, 1)}
+    assert keys[0][0] == keys[0][1] != keys[0][2] == keys[0][3]
+    assert not set(keys[0]) & set(keys[1])
+    # The system sends each distinct style through VGG once, with the same features as the full pass.
+    system = StyleTransferSystem(to_dict(cfg))
+    seen: list[int] = []
+    system.model.vgg.register_forward_pre_hook(lambda _m, args: seen.append(args[0].shape[0]))
+    with torch.no_grad():
+        deduped = system._style_features(s)
+        assert seen == [2]
+        full = system.model.vgg(s, set(deduped))
+    for name, f in full.items():
+        torch.testing.assert_close(deduped[name], f, rtol=1e-4, atol=1e-3)
+
+
 def _fixed_loss(system: StyleTransferSystem, batch: dict[str, torch.Tensor], scales: tuple[torch.Tensor, torch.Tensor]) -> float:
     """α-weighted loss of a fixed batch, with fixed α and fixed normalisation, so steps compare fairly."""
     system.eval()

@@ -144,6 +144,18 @@ class PairDataset(Dataset):
         self.cfg, self.seed, self.train = cfg, seed, train
         self._perm: tuple[int, torch.Tensor] | None = None
         self._warned: set[Path] = set()
+        self.world_size = 1  # set by the DataModule: samples sharing a style are grouped per rank
+
+    def style_key(self, i: int) -> int | None:
+        """With ``styles_per_batch = k``, the ``B/k`` consecutive samples of one rank's batch that share a style
+        share this key (the style, its crop and its jitter are drawn from it); ``None`` when every sample has its
+        own style."""
+        k = self.cfg.styles_per_batch
+        share = self.cfg.batch_size // k if k else 1
+        if not self.train or share <= 1:
+            return None
+        w = self.world_size
+        return (i // w // share) * w + i % w
 
     def __len__(self) -> int:  # one pass over the photos; the sampler is infinite anyway
         return len(self.content)
@@ -174,13 +186,18 @@ class PairDataset(Dataset):
         if self.train:
             g = torch.Generator().manual_seed((self.seed * 1_000_003 + i) % (2**63))
             s_idx = int(torch.randint(0, len(self.style), (), generator=g))
+            key = self.style_key(i)
+            gs = g  # every sample its own style (the original scheme, kept draw for draw)
+            if key is not None:  # a style shared by a group of samples: drawn from the group's own generator
+                gs = torch.Generator().manual_seed((self.seed * 998_244_353 + key + 2**40) % (2**63))
+                s_idx = int(torch.randint(0, len(self.style), (), generator=gs))
             content, skip_c = self._read(
                 self.content, self._content_index(i), lambda p: random_crop(p, cfg.crop_size, cfg.scale_range, g)
             )
 
             def style_fn(p: Path) -> torch.Tensor:
-                x = random_crop(p, cfg.style_size, cfg.scale_range, g)
-                return color_jitter(x, cfg.style_jitter, cfg.hue_jitter, g)
+                x = random_crop(p, cfg.style_size, cfg.scale_range, gs)
+                return color_jitter(x, cfg.style_jitter, cfg.hue_jitter, gs)
 
             style, skip_s = self._read(self.style, s_idx, style_fn)
         else:
@@ -269,6 +286,7 @@ class StyleDataModule(pl.LightningDataModule):
             rank, world = trainer.global_rank, trainer.world_size
             # Samples this rank has consumed so far: resuming replays the exact continuation.
             start = trainer.global_step * trainer.accumulate_grad_batches * self.cfg.batch_size
+        self.train_set.world_size = world
         return self._loader(self.train_set, CounterSampler(start, rank, world), self.cfg.batch_size)
 
     def val_dataloader(self) -> DataLoader:

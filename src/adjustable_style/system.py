@@ -87,13 +87,24 @@ class StyleTransferSystem(pl.LightningModule):
     ) -> tuple[torch.Tensor, LossBreakdown, torch.Tensor]:
         # One VGG pass over the style batch serves both the style predictor and the style targets.
         with torch.no_grad():
-            style_feats = self.model.vgg(style, {*self.model.predictor.layers, *self.schema.style})
+            style_feats = self._style_features(style)
         embedding = self.model.predictor(style_feats)
         output = self.model(content, embedding, alpha)
         targets = Targets(self.loss.content_targets(content), self.loss.style_targets_from(style_feats))
         breakdown = self.loss(output, targets, alpha, update_ema=update_ema)
         objective = breakdown.total.mean() / self.loss.ema.sum().clamp_min(1e-30)
         return objective, breakdown, output
+
+    def _style_features(self, style: torch.Tensor) -> dict[str, torch.Tensor]:
+        """VGG features of the style batch; with ``data.styles_per_batch`` each distinct style goes through once."""
+        layers = {*self.model.predictor.layers, *self.schema.style}
+        k, b = self.cfg.data.styles_per_batch, style.shape[0]
+        share = b // k if k and b % k == 0 else 1
+        if share > 1:
+            unique = style[::share]
+            if torch.equal(style.unflatten(0, (k, share)), unique.unsqueeze(1).expand(-1, share, -1, -1, -1)):
+                return {n: f.repeat_interleave(share, 0) for n, f in self.model.vgg(unique, layers).items()}
+        return self.model.vgg(style, layers)
 
     def _log_breakdown(self, stage: str, breakdown: LossBreakdown, objective: torch.Tensor, **kw: Any) -> None:
         metrics = {f"{stage}/objective": objective.detach()}
