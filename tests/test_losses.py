@@ -247,6 +247,17 @@ def test_ema_starts_at_first_batch_mean_then_decays(small_vgg: VGG19Features) ->
     assert torch.allclose(loss.ema, expected, rtol=1e-6)
 
 
+def test_ema_decay_one_keeps_the_first_batch_scales(small_vgg: VGG19Features) -> None:
+    loss, targets = _setup(small_vgg, ema_decay=1.0)
+    loss.train()
+    b1 = loss(_images(3), targets, torch.ones(2, 4))
+    first = loss.ema.clone()
+    torch.testing.assert_close(first, b1.raw.detach().mean(0))
+    b2 = loss(_images(4), targets, torch.ones(2, 4))
+    assert not torch.allclose(b2.raw.mean(0), b1.raw.mean(0))  # a different batch …
+    assert torch.equal(loss.ema, first)  # … leaves the normalisers where the first batch put them
+
+
 def test_ema_is_detached(small_vgg: VGG19Features) -> None:
     loss, targets = _setup(small_vgg)
     out = _images(3).requires_grad_(True)
@@ -359,7 +370,7 @@ def test_set_ema_from_dict(small_vgg: VGG19Features) -> None:
 
 def test_constructor_validation(small_vgg: VGG19Features) -> None:
     with pytest.raises(ValueError, match="ema_decay must be in"):
-        PerceptualLoss(SCHEMA, small_vgg, ema_decay=1.0)
+        PerceptualLoss(SCHEMA, small_vgg, ema_decay=1.5)
     with pytest.raises(ValueError, match="stops before relu4_4"):
         PerceptualLoss(LayerSchema(), small_vgg)
 

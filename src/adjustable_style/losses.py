@@ -138,7 +138,9 @@ class PerceptualLoss(nn.Module):
     Args:
         schema: which layers carry content and style losses.
         vgg: the feature extractor (must reach ``schema.deepest``).
-        ema_decay: decay of the per-layer EMA (0.99: about the last 100 batches).
+        ema_decay: decay of the per-layer EMA (0.99: about the last 100 batches; 1: the normalisers stay at the
+            first batch's losses, or at the values a checkpoint brings, which makes the objective linear in
+            the losses).
         tv_weight: weight of the total-variation term (normalised like a layer, see module docs).
         normalize: apply the EMA normalisation; ``False`` uses the raw losses (classic fixed weights).
 
@@ -160,8 +162,8 @@ class PerceptualLoss(nn.Module):
         normalize: bool = True,
     ) -> None:
         super().__init__()
-        if not 0.0 <= ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
+        if not 0.0 <= ema_decay <= 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1] (1: fixed at the first batch's losses), got {ema_decay}")
         if schema.deepest not in vgg.layer_names:
             raise ValueError(f"the VGG extractor stops before {schema.deepest}, which the schema needs")
         self.schema = schema
