@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from adjustable_style.layers import LayerSchema
+
 
 def first_logged_ema(metrics: Path) -> dict[str, float]:
     with open(metrics, newline="") as f:
@@ -44,8 +46,8 @@ def main() -> None:
         key, _, v = item.partition("=")
         values[key] = float(v)
     ckpt = torch.load(args.src, map_location="cpu", weights_only=False)
-    keys = ckpt["hyper_parameters"]["config"]["loss"]
-    schema = [f"content/{n}" for n in keys["content_layers"]] + [f"style/{n}" for n in keys["style_layers"]]
+    loss = ckpt["hyper_parameters"]["config"]["loss"]
+    schema = list(LayerSchema(content=tuple(loss["content_layers"]), style=tuple(loss["style_layers"])).keys)
     unknown = set(values) - set(schema)
     if unknown or not values:
         raise SystemExit(f"error: give values for the layer keys {schema}; unknown: {sorted(unknown)}")
