@@ -16,7 +16,7 @@ SPLITS = sorted((ROOT / "configs" / "splits").glob("*.json"))
 
 
 def test_there_are_configs_and_splits() -> None:
-    assert {p.name for p in CONFIGS} >= {"default.yaml", "quick.yaml", "cpu_default.yaml"}
+    assert {p.name for p in CONFIGS} >= {"default.yaml", "quick.yaml", "cpu_default.yaml", "cpu_starry_night.yaml"}
     assert SPLITS
 
 
@@ -33,7 +33,10 @@ def test_split_keeps_validation_disjoint_and_names_real_files(path: Path, shared
     split = json.loads(path.read_text())
     for kind in ("content", "style"):
         train, val = set(split[kind]["train"]), set(split[kind]["val"])
-        assert train and val and not train & val, f"{path.name}: {kind} train and val overlap or are empty"
+        # A single-style model has no held-out style: it validates on held-out photos with its own painting.
+        single_style = kind == "style" and len(train) == 1
+        assert train and (val or single_style), f"{path.name}: {kind} train or val is empty"
+        assert not train & val, f"{path.name}: {kind} train and val overlap"
         on_disk = {p.name for p in list_images([shared_data / kind])}
         assert train | val <= on_disk, f"{path.name}: names not in {shared_data / kind}: {sorted((train | val) - on_disk)[:3]}"
 
@@ -44,3 +47,15 @@ def test_cpu_default_split_is_a_subset_with_the_same_held_out_styles() -> None:
     assert sub["content"] == full["content"]
     assert sub["style"]["val"] == full["style"]["val"]
     assert set(sub["style"]["train"]) < set(full["style"]["train"]) and len(sub["style"]["train"]) == 16
+
+
+def test_single_style_config_trains_and_validates_on_its_one_painting(shared_data: Path) -> None:
+    from adjustable_style.data import StyleDataModule
+
+    cfg = load_config(ROOT / "configs" / "train" / "cpu_starry_night.yaml", [f"data.style_dirs=[{shared_data / 'style'}]",
+                      f"data.content_dirs=[{shared_data / 'content'}]"])
+    dm = StyleDataModule(cfg.data)
+    dm.setup()
+    assert [p.name for p in dm.train_set.style] == ["vangogh_starry_night.jpg"]
+    assert [p.name for p in dm.val_set.style] == ["vangogh_starry_night.jpg"]
+    assert not {p.name for p in dm.train_set.content} & {p.name for p in dm.val_set.content}

@@ -86,6 +86,17 @@ def test_images_fall_back_to_bundled_examples(monkeypatch: pytest.MonkeyPatch) -
     assert all(p.name.startswith("photo_") for p in contents) and all(p.name.startswith("painting_") for p in styles)
 
 
+def test_single_style_split_evaluates_its_painting_on_held_out_photos(shared_data: Path) -> None:
+    import adjustable_style.evaluate as ev  # noqa: PLC0415
+
+    split = "configs/splits/shared_data_starry_night.json"
+    contents, styles, where = ev.find_images(ev.EvalSettings(split=split))
+    assert [p.name for p in styles] == ["vangogh_starry_night.jpg"]
+    held_out = set(json.loads((Path(__file__).resolve().parents[1] / split).read_text())["content"]["val"])
+    assert contents and {p.name for p in contents} == held_out & {p.name for p in contents}
+    assert len(contents) == len(held_out)
+
+
 def test_data_env_must_be_a_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from adjustable_style.evaluate import shared_data_dir  # noqa: PLC0415
 

@@ -202,7 +202,10 @@ def _read_split(text: str) -> dict[str, set[str]]:
         p = _REPO_ROOT / text  # the repository's own split when run from elsewhere
     try:
         d = json.loads(p.read_text(encoding="utf-8"))
-        return {kind: set(d[kind]["val"]) for kind in ("content", "style")}
+        val = {kind: set(d[kind]["val"]) for kind in ("content", "style")}
+        if not val["style"] and len(d["style"].get("train", [])) == 1:
+            val["style"] = set(d["style"]["train"])  # a single-style model: held-out photos, its one painting
+        return val
     except (OSError, ValueError) as e:
         raise EvalError(f"cannot read split file '{text}': {' '.join(str(e).split())}") from None
     except (KeyError, TypeError):
