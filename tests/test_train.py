@@ -139,6 +139,25 @@ def _state(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def test_freeze_ema_at_stops_the_normalisers_and_only_them(shared_data: Path, tmp_path: Path) -> None:
+    extra = ("trainer.max_steps=5", "loss.freeze_ema_at=3", "log.checkpoint_every_n_steps=1", "log.keep_checkpoints=-1")
+    trainer, _ = fit(tiny_config(shared_data, tmp_path, *extra))
+    ckpt_dir = Path(trainer.checkpoint_callback.dirpath)  # type: ignore[union-attr]
+    states = {n: _state(ckpt_dir / f"step{n:07d}.ckpt")["state_dict"] for n in (2, 3, 5)}
+    assert not torch.equal(states[2]["loss.ema"], states[3]["loss.ema"])  # steps 0-2 update the EMA
+    assert torch.equal(states[3]["loss.ema"], states[5]["loss.ema"])  # steps 3-4 do not
+    assert torch.equal(states[3]["loss.ema_tv"], states[5]["loss.ema_tv"])
+    weights = [k for k in states[3] if k.startswith("model.net.")]
+    assert any(not torch.equal(states[3][k], states[5][k]) for k in weights)  # the network still trains
+
+
+def test_freeze_ema_at_must_be_a_step(shared_data: Path, tmp_path: Path) -> None:
+    from adjustable_style.config import ConfigError  # noqa: PLC0415
+
+    with pytest.raises(ConfigError, match="freeze_ema_at"):
+        tiny_config(shared_data, tmp_path, "loss.freeze_ema_at=0")
+
+
 # The resumed run writes to its own folder, so Lightning notes that the checkpoint folder changed.
 @pytest.mark.filterwarnings("ignore:The dirpath has changed:UserWarning")
 def test_resume_continues_exactly(shared_data: Path, tmp_path: Path) -> None:

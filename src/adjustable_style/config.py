@@ -32,6 +32,10 @@ class LossConfig:
     vgg_weights: str = "caffe"  # caffe | torchvision | random | path
     pooling: str = "max"
     ema_decay: float = 0.99
+    # Stop updating the normalisers from this training step on (None: never). The EMA then holds the loss scale
+    # of a partly trained network: every layer's term starts near 1, and the objective is linear in the losses
+    # from there on (a free-running EMA makes it behave like Σ α·log L; see the README).
+    freeze_ema_at: int | None = None
     tv_weight: float = 0.05  # share of one layer's weight after normalisation
     normalize: bool = True
     fix_single_content: bool = True  # α_c = 1 when there is one content layer
@@ -166,6 +170,8 @@ def validate(cfg: TrainConfig) -> None:
     cfg.loss.schema  # noqa: B018 - raises on unknown layer names
     if not 0 <= cfg.loss.alpha_low < cfg.loss.alpha_high:
         raise ConfigError(f"need 0 <= loss.alpha_low < loss.alpha_high, got {cfg.loss.alpha_low}, {cfg.loss.alpha_high}")
+    if cfg.loss.freeze_ema_at is not None and cfg.loss.freeze_ema_at < 1:
+        raise ConfigError(f"loss.freeze_ema_at must be a step >= 1 (or null), got {cfg.loss.freeze_ema_at}")
     if cfg.data.crop_size < 32 or cfg.data.style_size < 32:
         raise ConfigError("data.crop_size and data.style_size must be at least 32")
     if cfg.data.batch_size < 1:

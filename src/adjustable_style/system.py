@@ -123,7 +123,9 @@ class StyleTransferSystem(pl.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         content, style = self._prepare(batch)
         alpha = self.sample_alpha(content.shape[0]).to(self.device)
-        objective, breakdown, output = self._step(content, style, alpha, update_ema=True)
+        freeze = self.cfg.loss.freeze_ema_at
+        update_ema = freeze is None or self.global_step < freeze
+        objective, breakdown, output = self._step(content, style, alpha, update_ema=update_ema)
         if not torch.isfinite(objective):
             raise FloatingPointError(f"non-finite loss at step {self.global_step}: {breakdown.raw.tolist()}")
         self.skipped_total += int(batch["skipped"].sum())
