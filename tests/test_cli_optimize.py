@@ -76,6 +76,44 @@ def test_optimize_in_process(photo: Path, painting: Path, tmp_path: Path, capsys
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.png"]
 
 
+def test_optimize_with_a_models_normalizers(
+    photo: Path, painting: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --normalizers MODEL: the weighted terms are the raw losses scaled by that model's EMA (eq. 9), so the
+    # weights mean what its sliders mean; the default normalisers (end-point distances) give other scales.
+    from adjustable_style.export import load_model  # noqa: PLC0415
+
+    model = load_model("default")
+    argv = ["optimize", str(photo), str(painting), "--size", "48", "--steps", "2", "-q", "--device", "cpu"]
+
+    def printed(extra: list[str]) -> dict[str, tuple[float, float]]:
+        out = tmp_path / f"r{len(extra)}.png"
+        assert main([*argv, "-o", str(out), *extra]) == 0
+        rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+        return {r[0]: (float(r[1]), float(r[2])) for r in rows if len(r) == 3 and r[0] != "layer"}
+
+    ours = printed(["--normalizers", "default"])
+    total = float(model.ema.sum())
+    for key, ema in zip(model.schema.keys, model.ema.tolist()):
+        raw, weighted = ours[key]
+        assert weighted == pytest.approx(raw * total / ema, rel=1e-3), key
+    plain = printed([])
+    key = model.schema.keys[0]
+    assert plain[key][1] / plain[key][0] != pytest.approx(ours[key][1] / ours[key][0], rel=1e-2)
+
+
+def test_normalizers_and_layer_flags_conflict(
+    photo: Path, painting: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "x.png"
+    argv = ["optimize", str(photo), str(painting), "-o", str(out), "--normalizers", "default", "--style-layers", "relu1_1"]
+    assert main(argv) == 1
+    _assert_one_line_error(capsys.readouterr().err, "--normalizers")
+    assert main([*argv[:-4], "--normalizers", str(tmp_path / "nope")]) == 1
+    _assert_one_line_error(capsys.readouterr().err, "nope")
+    assert not out.exists()
+
+
 def test_optimize_as_a_subprocess(tmp_path: Path) -> None:
     # The shipped examples, run the way a user would; also covers `python -m adjustable_style`.
     content, style = EXAMPLES / "photo_cat.jpg", EXAMPLES / "painting_vangogh_starry_night.jpg"

@@ -82,9 +82,10 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     from .image import load_image, save_image  # noqa: PLC0415
 
     out_path = _check_output(args.output)
+    content_layers, style_layers, ema = _optimize_normalizers(args)
     cfg = GatysConfig(
-        content_layers=_layers(args.content_layers),
-        style_layers=_layers(args.style_layers),
+        content_layers=content_layers,
+        style_layers=style_layers,
         style_weights=_weights(args.style_weights),
         content_weight=_nonneg("--content-weight", args.content_weight),
         tv_weight=_nonneg("--tv-weight", args.tv_weight),
@@ -107,7 +108,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         bar.update(1)
 
     t0 = time.perf_counter()
-    out, final = optimize(content, style, cfg, callback=progress)
+    out, final = optimize(content, style, cfg, ema=ema, callback=progress)
     bar.close()
     elapsed = time.perf_counter() - t0
     save_image(out, out_path)
@@ -120,6 +121,26 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     print(f"  {'tv':<16} {float(final.tv[0]):>12.4g} {float(final.tv_weighted[0]):>12.4g}")
     print(f"wrote {out_path}")
     return 0
+
+
+def _optimize_normalizers(args: argparse.Namespace) -> tuple[tuple[str, ...], tuple[str, ...], tuple | None]:
+    """Layers and normalisers for ``optimize``: the flags', or a trained model's (``--normalizers MODEL``)."""
+    from .layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS  # noqa: PLC0415
+
+    if args.normalizers is None:
+        return (
+            _layers(args.content_layers or ",".join(DEFAULT_CONTENT_LAYERS)),
+            _layers(args.style_layers or ",".join(DEFAULT_STYLE_LAYERS)),
+            None,
+        )
+    from .export import load_model  # noqa: PLC0415
+
+    if args.content_layers or args.style_layers:
+        raise UsageError("--normalizers takes the layers from the model; drop --content-layers/--style-layers")
+    m = load_model(args.normalizers)
+    if not (bool((m.ema > 0).all()) and m.ema_tv > 0):
+        raise UsageError(f"model '{args.normalizers}' has no training EMA to normalise with; use the default normalisers")
+    return m.schema.content, m.schema.style, (m.ema, m.ema_tv)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -543,8 +564,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--tv-weight", type=float, default=0.05,
         help="total-variation weight, as a share of one layer's normalised loss (default 0.05, as in training)",
     )
-    p.add_argument("--content-layers", default=",".join(DEFAULT_CONTENT_LAYERS), help="default: %(default)s")
-    p.add_argument("--style-layers", default=",".join(DEFAULT_STYLE_LAYERS), help="default: %(default)s")
+    p.add_argument("--content-layers", default=None, help=f"default: {','.join(DEFAULT_CONTENT_LAYERS)}")
+    p.add_argument("--style-layers", default=None, help=f"default: {','.join(DEFAULT_STYLE_LAYERS)}")
+    p.add_argument(
+        "--normalizers", default=None, metavar="MODEL",
+        help="normalise each layer by this trained model's loss EMA (export folder, .ckpt or bundled name), so "
+        "the weights mean what that model's sliders mean; default: each layer's distance between the two images",
+    )
     p.add_argument("--init", choices=("content", "style", "noise"), default="content", help="starting image")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
