@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate every picture and number in the README from the commands themselves (run from the repo root).
 #   bash scripts/make_readme_figures.sh            # everything (~30 min on a 2-core CPU)
-#   bash scripts/make_readme_figures.sh optimize   # one part: optimize | sweep | evaluate
+#   bash scripts/make_readme_figures.sh optimize   # one part: optimize | sweep | starry | evaluate
 set -euo pipefail
 cd "$(dirname "$0")/.."
 part=${1:-all}
@@ -36,6 +36,20 @@ if [[ $part == all || $part == sweep ]]; then
   done
   adjustable-style variations $photo $painting -n 6 --seed 0 --max-size 384 --cell 192 -o docs/variations.jpg \
       | tee docs/variations.txt
+fi
+
+if [[ $part == all || $part == starry ]]; then
+  # The single-style model (configs/train/cpu_starry_night.yaml): each style slider swept with the others low,
+  # the losses each output has, seeded variations, and all style sliders moved together (--layer all).
+  for layer in relu2_2 relu3_4 relu4_4; do
+    others=$(python -c "print(','.join(f'{l}=0.1' for l in ('relu2_2', 'relu3_4', 'relu4_4') if l != '$layer'))")
+    adjustable-style sweep $photo $painting --model starry_night --layer $layer --style-weights "$others" \
+        --steps 6 --max-size 384 --cell 192 -o docs/starry_sweep_$layer.jpg | tee docs/starry_sweep_$layer.txt
+  done
+  adjustable-style variations $photo $painting --model starry_night -n 6 --seed 0 --max-size 384 --cell 192 \
+      -o docs/starry_variations.jpg | tee docs/starry_variations.txt
+  adjustable-style sweep $photo $painting --model starry_night --layer all --steps 6 --max-size 384 --cell 192 \
+      -o docs/starry_sweep_all.jpg | tee docs/starry_sweep_all.txt
 fi
 
 if [[ $part == all || $part == evaluate ]]; then

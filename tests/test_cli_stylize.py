@@ -73,6 +73,17 @@ def test_sweep_prints_losses(tiny_model_dir: Path, tmp_path: Path, capsys: pytes
     assert "style/relu4_4 loss" in out
 
 
+def test_sweep_all_layers(tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    strip = tmp_path / "strip.png"
+    argv = ["sweep", CAT, WAVE, "--layer", "all", "--steps", "2", "-o", str(strip), "--model", str(tiny_model_dir)]
+    assert main([*argv, "--max-size", "64", "--cell", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "every style layer together; other style weights: none" in out
+    assert all(f"style/{n}*" in out and f"style/{n} loss" in out for n in ("relu2_2", "relu3_4", "relu4_4"))
+    assert main([*argv, "--style-weights", "relu2_2=0.5"]) == 1
+    assert "drop --style-weights" in capsys.readouterr().err
+
+
 def test_folder_mode(tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     contents, styles = tmp_path / "photos", tmp_path / "styles"
     contents.mkdir()

@@ -127,6 +127,15 @@ def test_sweep_and_layer_losses(st: Stylizer) -> None:
     assert torch.allclose(st.layer_losses(imgs[1:2], CAT, WAVE), losses[1:2], rtol=1e-4)
 
 
+def test_sweep_all_moves_every_style_slider(st: Stylizer) -> None:
+    imgs, values = st.sweep(CAT, WAVE, "all", steps=3, max_size=SIZE)
+    assert values == [0.0, 0.5, 1.0]
+    ref = st.stylize(CAT, WAVE, {n: 0.5 for n in st.style_layers}, max_size=SIZE)
+    assert torch.allclose(imgs[1:2], ref, atol=1e-5)
+    one = st.sweep(CAT, WAVE, st.style_layers[0], steps=3, max_size=SIZE)[0]
+    assert not torch.allclose(imgs[0], one[0], atol=1e-4)  # "all" at 0 is not one layer at 0 with the rest at 1
+
+
 def test_strength(st: Stylizer) -> None:
     full = st.stylize(CAT, WAVE, max_size=SIZE)
     none = st.stylize(CAT, WAVE, strength=0.0, max_size=SIZE)

@@ -338,8 +338,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out = _check_output(args.output)
     _check_sheet(args)
     st = _load_stylizer(args)
-    if args.layer not in st.style_layers:
-        raise UsageError(f"unknown style layer {args.layer!r}; this model's style layers are {', '.join(st.style_layers)}")
+    if args.layer != "all" and args.layer not in st.style_layers:
+        raise UsageError(
+            f"unknown style layer {args.layer!r}; this model's style layers are {', '.join(st.style_layers)} (or all)"
+        )
+    if args.layer == "all" and base:
+        raise UsageError("--layer all moves every style slider; drop --style-weights")
+    swept = st.style_layers if args.layer == "all" else (args.layer,)
     base.pop(args.layer, None)  # the swept layer takes the sweep's values
     images, values = st.sweep(
         content, style, args.layer, steps=args.steps, weights=base, low=args.low, high=args.high,
@@ -351,16 +356,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     losses = st.layer_losses(images, content, style)  # (steps, L), raw: comparable across α
     keys = st.schema.keys
-    others = {n: base.get(n, 1.0) for n in st.style_layers if n != args.layer}
-    print(f"sweep of {st.labels()[args.layer]}; other style weights: {format_weights(others) or 'none'}")
+    others = {n: base.get(n, 1.0) for n in st.style_layers if n not in swept}
+    what = "every style layer together" if args.layer == "all" else st.labels()[args.layer]
+    print(f"sweep of {what}; other style weights: {format_weights(others) or 'none'}")
     print("raw losses of each output, measured with the VGG19 loss network (lower = closer):")
-    print(f"  {args.layer:>8}  " + "  ".join(f"{k + ('*' if k == 'style/' + args.layer else ''):>15}" for k in keys))
+    starred = {f"style/{n}" for n in swept}
+    print(f"  {args.layer:>8}  " + "  ".join(f"{k + ('*' if k in starred else ''):>15}" for k in keys))
     for v, row in zip(values, losses.tolist()):
         print(f"  {v:>8.2f}  " + "  ".join(f"{x:>15.4g}" for x in row))
-    j = keys.index(f"style/{args.layer}")
-    first, last = float(losses[0, j]), float(losses[-1, j])
-    change = (last - first) / first * 100 if first else float("nan")
-    print(f"style/{args.layer} loss {first:.4g} -> {last:.4g} ({change:+.1f}%) as {args.layer} goes {values[0]:.2f} -> {values[-1]:.2f}")
+    for name in swept:
+        j = keys.index(f"style/{name}")
+        first, last = float(losses[0, j]), float(losses[-1, j])
+        change = (last - first) / first * 100 if first else float("nan")
+        print(f"style/{name} loss {first:.4g} -> {last:.4g} ({change:+.1f}%) as {args.layer} goes {values[0]:.2f} -> {values[-1]:.2f}")
     print(f"wrote {out}")
     return 0
 
@@ -426,7 +434,7 @@ def _add_inference_parsers(sub) -> None:  # noqa: ANN001 - argparse's private su
     p.add_argument("content", help="content image")
     p.add_argument("style", help="style image")
     p.add_argument("-o", "--output", required=True, help="strip image")
-    p.add_argument("--layer", required=True, help="style layer to sweep, e.g. relu4_4")
+    p.add_argument("--layer", required=True, help="style layer to sweep, e.g. relu4_4; all: every style slider together")
     p.add_argument("--steps", type=int, default=6, help="number of values (default 6)")
     p.add_argument("--low", type=float, default=0.0, help="first value (default 0)")
     p.add_argument("--high", type=float, default=1.0, help="last value (default 1)")

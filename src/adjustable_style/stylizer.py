@@ -358,11 +358,15 @@ class Stylizer:
     ) -> tuple[torch.Tensor, list[float]]:
         """One slider's effect: ``layer`` from ``low`` to ``high`` in ``steps``, the others at ``weights``.
 
+        ``layer="all"`` moves every style slider together (the overall amount of style; ``weights`` is unused).
+
         Returns:
             images (steps, 3, H, W) and the layer's values.
         """
-        if layer not in self.style_layers:
-            raise ValueError(f"unknown style layer {layer!r}; this model's style layers are {', '.join(self.style_layers)}")
+        if layer != "all" and layer not in self.style_layers:
+            raise ValueError(
+                f"unknown style layer {layer!r}; this model's style layers are {', '.join(self.style_layers)} (or all)"
+            )
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
             raise ValueError(f"steps must be an int >= 2, got {steps!r}")
         lo, hi = self.alpha_range
@@ -373,7 +377,9 @@ class Stylizer:
         base = self.check_weights(weights)
         values = [low + (high - low) * i / (steps - 1) for i in range(steps)]
         alphas = base.repeat(steps, 1)
-        alphas[:, self.schema.keys.index(f"style/{layer}")] = torch.tensor(values)
+        swept = self.style_layers if layer == "all" else (layer,)
+        for name in swept:
+            alphas[:, self.schema.keys.index(f"style/{name}")] = torch.tensor(values)
         return self.stylize_alphas(content, style, alphas, **kw), values
 
     # --------------------------------------------------------------------------------------- measuring
