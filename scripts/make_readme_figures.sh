@@ -50,8 +50,39 @@ if [[ $part == all || $part == starry ]]; then
       -o docs/starry_variations.jpg | tee docs/starry_variations.txt
   adjustable-style sweep $photo $painting --model starry_night --layer all --steps 6 --max-size 384 --cell 192 \
       -o docs/starry_sweep_all.jpg | tee docs/starry_sweep_all.txt
+  # The reference the sliders aim at: Gatys on the same objective (the model's frozen normalisers, its TV weight,
+  # the style at the training style size: shorter side 128 = longer side 161 for this painting), same α.
+  for a in 0.1 1; do
+    w="relu2_2=$a,relu3_4=$a,relu4_4=$a"
+    adjustable-style stylize $photo $painting --model starry_night --style-weights "$w" --max-size 256 \
+        -o out/starry_model_all$a.png
+    adjustable-style optimize $photo $painting --normalizers starry_night --style-weights "$w" --size 256 \
+        --style-size 161 --steps 100 -q -o out/starry_gatys_all$a.png | tee docs/starry_gatys_all$a.txt
+  done
+  python - <<'EOF' | tee docs/starry_vs_gatys.txt
+import torch
+from adjustable_style.image import load_image, save_image
+from adjustable_style.sheet import contact_sheet
+from adjustable_style.stylizer import Stylizer
+st = Stylizer.load("starry_night", device="cpu")
+photo, painting = "examples/photo_cat.jpg", "examples/painting_vangogh_starry_night.jpg"
+names = ["starry_model_all0.1", "starry_model_all1", "starry_gatys_all0.1", "starry_gatys_all1"]
+outs = [load_image(f"out/{n}.png") for n in names]
+size = outs[0].shape[-2:]  # the model and Gatys both give 256 x 170; resize defensively
+outs = [o if o.shape[-2:] == size else torch.nn.functional.interpolate(o, size=tuple(size), mode="bilinear") for o in outs]
+losses = st.layer_losses(torch.cat(outs), photo, painting)
+print("raw losses at 256 px, measured with the VGG19 loss network (lower = closer):")
+print(f"{'output':<28}" + "".join(f"{k:>17}" for k in st.schema.keys))
+labels = ["model, all style 0.1", "model, all style 1", "Gatys, all style 0.1", "Gatys, all style 1"]
+for label, row in zip(labels, losses.tolist()):
+    print(f"{label:<28}" + "".join(f"{v:>17.4g}" for v in row))
+tiles = [load_image(p, size=256) for p in (photo, painting)] + outs
+save_image(contact_sheet(tiles, ["content", "style", *labels], cell=192), "docs/starry_vs_gatys.jpg", quality=90)
+print("wrote docs/starry_vs_gatys.jpg")
+EOF
 fi
 
 if [[ $part == all || $part == evaluate ]]; then
   adjustable-style evaluate -o reports/eval --readme README.md
+  adjustable-style evaluate --model starry_night --split configs/splits/shared_data_starry_night.json -o reports/eval_starry
 fi
