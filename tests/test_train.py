@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +21,10 @@ from adjustable_style.train import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "configs" / "train" / "quick.yaml"
+# Failures of the gloo rendezvous on a loaded machine (not of our code): the DDP test retries once on these.
+GLOO_SETUP_FLAKE = re.compile(
+    r"connectFullMesh|Connection reset by peer|Connection refused|Address already in use|Socket Timeout"
+)
 
 
 def tiny_config(shared_data: Path, out: Path, *extra: str) -> TrainConfig:
@@ -196,8 +202,12 @@ def test_two_process_ddp_keeps_ema_identical(shared_data: Path, tmp_path: Path) 
         "trainer.max_steps=2", "trainer.devices=2", "trainer.strategy=ddp", "trainer.val_check_interval=100000",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    for _attempt in range(2):
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+        if proc.returncode == 0 or not GLOO_SETUP_FLAKE.search(proc.stderr):
+            break
+        shutil.rmtree(tmp_path / "quick", ignore_errors=True)  # rendezvous failed: start the run over
+    assert proc.returncode == 0, f"stdout: {proc.stdout[-1500:]}\nstderr: {proc.stderr[-3000:]}"
     run = tmp_path / "quick" / "ddp"
     r0 = json.loads((run / "ema_rank0.json").read_text())
     r1 = json.loads((run / "ema_rank1.json").read_text())
