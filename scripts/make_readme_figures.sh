@@ -67,9 +67,7 @@ from adjustable_style.stylizer import Stylizer
 st = Stylizer.load("starry_night", device="cpu")
 photo, painting = "examples/photo_cat.jpg", "examples/painting_vangogh_starry_night.jpg"
 names = ["starry_model_all0.1", "starry_model_all1", "starry_gatys_all0.1", "starry_gatys_all1"]
-outs = [load_image(f"out/{n}.png") for n in names]
-size = outs[0].shape[-2:]  # the model and Gatys both give 256 x 170; resize defensively
-outs = [o if o.shape[-2:] == size else torch.nn.functional.interpolate(o, size=tuple(size), mode="bilinear") for o in outs]
+outs = [load_image(f"out/{n}.png") for n in names]  # all 256 x 170: stylize --max-size 256, optimize --size 256
 losses = st.layer_losses(torch.cat(outs), photo, painting)
 print("raw losses at 256 px, measured with the VGG19 loss network (lower = closer):")
 print(f"{'output':<28}" + "".join(f"{k:>17}" for k in st.schema.keys))

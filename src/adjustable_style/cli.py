@@ -338,10 +338,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out = _check_output(args.output)
     _check_sheet(args)
     st = _load_stylizer(args)
-    if args.layer != "all" and args.layer not in st.style_layers:
-        raise UsageError(
-            f"unknown style layer {args.layer!r}; this model's style layers are {', '.join(st.style_layers)} (or all)"
-        )
     if args.layer == "all" and base:
         raise UsageError("--layer all moves every style slider; drop --style-weights")
     swept = st.style_layers if args.layer == "all" else (args.layer,)
