@@ -17,6 +17,12 @@ Design choices the paper (Babaeizadeh & Ghiasi, arXiv 1811.08560) leaves open, a
   of the 5 residual blocks, the 2 upsampling convs, the last conv: 1379 channels); the 3 encoder convs use
   instance norm with learned affine parameters.
 * Style strength: Ghiasi's identity interpolation, e = s·P(style) + (1 − s)·P(content).
+
+On the published base model (``conditioning="base_delta"``, see :mod:`adjustable_style.magenta`): T is Magenta's
+quarter-width network (8/16/32 channels, no encoder norm, no conv bias before a CIN), P is its MobileNetV2
+predictor, and Λ is Magenta's own linear maps of ``e`` plus a correction Δ(α, e) whose last layers start at zero,
+so that at step 0 every α gives Magenta's output exactly. Δ may shift the embedding (``e + Δe``, which keeps every
+α on the base model's manifold of styles), the CIN parameters directly, or both (:class:`BaseDeltaConditioning`).
 """
 
 from __future__ import annotations
@@ -43,8 +49,14 @@ class ModelConfig:
         embedding_dim: size of the style embedding ``e`` (Ghiasi et al.: 100).
         predictor_layers: VGG19 layers whose channel mean/std feed P.
         predictor_hidden: hidden width of P's head.
-        mlp_hidden: hidden width of Λ.
-        mlp_depth: hidden layers of Λ.
+        mlp_hidden: hidden width of Λ (of Δ with ``base_delta``).
+        mlp_depth: hidden layers of Λ (of Δ).
+        encoder_norm: ``"instance"`` (affine instance norm after each encoder conv) or ``"none"`` (the published
+            base model, whose batch norm is folded into the conv biases).
+        cin_conv_bias: give the convs that feed a CIN a bias (redundant: the norm subtracts it; Magenta has none).
+        predictor: ``"vgg"`` (statistics of the frozen VGG19) or ``"mobilenet_v2"`` (Magenta's distilled P).
+        conditioning: ``"mlp"`` (Λ(α, e) → γ, β) or ``"base_delta"`` (base linear maps of e + Δ(α, e)).
+        delta: what Δ moves with ``base_delta``: ``"embedding"``, ``"params"`` (γ, β) or ``"both"``.
     """
 
     channels: tuple[int, int, int] = (32, 64, 128)
@@ -54,6 +66,27 @@ class ModelConfig:
     predictor_hidden: int = 512
     mlp_hidden: int = 256
     mlp_depth: int = 2
+    encoder_norm: str = "instance"
+    cin_conv_bias: bool = True
+    predictor: str = "vgg"
+    conditioning: str = "mlp"
+    delta: str = "both"
+
+    def check(self) -> None:
+        """Raise ValueError naming the first setting outside its allowed values."""
+        choices = {"encoder_norm": ("instance", "none"), "predictor": ("vgg", "mobilenet_v2"),
+                   "conditioning": ("mlp", "base_delta"), "delta": ("embedding", "params", "both")}  # fmt: skip
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"model.{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
+        ints = {"n_residual": (self.n_residual, 0, 64), "embedding_dim": (self.embedding_dim, 1, 4096),
+                "predictor_hidden": (self.predictor_hidden, 1, 65536), "mlp_hidden": (self.mlp_hidden, 1, 65536),
+                "mlp_depth": (self.mlp_depth, 0, 16)}  # fmt: skip
+        for name, (v, lo, hi) in {**ints, **{f"channels[{i}]": (c, 1, 4096) for i, c in enumerate(self.channels)}}.items():
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise ValueError(f"model.{name} must be an integer in [{lo}, {hi}], got {v!r}")
+        if len(self.channels) != 3:
+            raise ValueError(f"model.channels must hold 3 widths, got {list(self.channels)}")
 
 
 # ------------------------------------------------------------------------------------------------------ leaves
@@ -104,11 +137,13 @@ class ConditionalInstanceNorm(nn.Module):
 class ConvLayer(nn.Module):
     """Reflect-padded conv, optionally preceded by nearest ×2 upsampling (avoids deconv checkerboards)."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, upsample: bool = False) -> None:
+    def __init__(
+        self, c_in: int, c_out: int, kernel: int, stride: int = 1, upsample: bool = False, bias: bool = True
+    ) -> None:
         super().__init__()
         self.upsample = upsample
         self.pad = kernel // 2
-        self.conv = nn.Conv2d(c_in, c_out, kernel, stride=stride)
+        self.conv = nn.Conv2d(c_in, c_out, kernel, stride=stride, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.upsample:
@@ -119,9 +154,11 @@ class ConvLayer(nn.Module):
 class CondConv(nn.Module):
     """ConvLayer → CIN(γ, β) → optional ReLU."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, upsample: bool = False, relu: bool = True) -> None:
+    def __init__(
+        self, c_in: int, c_out: int, kernel: int, upsample: bool = False, relu: bool = True, bias: bool = True
+    ) -> None:
         super().__init__()
-        self.conv = ConvLayer(c_in, c_out, kernel, upsample=upsample)
+        self.conv = ConvLayer(c_in, c_out, kernel, upsample=upsample, bias=bias)
         self.norm = ConditionalInstanceNorm(c_out)
         self.relu = relu
 
@@ -133,10 +170,10 @@ class CondConv(nn.Module):
 class ResidualBlock(nn.Module):
     """x + CIN(conv(ReLU(CIN(conv(x))))): two conditional norms per block."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, bias: bool = True) -> None:
         super().__init__()
-        self.conv1 = CondConv(channels, channels, 3)
-        self.conv2 = CondConv(channels, channels, 3, relu=False)
+        self.conv1 = CondConv(channels, channels, 3, bias=bias)
+        self.conv2 = CondConv(channels, channels, 3, relu=False, bias=bias)
 
     def forward(self, x: torch.Tensor, params: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
         return x + self.conv2(self.conv1(x, *params[0]), *params[1])
@@ -167,15 +204,18 @@ class StyleTransferNet(nn.Module):
         super().__init__()
         cfg = config or ModelConfig()
         c1, c2, c3 = cfg.channels
-        self.encoder = nn.Sequential(
-            ConvLayer(3, c1, 9), nn.InstanceNorm2d(c1, affine=True), nn.ReLU(),
-            ConvLayer(c1, c2, 3, stride=2), nn.InstanceNorm2d(c2, affine=True), nn.ReLU(),
-            ConvLayer(c2, c3, 3, stride=2), nn.InstanceNorm2d(c3, affine=True), nn.ReLU(),
-        )  # fmt: skip
-        self.residuals = nn.ModuleList(ResidualBlock(c3) for _ in range(cfg.n_residual))
-        self.up1 = CondConv(c3, c2, 3, upsample=True)
-        self.up2 = CondConv(c2, c1, 3, upsample=True)
-        self.out = CondConv(c1, 3, 9, relu=False)
+        encoder: list[nn.Module] = []
+        for c_in, c_out, k, s in ((3, c1, 9, 1), (c1, c2, 3, 2), (c2, c3, 3, 2)):
+            encoder.append(ConvLayer(c_in, c_out, k, stride=s))
+            if cfg.encoder_norm == "instance":
+                encoder.append(nn.InstanceNorm2d(c_out, affine=True))
+            encoder.append(nn.ReLU())
+        self.encoder = nn.Sequential(*encoder)
+        bias = cfg.cin_conv_bias
+        self.residuals = nn.ModuleList(ResidualBlock(c3, bias) for _ in range(cfg.n_residual))
+        self.up1 = CondConv(c3, c2, 3, upsample=True, bias=bias)
+        self.up2 = CondConv(c2, c1, 3, upsample=True, bias=bias)
+        self.out = CondConv(c1, 3, 9, relu=False, bias=bias)
         self.cin_layers: tuple[tuple[str, int], ...] = tuple(
             (name, m.channels) for name, m in self.named_modules() if isinstance(m, ConditionalInstanceNorm)
         )
@@ -199,11 +239,11 @@ class StyleTransferNet(nn.Module):
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="reflect")
         params = list(zip(self.split(gamma), self.split(beta)))
-        y = self.encoder(x)  # (B, 128, H/4, W/4)
+        y = self.encoder(x)  # (B, c3, H/4, W/4)
         for i, block in enumerate(self.residuals):
             y = block(y, params[2 * i : 2 * i + 2])
         k = 2 * len(self.residuals)
-        y = self.up2(self.up1(y, *params[k]), *params[k + 1])  # (B, 32, H, W)
+        y = self.up2(self.up1(y, *params[k]), *params[k + 1])  # (B, c1, H, W)
         y = self.out(y, *params[k + 2])  # (B, 3, H, W)
         return torch.sigmoid(y)[..., :h, :w]
 
@@ -291,6 +331,64 @@ class ConditioningMLP(nn.Module):
         return self.gamma(h), self.beta(h)
 
 
+class BaseDeltaConditioning(nn.Module):
+    """Λ on a trained base model: γ, β = base maps of (e + Δe) + (Δγ, Δβ), with Δ = MLP(α, e).
+
+    The base maps are Magenta's per-CIN linear maps of the style embedding (1×1 convs in the published graph;
+    no +1 on γ). Δ's output layers start at exactly zero, so at step 0 every α reproduces the base model; what
+    α does is learned by fine-tuning with the paper's α-weighted loss (Babaeizadeh & Ghiasi, 2018, Fig. 2).
+
+    Args:
+        n_alpha: number of loss weights (content + style layers).
+        embedding_dim: size of ``e``.
+        cin_channels: total CIN channels of T (what T reports).
+        hidden, depth: Δ's hidden width and number of hidden layers (depth ≥ 1).
+        delta: ``"embedding"`` (Δ shifts e), ``"params"`` (Δ adds to γ, β) or ``"both"``.
+
+    Example:
+        >>> lam = BaseDeltaConditioning(4, 100, 347)
+        >>> e = torch.randn(2, 100)
+        >>> g, b = lam(torch.rand(2, 4), e)
+        >>> bool(torch.equal(g, lam.base_gamma(e)) and torch.equal(b, lam.base_beta(e)))
+        True
+    """
+
+    def __init__(
+        self, n_alpha: int, embedding_dim: int, cin_channels: int, hidden: int = 256, depth: int = 2, delta: str = "both"
+    ) -> None:
+        super().__init__()
+        self.n_alpha = n_alpha
+        self.base_gamma = nn.Linear(embedding_dim, cin_channels)
+        self.base_beta = nn.Linear(embedding_dim, cin_channels)
+        dims = [n_alpha + embedding_dim] + [hidden] * max(depth, 1)
+        body: list[nn.Module] = []
+        for a, b in zip(dims[:-1], dims[1:]):
+            body += [nn.Linear(a, b), nn.ReLU()]
+        self.body = nn.Sequential(*body)
+        self.delta_embedding = nn.Linear(hidden, embedding_dim) if delta in ("embedding", "both") else None
+        self.delta_params = nn.Linear(hidden, 2 * cin_channels) if delta in ("params", "both") else None
+        for head in (self.delta_embedding, self.delta_params):
+            if head is not None:  # zero start: the base model's output for every α
+                nn.init.zeros_(head.weight)
+                nn.init.zeros_(head.bias)
+
+    def base(self, embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The base model's γ, β (B, cin_channels) for embeddings (B, D): what Δ = 0 gives."""
+        return self.base_gamma(embedding), self.base_beta(embedding)
+
+    def forward(self, alpha: torch.Tensor, embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """α (B, n_alpha), e (B, D) → γ, β each (B, cin_channels)."""
+        if alpha.ndim != 2 or alpha.shape[1] != self.n_alpha:
+            raise ValueError(f"alpha must have shape (B, {self.n_alpha}), got {tuple(alpha.shape)}")
+        h = self.body(torch.cat([alpha.to(embedding.dtype), embedding], dim=1))
+        e = embedding + self.delta_embedding(h) if self.delta_embedding is not None else embedding
+        gamma, beta = self.base(e)
+        if self.delta_params is not None:
+            dg, db = self.delta_params(h).chunk(2, dim=1)
+            gamma, beta = gamma + dg, beta + db
+        return gamma, beta
+
+
 # -------------------------------------------------------------------------------------------------- Φ = all
 
 
@@ -315,27 +413,57 @@ class AdjustableStyleModel(nn.Module):
 
     def __init__(self, schema: LayerSchema, config: ModelConfig, vgg: VGG19Features) -> None:
         super().__init__()
+        config.check()
         self.schema = schema
         self.config = config
         self.vgg = vgg
         self.net = StyleTransferNet(config)
-        self.predictor = StylePredictor(config)
-        if self.predictor.layers[-1] not in vgg.layer_names:
-            raise ValueError(f"the VGG extractor must reach {self.predictor.layers[-1]} for the style predictor")
-        self.mlp = ConditioningMLP(
-            schema.n_layers, config.embedding_dim, self.net.cin_channels, config.mlp_hidden, config.mlp_depth
-        )
+        self.predictor: nn.Module
+        if config.predictor == "mobilenet_v2":
+            from .mobilenet import MobileNetV2StylePredictor  # noqa: PLC0415 - only the base model needs it
 
-    def embed(self, style: torch.Tensor) -> torch.Tensor:
-        """Style images (B, 3, H, W) in [0, 1] → embeddings (B, D). Compute once per style and cache."""
-        return self.predictor(self.vgg(style, self.predictor.layers))
+            self.predictor = MobileNetV2StylePredictor(config.embedding_dim)
+        else:
+            self.predictor = StylePredictor(config)
+            if self.predictor.layers[-1] not in vgg.layer_names:
+                raise ValueError(f"the VGG extractor must reach {self.predictor.layers[-1]} for the style predictor")
+        n, d, c = schema.n_layers, config.embedding_dim, self.net.cin_channels
+        self.mlp: ConditioningMLP | BaseDeltaConditioning
+        if config.conditioning == "base_delta":
+            self.mlp = BaseDeltaConditioning(n, d, c, config.mlp_hidden, config.mlp_depth, config.delta)
+        else:
+            self.mlp = ConditioningMLP(n, d, c, config.mlp_hidden, config.mlp_depth)
 
-    def forward(self, content: torch.Tensor, embedding: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-        """Stylize content (B, 3, H, W) with embeddings (B, D) and weights α (B, L) → (B, 3, H, W) in [0, 1]."""
+    @property
+    def vgg_layers(self) -> tuple[str, ...]:
+        """VGG layers the style predictor reads (none for MobileNetV2, which reads the image)."""
+        return tuple(self.predictor.layers)
+
+    def embed(self, style: torch.Tensor, features: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Style images (B, 3, H, W) in [0, 1] → embeddings (B, D). Compute once per style and cache.
+
+        ``features``: VGG features of ``style`` already at hand (training shares one VGG pass with the loss).
+        """
+        if self.config.predictor == "mobilenet_v2":
+            return self.predictor(style)
+        return self.predictor(features if features is not None else self.vgg(style, self.predictor.layers))
+
+    def forward(
+        self, content: torch.Tensor, embedding: torch.Tensor, alpha: torch.Tensor, delta: bool = True
+    ) -> torch.Tensor:
+        """Stylize content (B, 3, H, W) with embeddings (B, D) and weights α (B, L) → (B, 3, H, W) in [0, 1].
+
+        ``delta=False`` (``base_delta`` conditioning only): the base model's output, ignoring α.
+        """
         b = content.shape[0]
         if embedding.shape[0] != b or alpha.shape[0] != b:
             raise ValueError(
                 f"batch sizes differ: content {b}, embedding {embedding.shape[0]}, alpha {alpha.shape[0]}"
             )
-        gamma, beta = self.mlp(alpha, embedding)
+        if not delta:
+            if not isinstance(self.mlp, BaseDeltaConditioning):
+                raise ValueError("delta=False needs a model with conditioning='base_delta'")
+            gamma, beta = self.mlp.base(embedding)
+        else:
+            gamma, beta = self.mlp(alpha, embedding)
         return self.net(content, gamma, beta)
