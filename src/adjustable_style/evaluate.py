@@ -167,6 +167,11 @@ def _nanmean(values: Sequence[float]) -> float:
     return float(np.mean(v)) if v else float("nan")
 
 
+def _nanmedian(values: Sequence[float]) -> float:
+    v = [x for x in values if x is not None and not math.isnan(x)]
+    return float(np.median(v)) if v else float("nan")
+
+
 def _ratio(a: float, b: float) -> float:
     return a / b if b > 0 else float("nan")
 
@@ -331,6 +336,8 @@ def controllability(st: Stylizer, pairs: Sequence[_Pair], steps: int, sheets: di
             "normalized": [(L / L[0]).tolist() if L[0] > 0 else None for L in own],
             "rho_per_pair": rho,
             "rho_mean": _nanmean(rho),
+            "rho_median": _nanmedian(rho),
+            "ratio_median": _nanmedian(ratio),
             "rho_pooled": spearman(pooled_x, pooled_y),
             "ratio_per_pair": ratio,
             "ratio_mean": _nanmean(ratio),
@@ -338,6 +345,35 @@ def controllability(st: Stylizer, pairs: Sequence[_Pair], steps: int, sheets: di
             "cross_rho_mean": cross,
         }
     return {"values": values, "others_at": mid, "keys": keys, "layers": layers}
+
+
+def span_vs_base(st: Stylizer, pairs: Sequence[_Pair], sheets: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Do the sliders span the base network on both sides? All style sliders at the top vs the base output (style
+    losses), all at the bottom vs the base output (content loss), per pair; medians over pairs."""
+    if not st.has_base:
+        return {"available": False, "reason": "the model has no base network"}
+    lo, hi = st.alpha_range
+    keys = list(st.schema.keys)
+    rows, tiles, labels = [], [], []
+    for pair in pairs:
+        base = st.stylize_base(pair.content, pair.style_path, max_size=None)
+        ends = st.stylize_alphas(pair.content, pair.style_path,
+                                 torch.cat([_style_alpha(st, dict.fromkeys(st.style_layers, v)) for v in (lo, hi)]), max_size=None)  # fmt: skip
+        raw = st.layer_losses(torch.cat([pair.content, base, ends]), pair.content, pair.style_path)  # photo, base, 0, 1
+        named = {m: dict(zip(keys, raw[i].tolist())) for i, m in enumerate(("photo", "base", "all_low", "all_high"))}
+        rows.append({"pair": pair.index, **named,
+                     "high_over_base": {k: _ratio(named["all_high"][k], named["base"][k]) for k in keys},
+                     "low_over_base": {k: _ratio(named["all_low"][k], named["base"][k]) for k in keys}})  # fmt: skip
+        if pair.index < 2:
+            tiles += [pair.content, st.style_image(pair.style_path), base, ends[0:1], ends[1:2]]
+            labels += ["content", "style", "base network (Magenta)", f"all style sliders {lo:g}", f"all style sliders {hi:g}"]
+    sheets["span.png"] = contact_sheet(tiles, labels, ncol=5, cell=192)
+    med = {side: {k: _nanmedian([r[side][k] for r in rows]) for k in keys} for side in ("high_over_base", "low_over_base")}
+    style_keys = [k for k in keys if k.startswith("style/")]
+    content_keys = [k for k in keys if k.startswith("content/")]
+    return {"available": True, "rows": rows, "median": med,
+            "style_at_top_le_base": all(med["high_over_base"][k] <= 1.0 for k in style_keys),
+            "content_at_bottom_lt_base": all(med["low_over_base"][k] < 1.0 for k in content_keys)}  # fmt: skip
 
 
 def _gatys_settings(st: Stylizer) -> list[tuple[str, dict[str, float]]]:
@@ -589,10 +625,20 @@ def summary_markdown(results: dict[str, Any], link: Callable[[str], str]) -> lis
     ctrl = results["controllability"]
     lines += ["**Controllability** (raise a style slider → that layer's style loss falls; ρ = −1 is perfect)", ""]
     lines += _table(
-        ["style layer", "Spearman ρ (mean of pairs)", "ρ (pooled)", "L(α=1) / L(α=0)"],
-        [[n, r["rho_mean"], r["rho_pooled"], r["ratio_mean"]] for n, r in ctrl["layers"].items()],
-    )
+        ["style layer", "Spearman ρ (median of pairs)", "ρ (mean)", "ρ (pooled)", "L(α=1) / L(α=0) (median)", "(mean)"],
+        [[n, r.get("rho_median"), r["rho_mean"], r["rho_pooled"], r.get("ratio_median"), r["ratio_mean"]]
+         for n, r in ctrl["layers"].items()],
+    )  # fmt: skip
     lines += ["", f"![controllability]({link('controllability.png')})", ""]
+    sp = results.get("span") or {}
+    if sp.get("available"):
+        keys = results["controllability"]["keys"]
+        lines += [f"**Span around the base network** (median over {len(sp['rows'])} pairs of our loss / the base "
+                  "network's loss on the same pair; below 1 = lower)", ""]  # fmt: skip
+        lines += _table(["sliders", *keys],
+                        [["all style sliders at the top", *(sp["median"]["high_over_base"][k] for k in keys)],
+                         ["all style sliders at the bottom", *(sp["median"]["low_over_base"][k] for k in keys)]])  # fmt: skip
+        lines += ["", f"![span]({link('span.png')})", ""]
     g = results.get("gatys")
     if g and g.get("summary"):
         n = len({r["pair"] for r in g["rows"]})
@@ -841,6 +887,7 @@ def run_evaluation(settings: EvalSettings, log: Callable[[str], None] | None = N
         results["peer"] = section("peer", lambda: against_peer(st, pairs, sheets))
     else:
         results["peer"] = {"available": False, "reason": "disabled (--no-peer)"}
+    results["span"] = section("span", lambda: span_vs_base(st, pairs, sheets))
     results["diversity"] = section("diversity", lambda: diversity(st, pairs, settings.n_variations, settings.seed, sheets))
     results["machine"] = {
         "processor": platform.processor() or platform.machine() or "unknown CPU",
@@ -873,8 +920,14 @@ def run_evaluation(settings: EvalSettings, log: Callable[[str], None] | None = N
 
 def summary_lines(results: dict[str, Any]) -> list[str]:
     """A few plain-text headline lines (what the CLI prints)."""
-    lines = [f"controllability {n}: Spearman rho {_fmt(r['rho_mean'])} (pooled {_fmt(r['rho_pooled'])}), "
-             f"L(alpha=1)/L(alpha=0) {_fmt(r['ratio_mean'])}" for n, r in results["controllability"]["layers"].items()]  # fmt: skip
+    lines = [f"controllability {n}: Spearman rho median {_fmt(r['rho_median'])} (mean {_fmt(r['rho_mean'])}, pooled "
+             f"{_fmt(r['rho_pooled'])}), L(alpha=1)/L(alpha=0) median {_fmt(r['ratio_median'])} (mean {_fmt(r['ratio_mean'])})"
+             for n, r in results["controllability"]["layers"].items()]  # fmt: skip
+    sp = results.get("span") or {}
+    if sp.get("available"):
+        hi, low = sp["median"]["high_over_base"], sp["median"]["low_over_base"]
+        lines.append("span vs base, all style sliders top: " + ", ".join(f"{k} {_fmt(v)}" for k, v in hi.items() if k.startswith("style/"))
+                     + "; all bottom: " + ", ".join(f"{k} {_fmt(v)}" for k, v in low.items() if k.startswith("content/")))  # fmt: skip
     g = results.get("gatys")
     for name, v in (g or {}).get("summary", {}).items():
         lines.append(f"gatys {name}: total ours/Gatys {_fmt(v['total_ratio'])}, "

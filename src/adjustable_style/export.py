@@ -50,7 +50,10 @@ FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 # Files an export folder may hold; anything else means the folder is not (only) an export.
-EXPORT_FILES = frozenset({CONFIG_FILE, WEIGHTS_FILE, "model.onnx"})
+EXPORT_FILES = frozenset({CONFIG_FILE, WEIGHTS_FILE, "model.onnx", "LICENSE", "NOTICE"})
+# Weights derived from third-party weights keep their licence: an export whose config names a "source" carries
+# that attribution in NOTICE and the licence text in LICENSE.
+APACHE_LICENSE = Path(__file__).parent / "assets" / "licenses" / "Apache-2.0.txt"
 DEFAULT_MODEL_DIR = Path(__file__).parent / "assets" / "models"
 _DTYPES = {"float16": torch.float16, "float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -256,6 +259,9 @@ def checkpoint_payload(path: str | Path) -> tuple[dict[str, Any], dict[str, torc
             "alpha_low": cfg.loss.alpha_low,
             "alpha_high": cfg.loss.alpha_high,
             "fix_single_content": cfg.loss.fix_single_content,
+            "reference": cfg.loss.reference,
+            "style_gain": cfg.loss.style_gain,
+            "init_from": cfg.init_from,
         },
         "ema": dict(zip(schema.keys, ema.tolist())),
         "ema_tv": ema_tv,
@@ -263,6 +269,10 @@ def checkpoint_payload(path: str | Path) -> tuple[dict[str, Any], dict[str, torc
         "cin_layers": [[name, c] for name, c in skeleton.net.cin_layers],
         "labels": {n: layer_label(n) for n in schema.style},
     }
+    if cfg.init_from == "magenta" or cfg.model.predictor == "mobilenet_v2":
+        from .magenta import LICENSE_NOTE  # noqa: PLC0415
+
+        config["source"] = LICENSE_NOTE
     return config, state
 
 
@@ -362,8 +372,13 @@ def write_export(config: Mapping[str, Any], state: Mapping[str, torch.Tensor], o
             os.fsync(f.fileno())
         with open(tmp / WEIGHTS_FILE, "rb+") as f:
             os.fsync(f.fileno())
+        names = [CONFIG_FILE, WEIGHTS_FILE]
+        if config.get("source"):
+            (tmp / "NOTICE").write_text(str(config["source"]) + "\n", encoding="utf-8")
+            shutil.copyfile(APACHE_LICENSE, tmp / "LICENSE")
+            names += ["NOTICE", "LICENSE"]
         os.chmod(tmp, 0o755)  # mkdtemp makes 0700 folders; give an export the usual permissions
-        for name in (CONFIG_FILE, WEIGHTS_FILE):
+        for name in names:
             os.chmod(tmp / name, 0o644)
         _check_destination(out)  # again: something may have appeared while we wrote
         swap_in_directory(tmp, out)

@@ -102,7 +102,7 @@ class LossBreakdown:
     Attributes:
         total: (B,) the weighted sum that is optimised.
         raw: (B, L) each layer's loss before any scaling, in the schema's order.
-        normalized: (B, L) raw rescaled by (Σ_i EMA_i) / EMA_l.
+        normalized: (B, L) raw rescaled by (Σ_i EMA_i) / EMA_l, or divided by a per-sample reference.
         weighted: (B, L) normalized times α.
         tv: (B,) total variation of the output, unweighted and unnormalised.
         tv_weighted: (B,) the TV term as it enters ``total``.
@@ -260,6 +260,7 @@ class PerceptualLoss(nn.Module):
         targets: Targets,
         weights: torch.Tensor,
         update_ema: bool | None = None,
+        reference: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> LossBreakdown:
         """Loss of ``output`` against ``targets`` with per-sample layer weights.
 
@@ -269,6 +270,8 @@ class PerceptualLoss(nn.Module):
                 style Grams may have batch 1 (shared) or B.
             weights: α of shape (B, L) or (1, L), in the schema's order.
             update_ema: fold this batch into the EMA before normalising; default: ``self.training``.
+            reference: per-sample normalisers ``(raw (B, L), tv (B,))`` used instead of the EMA, e.g. a base
+                model's losses on the same pairs: each term becomes ``raw / reference`` (the EMA still updates).
 
         Returns:
             LossBreakdown with per-sample totals and per-layer terms.
@@ -280,10 +283,19 @@ class PerceptualLoss(nn.Module):
         tv = total_variation(output)
         if self.training if update_ema is None else update_ema:
             self.update_ema(raw, tv)
-        layer_scales, tv_scale = self.scales()
-        normalized = raw * layer_scales
+        if reference is None:
+            layer_scales, tv_scale = self.scales()
+            normalized = raw * layer_scales
+            tv_weighted = self.tv_weight * tv_scale * tv
+        else:
+            ref, ref_tv = reference
+            if ref.shape != raw.shape or ref_tv.shape != tv.shape:
+                raise ValueError(f"reference must have shapes {tuple(raw.shape)} and {tuple(tv.shape)}, "
+                                 f"got {tuple(ref.shape)} and {tuple(ref_tv.shape)}")  # fmt: skip
+            tiny = torch.finfo(raw.dtype).tiny
+            normalized = raw / ref.detach().to(raw.dtype).clamp_min(tiny)
+            tv_weighted = self.tv_weight * tv / ref_tv.detach().to(tv.dtype).clamp_min(tiny)
         weighted = normalized * weights.to(raw.dtype)
-        tv_weighted = self.tv_weight * tv_scale * tv
         total = weighted.sum(1) + tv_weighted
         return LossBreakdown(
             total=total, raw=raw, normalized=normalized, weighted=weighted, tv=tv, tv_weighted=tv_weighted

