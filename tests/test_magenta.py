@@ -188,3 +188,17 @@ def test_one_real_fine_tune_step_moves_delta_only(shared_data: Path, tmp_path: P
     assert all(k.startswith("mlp.") and not k.startswith("mlp.base_") for k in moved), sorted(moved)[:5]
     assert any(k.startswith("mlp.delta_") for k in moved)
     assert Path(trainer.checkpoint_callback.last_model_path).is_file()  # type: ignore[union-attr]
+
+
+def test_antithetic_batches_pair_each_sample_with_its_mirror_alpha(shared_data: Path, tmp_path: Path) -> None:
+    from adjustable_style.config import to_dict  # noqa: PLC0415
+    from adjustable_style.system import StyleTransferSystem  # noqa: PLC0415
+
+    cfg = _recipe(shared_data, tmp_path, "data.batch_size=4", "loss.antithetic=true")
+    system = StyleTransferSystem(to_dict(cfg))
+    c, s = torch.rand(4, 3, 8, 8), torch.rand(4, 3, 8, 8)
+    a = system.sample_alpha(4)
+    c2, s2, a2 = system.antithetic(c, s, a)
+    assert torch.equal(c2[1], c[0]) and torch.equal(c2[3], c[2]) and torch.equal(s2[1], s[0]) and torch.equal(s2[2], s[2])
+    torch.testing.assert_close(a2[1::2, 1:], 1 - a[0::2, 1:])
+    assert torch.equal(a2[:, 0], torch.ones(4)) and torch.equal(a2[0::2], a[0::2])

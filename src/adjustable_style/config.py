@@ -47,6 +47,9 @@ class LossConfig:
     # of raw style losses between paintings that lets a few high-contrast styles drown the α signal.
     reference: str = "ema"
     style_gain: float = 1.0  # style weights are α^l × this (content: α_c); places the base model inside the range
+    # Antithetic α: the batch holds B/2 content/style pairs, each twice, at α and (low + high − α). The two
+    # samples differ only in α, so their gradients tell Δ what α does with the pair's own noise cancelled.
+    antithetic: bool = False
 
     @property
     def schema(self) -> LayerSchema:
@@ -200,6 +203,8 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError("data.crop_size and data.style_size must be at least 32")
     if cfg.data.batch_size < 1:
         raise ConfigError("data.batch_size must be >= 1")
+    if cfg.loss.antithetic and cfg.data.batch_size % 2:
+        raise ConfigError(f"loss.antithetic needs an even data.batch_size, got {cfg.data.batch_size}")
     k = cfg.data.styles_per_batch
     if k < 0 or (k and cfg.data.batch_size % k):
         raise ConfigError(f"data.styles_per_batch ({k}) must divide data.batch_size ({cfg.data.batch_size})")

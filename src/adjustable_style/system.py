@@ -99,6 +99,18 @@ class StyleTransferSystem(pl.LightningModule):
         lo, hi = self.cfg.loss.alpha_low, self.cfg.loss.alpha_high
         return self.schema.sample(batch_size, g, fix_single_content=self.cfg.loss.fix_single_content, low=lo, high=hi)
 
+    def antithetic(
+        self, content: torch.Tensor, style: torch.Tensor, alpha: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Samples 2i and 2i+1 become the same pair (the even one's) at α and low + high − α (style columns)."""
+        lo, hi = self.cfg.loss.alpha_low, self.cfg.loss.alpha_high
+        n_c = len(self.schema.content)
+        alpha = alpha.clone()
+        alpha[1::2, n_c:] = lo + hi - alpha[0::2, n_c:]
+        if not self.cfg.loss.fix_single_content or n_c > 1:
+            alpha[1::2, :n_c] = lo + hi - alpha[0::2, :n_c]
+        return content[0::2].repeat_interleave(2, 0), style[0::2].repeat_interleave(2, 0), alpha
+
     def _prepare(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         c, s = batch["content"], batch["style"]
         if self.cfg.channels_last and c.is_cuda:
@@ -154,6 +166,8 @@ class StyleTransferSystem(pl.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         content, style = self._prepare(batch)
         alpha = self.sample_alpha(content.shape[0]).to(self.device)
+        if self.cfg.loss.antithetic:
+            content, style, alpha = self.antithetic(content, style, alpha)
         freeze = self.cfg.loss.freeze_ema_at
         update_ema = freeze is None or self.global_step < freeze
         objective, breakdown, output = self._step(content, style, alpha, update_ema=update_ema)
