@@ -202,3 +202,16 @@ def test_antithetic_batches_pair_each_sample_with_its_mirror_alpha(shared_data: 
     assert torch.equal(c2[1], c[0]) and torch.equal(c2[3], c[2]) and torch.equal(s2[1], s[0]) and torch.equal(s2[2], s[2])
     torch.testing.assert_close(a2[1::2, 1:], 1 - a[0::2, 1:])
     assert torch.equal(a2[:, 0], torch.ones(4)) and torch.equal(a2[0::2], a[0::2])
+
+
+def test_cli_exports_the_published_network(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from adjustable_style.cli import main  # noqa: PLC0415
+
+    out = tmp_path / "magenta"
+    assert main(["export", "magenta", "-o", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "LICENSE", "NOTICE"}
+    assert "Apache License" in (out / "LICENSE").read_text() and "Magenta" in (out / "NOTICE").read_text()
+    capsys.readouterr()
+    assert main(["export", "magenta", "-o", str(tmp_path / "m2"), "--magenta-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "arbitrary_predict.onnx" in err and not (tmp_path / "m2").exists()
