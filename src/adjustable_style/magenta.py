@@ -52,7 +52,8 @@ def base_model_config() -> ModelConfig:
     """The published network's layout: quarter-width T, MobileNetV2 P, base linear maps + Δ."""
     return ModelConfig(
         channels=(8, 16, 32), n_residual=5, embedding_dim=100, encoder_norm="none", cin_conv_bias=False,
-        predictor="mobilenet_v2", conditioning="base_delta", delta="both", mlp_hidden=256, mlp_depth=2,
+        predictor="mobilenet_v2", conditioning="base_delta", delta="both", delta_form="bilinear", mlp_hidden=256,
+        mlp_depth=2,
     )  # fmt: skip
 
 

@@ -57,6 +57,8 @@ class ModelConfig:
         predictor: ``"vgg"`` (statistics of the frozen VGG19) or ``"mobilenet_v2"`` (Magenta's distilled P).
         conditioning: ``"mlp"`` (Λ(α, e) → γ, β) or ``"base_delta"`` (base linear maps of e + Δ(α, e)).
         delta: what Δ moves with ``base_delta``: ``"embedding"``, ``"params"`` (γ, β) or ``"both"``.
+        delta_form: how α enters Δ: ``"input"`` (concatenated to e, an MLP) or ``"bilinear"`` (also one output
+            head per loss layer, scaled by 2α − 1: each slider gets its own e-dependent direction from step 1).
     """
 
     channels: tuple[int, int, int] = (32, 64, 128)
@@ -71,11 +73,13 @@ class ModelConfig:
     predictor: str = "vgg"
     conditioning: str = "mlp"
     delta: str = "both"
+    delta_form: str = "input"
 
     def check(self) -> None:
         """Raise ValueError naming the first setting outside its allowed values."""
         choices = {"encoder_norm": ("instance", "none"), "predictor": ("vgg", "mobilenet_v2"),
-                   "conditioning": ("mlp", "base_delta"), "delta": ("embedding", "params", "both")}  # fmt: skip
+                   "conditioning": ("mlp", "base_delta"), "delta": ("embedding", "params", "both"),
+                   "delta_form": ("input", "bilinear")}  # fmt: skip
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"model.{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
@@ -344,6 +348,9 @@ class BaseDeltaConditioning(nn.Module):
         cin_channels: total CIN channels of T (what T reports).
         hidden, depth: Δ's hidden width and number of hidden layers (depth ≥ 1).
         delta: ``"embedding"`` (Δ shifts e), ``"params"`` (Δ adds to γ, β) or ``"both"``.
+        form: ``"input"``: Δ = head(h), h = MLP(α ⊕ e); ``"bilinear"``: Δ = head_0(h) + Σ_l (2α_l − 1)·head_l(h).
+            With α only an input, Δ's first layer is dominated by the 100-d e and α's effect must be grown through
+            zero-initialised heads; the bilinear heads make each slider's effect a direction from step 1.
 
     Example:
         >>> lam = BaseDeltaConditioning(4, 100, 347)
@@ -354,10 +361,12 @@ class BaseDeltaConditioning(nn.Module):
     """
 
     def __init__(
-        self, n_alpha: int, embedding_dim: int, cin_channels: int, hidden: int = 256, depth: int = 2, delta: str = "both"
-    ) -> None:
+        self, n_alpha: int, embedding_dim: int, cin_channels: int, hidden: int = 256, depth: int = 2,
+        delta: str = "both", form: str = "input",
+    ) -> None:  # fmt: skip
         super().__init__()
         self.n_alpha = n_alpha
+        self.terms = 1 + n_alpha if form == "bilinear" else 1  # output heads: one shared, one per α
         self.base_gamma = nn.Linear(embedding_dim, cin_channels)
         self.base_beta = nn.Linear(embedding_dim, cin_channels)
         dims = [n_alpha + embedding_dim] + [hidden] * max(depth, 1)
@@ -365,8 +374,9 @@ class BaseDeltaConditioning(nn.Module):
         for a, b in zip(dims[:-1], dims[1:]):
             body += [nn.Linear(a, b), nn.ReLU()]
         self.body = nn.Sequential(*body)
-        self.delta_embedding = nn.Linear(hidden, embedding_dim) if delta in ("embedding", "both") else None
-        self.delta_params = nn.Linear(hidden, 2 * cin_channels) if delta in ("params", "both") else None
+        k = self.terms
+        self.delta_embedding = nn.Linear(hidden, k * embedding_dim) if delta in ("embedding", "both") else None
+        self.delta_params = nn.Linear(hidden, k * 2 * cin_channels) if delta in ("params", "both") else None
         for head in (self.delta_embedding, self.delta_params):
             if head is not None:  # zero start: the base model's output for every α
                 nn.init.zeros_(head.weight)
@@ -380,11 +390,20 @@ class BaseDeltaConditioning(nn.Module):
         """α (B, n_alpha), e (B, D) → γ, β each (B, cin_channels)."""
         if alpha.ndim != 2 or alpha.shape[1] != self.n_alpha:
             raise ValueError(f"alpha must have shape (B, {self.n_alpha}), got {tuple(alpha.shape)}")
-        h = self.body(torch.cat([alpha.to(embedding.dtype), embedding], dim=1))
-        e = embedding + self.delta_embedding(h) if self.delta_embedding is not None else embedding
+        a = alpha.to(embedding.dtype)
+        h = self.body(torch.cat([a, embedding], dim=1))
+        coef = torch.cat([torch.ones_like(a[:, :1]), 2 * a - 1], dim=1) if self.terms > 1 else None  # (B, 1 + L)
+
+        def head(layer: nn.Linear) -> torch.Tensor:
+            out = layer(h)
+            if coef is None:
+                return out
+            return torch.einsum("bk,bkd->bd", coef, out.unflatten(1, (self.terms, -1)))  # Σ_k coef_k · head_k(h)
+
+        e = embedding + head(self.delta_embedding) if self.delta_embedding is not None else embedding
         gamma, beta = self.base(e)
         if self.delta_params is not None:
-            dg, db = self.delta_params(h).chunk(2, dim=1)
+            dg, db = head(self.delta_params).chunk(2, dim=1)
             gamma, beta = gamma + dg, beta + db
         return gamma, beta
 
@@ -430,7 +449,7 @@ class AdjustableStyleModel(nn.Module):
         n, d, c = schema.n_layers, config.embedding_dim, self.net.cin_channels
         self.mlp: ConditioningMLP | BaseDeltaConditioning
         if config.conditioning == "base_delta":
-            self.mlp = BaseDeltaConditioning(n, d, c, config.mlp_hidden, config.mlp_depth, config.delta)
+            self.mlp = BaseDeltaConditioning(n, d, c, config.mlp_hidden, config.mlp_depth, config.delta, config.delta_form)
         else:
             self.mlp = ConditioningMLP(n, d, c, config.mlp_hidden, config.mlp_depth)
 
