@@ -369,10 +369,17 @@ class BaseDeltaConditioning(nn.Module):
         self.terms = 1 + n_alpha if form == "bilinear" else 1  # output heads: one shared, one per α
         self.base_gamma = nn.Linear(embedding_dim, cin_channels)
         self.base_beta = nn.Linear(embedding_dim, cin_channels)
+        # The embedding is normalised and the body uses SiLU with He-initialised weights and zero biases: with
+        # PyTorch's default init and ReLU the raw 100-d e (norm ~10) left most hidden units dead, and Adam pushed
+        # the rest below zero within ~200 steps, so Δ collapsed to its output biases (the same for every style).
+        self.in_norm = nn.LayerNorm(embedding_dim, elementwise_affine=False)
         dims = [n_alpha + embedding_dim] + [hidden] * max(depth, 1)
         body: list[nn.Module] = []
         for a, b in zip(dims[:-1], dims[1:]):
-            body += [nn.Linear(a, b), nn.ReLU()]
+            layer = nn.Linear(a, b)
+            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+            nn.init.zeros_(layer.bias)
+            body += [layer, nn.SiLU()]
         self.body = nn.Sequential(*body)
         k = self.terms
         self.delta_embedding = nn.Linear(hidden, k * embedding_dim) if delta in ("embedding", "both") else None
@@ -391,7 +398,7 @@ class BaseDeltaConditioning(nn.Module):
         if alpha.ndim != 2 or alpha.shape[1] != self.n_alpha:
             raise ValueError(f"alpha must have shape (B, {self.n_alpha}), got {tuple(alpha.shape)}")
         a = alpha.to(embedding.dtype)
-        h = self.body(torch.cat([a, embedding], dim=1))
+        h = self.body(torch.cat([2 * a - 1, self.in_norm(embedding)], dim=1))  # inputs centred, O(1) per entry
         coef = torch.cat([torch.ones_like(a[:, :1]), 2 * a - 1], dim=1) if self.terms > 1 else None  # (B, 1 + L)
 
         def head(layer: nn.Linear) -> torch.Tensor:
