@@ -199,16 +199,21 @@ def test_other_validation(st: Stylizer) -> None:
         resolve_device("cuda:0" if not torch.cuda.is_available() else "nonsense")
 
 
+def _own_loss_at_ends(st: Stylizer, painting: Path, layer: str, others_at: float) -> tuple[float, float]:
+    """``layer``'s style loss on the cat at 192 px with its slider at 0 and at 1, the other sliders at ``others_at``."""
+    others = {n: others_at for n in st.style_layers if n != layer}
+    imgs, _ = st.sweep(CAT, painting, layer, steps=2, weights=others, max_size=192)
+    low, high = st.layer_losses(imgs, CAT, painting)[:, st.schema.keys.index(f"style/{layer}")].tolist()
+    return low, high
+
+
 def test_bundled_starry_night_sliders_act_on_their_own_layers() -> None:
     """The shipped single-style model: raising one style slider (the others low) lowers that layer's style loss,
     and raising them all trades content for style: the paper's claim, measured on a real photo."""
     st = Stylizer.load("starry_night", device="cpu")
     painting = EXAMPLES / "painting_vangogh_starry_night.jpg"
-    keys = st.schema.keys
     for layer in st.style_layers:
-        others = {n: 0.1 for n in st.style_layers if n != layer}
-        imgs, _ = st.sweep(CAT, painting, layer, steps=2, weights=others, max_size=192)
-        low, high = st.layer_losses(imgs, CAT, painting)[:, keys.index(f"style/{layer}")].tolist()
+        low, high = _own_loss_at_ends(st, painting, layer, others_at=0.1)
         assert high < 0.85 * low, (layer, low, high)  # measured: -36 % to -58 %
     imgs, _ = st.sweep(CAT, painting, "all", steps=2, max_size=192)
     losses = st.layer_losses(imgs, CAT, painting)
@@ -223,11 +228,8 @@ def test_bundled_default_sliders_act_on_a_held_out_painting() -> None:
     st = Stylizer.load("default", device="cpu")
     assert st.has_base
     painting = EXAMPLES / "painting_kandinsky_small_worlds_i.jpg"
-    keys = st.schema.keys
     for layer in st.style_layers:
-        others = {n: 0.5 for n in st.style_layers if n != layer}
-        imgs, _ = st.sweep(CAT, painting, layer, steps=2, weights=others, max_size=192)
-        low, high = st.layer_losses(imgs, CAT, painting)[:, keys.index(f"style/{layer}")].tolist()
+        low, high = _own_loss_at_ends(st, painting, layer, others_at=0.5)
         assert high < OWN_RATIO_BOUND[layer] * low, (layer, low, high)
     base = st.stylize_base(CAT, painting, max_size=192)
     ends, _ = st.sweep(CAT, painting, "all", steps=2, max_size=192)
