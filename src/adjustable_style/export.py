@@ -204,13 +204,58 @@ def _model_config_from_dict(d: Mapping[str, Any], where: str) -> ModelConfig:
 
 def _predictor_max_layer(schema: LayerSchema, mcfg: ModelConfig) -> str:
     # One frozen VGG serves P and the loss network (for measuring raw losses), as in training.
-    return sort_layers((schema.deepest, *mcfg.predictor_layers))[-1]
+    return sort_layers((schema.deepest, *mcfg.vgg_layers))[-1]
 
 
 def _skeleton(schema: LayerSchema, mcfg: ModelConfig) -> AdjustableStyleModel:
     """The model with a cheap random VGG: for checking that a state dict fits, not for running."""
-    vgg = VGG19Features("random", max_layer=sort_layers(mcfg.predictor_layers)[-1])
+    vgg = VGG19Features("random", max_layer=sort_layers(mcfg.vgg_layers or ("relu1_1",))[-1])
     return AdjustableStyleModel(schema, mcfg, vgg)
+
+
+def export_config(
+    cfg: Any, step: int, ema: torch.Tensor, ema_tv: float, ema_initialized: bool, cin_layers: Any
+) -> dict[str, Any]:
+    """The ``config.json`` of an export: everything needed to rebuild the model and interpret its sliders.
+
+    Args:
+        cfg: the :class:`~adjustable_style.config.TrainConfig` the weights were trained (or built) with.
+        step: training step of the weights.
+        ema, ema_tv, ema_initialized: the loss normalisers, in the schema's order.
+        cin_layers: ``(name, channels)`` of T's conditional norms, as T reports them.
+    """
+    schema = cfg.loss.schema
+    config = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "schema": schema.to_dict(),
+        "model": _jsonable(asdict(cfg.model)),
+        "vgg": {"weights": cfg.loss.vgg_weights, "pooling": cfg.loss.pooling},
+        "train": {
+            "step": int(step),
+            "crop_size": cfg.data.crop_size,
+            "style_size": cfg.data.style_size,
+            "ema_decay": cfg.loss.ema_decay,
+            "tv_weight": cfg.loss.tv_weight,
+            "normalize": cfg.loss.normalize,
+            "alpha_low": cfg.loss.alpha_low,
+            "alpha_high": cfg.loss.alpha_high,
+            "fix_single_content": cfg.loss.fix_single_content,
+            "reference": cfg.loss.reference,
+            "style_gain": cfg.loss.style_gain,
+            "init_from": cfg.init_from,
+        },
+        "ema": dict(zip(schema.keys, ema.tolist())),
+        "ema_tv": float(ema_tv),
+        "ema_initialized": bool(ema_initialized),
+        "cin_layers": [[name, c] for name, c in cin_layers],
+        "labels": {n: layer_label(n) for n in schema.style},
+    }
+    if cfg.init_from == "magenta" or cfg.model.predictor == "mobilenet_v2":  # weights derived from Magenta's
+        from .magenta import LICENSE_NOTE  # noqa: PLC0415
+
+        config["source"] = LICENSE_NOTE
+    return config
 
 
 def checkpoint_payload(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -243,36 +288,7 @@ def checkpoint_payload(path: str | Path) -> tuple[dict[str, Any], dict[str, torc
     ema = sd.get("loss.ema", torch.zeros(schema.n_layers)).float()
     ema_tv = float(sd.get("loss.ema_tv", torch.zeros(())))
     ema_ok = bool(sd.get("loss.ema_initialized", torch.tensor(False)))
-    config = {
-        "format": FORMAT,
-        "version": FORMAT_VERSION,
-        "schema": schema.to_dict(),
-        "model": _jsonable(asdict(cfg.model)),
-        "vgg": {"weights": cfg.loss.vgg_weights, "pooling": cfg.loss.pooling},
-        "train": {
-            "step": int(ckpt.get("global_step", 0)),
-            "crop_size": cfg.data.crop_size,
-            "style_size": cfg.data.style_size,
-            "ema_decay": cfg.loss.ema_decay,
-            "tv_weight": cfg.loss.tv_weight,
-            "normalize": cfg.loss.normalize,
-            "alpha_low": cfg.loss.alpha_low,
-            "alpha_high": cfg.loss.alpha_high,
-            "fix_single_content": cfg.loss.fix_single_content,
-            "reference": cfg.loss.reference,
-            "style_gain": cfg.loss.style_gain,
-            "init_from": cfg.init_from,
-        },
-        "ema": dict(zip(schema.keys, ema.tolist())),
-        "ema_tv": ema_tv,
-        "ema_initialized": ema_ok,
-        "cin_layers": [[name, c] for name, c in skeleton.net.cin_layers],
-        "labels": {n: layer_label(n) for n in schema.style},
-    }
-    if cfg.init_from == "magenta" or cfg.model.predictor == "mobilenet_v2":
-        from .magenta import LICENSE_NOTE  # noqa: PLC0415
-
-        config["source"] = LICENSE_NOTE
+    config = export_config(cfg, int(ckpt.get("global_step", 0)), ema, ema_tv, ema_ok, skeleton.net.cin_layers)
     return config, state
 
 

@@ -25,14 +25,13 @@ Example:
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .layers import LayerSchema, layer_label
+from .layers import LayerSchema
 from .model import AdjustableStyleModel, ModelConfig
 from .vgg import VGG19Features
 
@@ -236,23 +235,15 @@ def base_model(
 def write_base_export(out_dir: str | Path, schema: LayerSchema | None = None, folder: str | Path | None = None,
                       dtype: str = "float32") -> Path:  # fmt: skip
     """Write the published model (Δ = 0) as an adjustable-style export folder: Magenta's output for every α."""
-    from .export import FORMAT, FORMAT_VERSION, write_export  # noqa: PLC0415 - export imports model, not us
+    from .config import TrainConfig  # noqa: PLC0415 - export imports model, not us
+    from .export import export_config, write_export  # noqa: PLC0415
 
     schema = schema or LayerSchema()
     model = base_model(schema, folder=folder)
-    cfg = model.config
-    config = {
-        "format": FORMAT, "version": FORMAT_VERSION, "schema": schema.to_dict(),
-        "model": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()},
-        "vgg": {"weights": "caffe", "pooling": "max"},
-        "train": {"step": 0, "crop_size": 256, "style_size": 256, "ema_decay": 0.99, "tv_weight": 0.0,
-                  "normalize": True, "alpha_low": 0.0, "alpha_high": 1.0, "fix_single_content": True},
-        # No training run measured these: ones make the normalised total a plain sum of raw losses.
-        "ema": dict.fromkeys(schema.keys, 1.0), "ema_tv": 1.0, "ema_initialized": False,
-        "cin_layers": [[n, c] for n, c in model.net.cin_layers],
-        "labels": {n: layer_label(n) for n in schema.style},
-        "source": LICENSE_NOTE,
-    }  # fmt: skip
+    cfg = TrainConfig(model=model.config, init_from="magenta")
+    cfg.loss.content_layers, cfg.loss.style_layers, cfg.loss.tv_weight = schema.content, schema.style, 0.0
+    # No training run measured the normalisers: ones make the normalised total a plain sum of raw losses.
+    config = export_config(cfg, 0, torch.ones(schema.n_layers), 1.0, False, model.net.cin_layers)
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("vgg.")}
     return write_export(config, state, out_dir, dtype=dtype)
 

@@ -75,6 +75,11 @@ class ModelConfig:
     delta: str = "both"
     delta_form: str = "input"
 
+    @property
+    def vgg_layers(self) -> tuple[str, ...]:
+        """VGG19 layers the style predictor reads (none for MobileNetV2, which reads the image)."""
+        return tuple(self.predictor_layers) if self.predictor == "vgg" else ()
+
     def check(self) -> None:
         """Raise ValueError naming the first setting outside its allowed values."""
         choices = {"encoder_norm": ("instance", "none"), "predictor": ("vgg", "mobilenet_v2"),
@@ -459,11 +464,6 @@ class AdjustableStyleModel(nn.Module):
             self.mlp = BaseDeltaConditioning(n, d, c, config.mlp_hidden, config.mlp_depth, config.delta, config.delta_form)
         else:
             self.mlp = ConditioningMLP(n, d, c, config.mlp_hidden, config.mlp_depth)
-
-    @property
-    def vgg_layers(self) -> tuple[str, ...]:
-        """VGG layers the style predictor reads (none for MobileNetV2, which reads the image)."""
-        return tuple(self.predictor.layers)
 
     def embed(self, style: torch.Tensor, features: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Style images (B, 3, H, W) in [0, 1] → embeddings (B, D). Compute once per style and cache.

@@ -60,8 +60,7 @@ class StyleTransferSystem(pl.LightningModule):
         self.cfg: TrainConfig = from_dict(config)
         cfg = self.cfg
         self.schema = cfg.loss.schema
-        vgg_reads = cfg.model.predictor_layers if cfg.model.predictor == "vgg" else ()
-        deepest = sort_layers((self.schema.deepest, *vgg_reads))[-1]
+        deepest = sort_layers((self.schema.deepest, *cfg.model.vgg_layers))[-1]
         # One frozen VGG serves the loss and the style predictor; its weights are never checkpointed.
         vgg = VGG19Features(cfg.loss.vgg_weights, pooling=cfg.loss.pooling, max_layer=deepest)
         self.model = AdjustableStyleModel(self.schema, cfg.model, vgg)
@@ -140,7 +139,7 @@ class StyleTransferSystem(pl.LightningModule):
 
     def _style_features(self, style: torch.Tensor) -> dict[str, torch.Tensor]:
         """VGG features of the style batch; with ``data.styles_per_batch`` each distinct style goes through once."""
-        layers = {*self.model.vgg_layers, *self.schema.style}
+        layers = {*self.cfg.model.vgg_layers, *self.schema.style}
         k, b = self.cfg.data.styles_per_batch, style.shape[0]
         share = b // k if k and b % k == 0 else 1
         if share > 1:
