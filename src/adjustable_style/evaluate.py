@@ -14,7 +14,7 @@ folder (``report.md``, ``results.json``, plots and contact sheets); ``--readme``
    (ONNX, offline), judged by our VGG losses, against ours at α = 1 and at the best α of a small grid.
 4. **Diversity**: how different seeded ``variations`` of one pair are, in VGG feature space.
 
-This module does the measuring and the writing; ``cli.py`` only parses arguments. It is one concept
+This module does the measuring and the writing; ``cli/evaluate.py`` only parses arguments. It is one concept
 ("the evaluation report") and so one file, even though it is longer than most: each section is a function
 that returns plain, JSON-ready numbers, and the Markdown is rendered from those numbers alone.
 

@@ -1,0 +1,122 @@
+"""Helpers shared by the command modules: argument checks that turn mistakes into one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+class UsageError(Exception):
+    """A mistake in how the command was called; printed as one line."""
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+def device(name: str) -> str:
+    import torch  # noqa: PLC0415 - keep `--help` fast
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {name} asked for, but no CUDA device is available; use --device cpu")
+    return name
+
+
+def check_output(path: str | Path, force: bool = True) -> Path:
+    """Fail early (before any compute) if ``path`` cannot be written as an image."""
+    from ..image import IMAGE_EXTENSIONS, writable_parent  # noqa: PLC0415
+
+    p = Path(path)
+    if p.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise UsageError(f"output {str(p)!r} must end in one of {', '.join(sorted(IMAGE_EXTENSIONS))}")
+    if p.is_dir():
+        raise UsageError(f"output {str(p)!r} is a directory; give a file name such as {p / 'out.png'}")
+    if writable_parent(p) is None:
+        raise UsageError(f"cannot write {str(p)!r}: {p.parent} is not a writable directory; choose another output path")
+    return p
+
+
+def weights_arg(text: str | None) -> dict[str, float]:
+    from ..layers import parse_weights  # noqa: PLC0415
+
+    return parse_weights(text) if text else {}
+
+
+def layers_arg(text: str) -> tuple[str, ...]:
+    from ..layers import check_layer  # noqa: PLC0415
+
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise UsageError(f"no layer names in {text!r}; write e.g. relu2_2,relu3_4")
+    return tuple(check_layer(n) for n in names)
+
+
+def nonneg(name: str, value: float) -> float:
+    from ..layers import check_weight  # noqa: PLC0415
+
+    return check_weight(name, value)
+
+
+
+def existing(path: str, what: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"{what} '{p}' not found; check the path")
+    return p
+
+
+def strength_arg(value: float) -> float:
+    if not 0.0 <= value <= 1.0:  # also rejects nan
+        raise UsageError(f"--strength must be in [0, 1], got {value}")
+    return value
+
+
+def max_size_arg(value: int) -> int | None:
+    if value == 0:
+        return None
+    if value < 16:
+        raise UsageError(f"--max-size must be >= 16 (or 0 for no limit), got {value}")
+    return value
+
+
+def save_dir_arg(text: str | None) -> Path | None:
+    if text is None:
+        return None
+    p = Path(text)
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"--save-dir '{p}' is a file; give a folder")
+    return p
+
+
+def load_stylizer(args: argparse.Namespace):  # noqa: ANN202 - Stylizer, imported lazily
+    from ..export import resolve_model  # noqa: PLC0415
+    from ..stylizer import Stylizer  # noqa: PLC0415
+
+    path = resolve_model(args.model)  # cheap: fails on a wrong --model before anything is loaded
+    return Stylizer.load(path, device=device(args.device))
+
+
+def images_in(folder: Path, what: str) -> list[Path]:
+    from ..image import is_image_file  # noqa: PLC0415
+
+    files = sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
+    if not files:
+        raise UsageError(f"{what} folder '{folder}' holds no images (.jpg, .png, …)")
+    return files
+
+
+def output_names(paths: list[Path]) -> dict[Path, str]:
+    """File stems for outputs; inputs that share a stem (cat.jpg, cat.png) keep their extension in the name."""
+    stems = [p.stem for p in paths]
+    return {p: p.stem if stems.count(p.stem) == 1 else f"{p.stem}_{p.suffix[1:]}" for p in paths}
+
+
+def model_args(p: argparse.ArgumentParser, max_size: int) -> None:
+    """The flags every command that runs a trained model takes."""
+    p.add_argument("--model", default="default", help="export folder, .ckpt file or bundled model name (default: %(default)s)")
+    p.add_argument("--max-size", type=int, default=max_size, help="longer side of the content in px; 0: no limit (default %(default)s)")
+    p.add_argument("--strength", type=float, default=1.0, help="style strength in [0, 1] (default 1)")
+    p.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
+
+
+WEIGHTS_HELP = "style weights in [0, 1], e.g. relu2_2=0.2,relu4_4=1 (unnamed layers: 1)"

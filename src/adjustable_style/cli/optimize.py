@@ -1,0 +1,126 @@
+"""`adjustable-style optimize`: Gatys et al.'s optimisation on the pixels (L-BFGS)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+
+from . import common
+from .common import UsageError, check_output, layers_arg, nonneg, weights_arg
+
+
+def _print_losses(title: str, keys: Sequence[str], raw: Sequence[float], weighted: Sequence[float]) -> None:
+    print(title)
+    print(f"  {'layer':<16} {'raw':>12} {'weighted':>12}")
+    for k, r, w in zip(keys, raw, weighted):
+        print(f"  {k:<16} {r:>12.4g} {w:>12.4g}")
+
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    import torch  # noqa: PLC0415
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from ..gatys import GatysConfig, optimize  # noqa: PLC0415
+    from ..image import load_image, save_image  # noqa: PLC0415
+
+    out_path = check_output(args.output)
+    content_layers, style_layers, ema = _optimize_normalizers(args)
+    cfg = GatysConfig(
+        content_layers=content_layers,
+        style_layers=style_layers,
+        style_weights=weights_arg(args.style_weights),
+        content_weight=nonneg("--content-weight", args.content_weight),
+        tv_weight=nonneg("--tv-weight", args.tv_weight),
+        steps=args.steps,
+        init=args.init,
+        seed=args.seed,
+        preserve_color=args.preserve_color,
+    )
+    cfg.alpha()  # validates style-weight names against the style layers before any work
+    device = common.device(args.device)
+    content = load_image(args.content, size=args.size, device=device)
+    style = load_image(args.style, size=args.style_size or args.size, device=device)
+    torch.manual_seed(args.seed)
+    keys = cfg.schema.keys
+    bar = tqdm(total=cfg.steps, desc="L-BFGS", unit="step", disable=args.quiet, dynamic_ncols=True)
+
+    def progress(step: int, br) -> None:  # noqa: ANN001
+        means = br.layer_means(cfg.schema, "raw")
+        bar.set_postfix({k.split("/")[1] + ("c" if k.startswith("content") else ""): f"{v:.3g}" for k, v in means.items()})
+        bar.update(1)
+
+    t0 = time.perf_counter()
+    out, final = optimize(content, style, cfg, ema=ema, callback=progress)
+    bar.close()
+    elapsed = time.perf_counter() - t0
+    save_image(out, out_path)
+    _print_losses(
+        f"final losses after {cfg.steps} steps ({elapsed:.1f} s, {device}):",
+        keys,
+        final.raw[0].tolist(),
+        final.weighted[0].tolist(),
+    )
+    print(f"  {'tv':<16} {float(final.tv[0]):>12.4g} {float(final.tv_weighted[0]):>12.4g}")
+    print(f"wrote {out_path}")
+    return 0
+
+
+def _optimize_normalizers(args: argparse.Namespace) -> tuple[tuple[str, ...], tuple[str, ...], tuple | None]:
+    """Layers and normalisers for ``optimize``: the flags', or a trained model's (``--normalizers MODEL``)."""
+    from ..layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS  # noqa: PLC0415
+
+    if args.normalizers is None:
+        return (
+            layers_arg(args.content_layers or ",".join(DEFAULT_CONTENT_LAYERS)),
+            layers_arg(args.style_layers or ",".join(DEFAULT_STYLE_LAYERS)),
+            None,
+        )
+    from ..export import load_model  # noqa: PLC0415
+
+    if args.content_layers or args.style_layers:
+        raise UsageError("--normalizers takes the layers from the model; drop --content-layers/--style-layers")
+    m = load_model(args.normalizers)
+    if not (bool((m.ema > 0).all()) and m.ema_tv > 0):
+        raise UsageError(f"model '{args.normalizers}' has no training EMA to normalise with; use the default normalisers")
+    return m.schema.content, m.schema.style, (m.ema, m.ema_tv)
+
+
+def add_parsers(sub) -> None:  # noqa: ANN001 - argparse's private subparsers action
+    from ..layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS  # noqa: PLC0415
+
+    p = sub.add_parser(
+        "optimize",
+        help="Gatys et al.: optimise the pixels with L-BFGS (slow, exact reference for any weights)",
+        description="Stylize CONTENT with STYLE by L-BFGS on the pixels, using the same per-layer losses "
+        "as the adjustable network (EMA-normalised, weighted per layer).",
+    )
+    p.add_argument("content", help="content image (photo)")
+    p.add_argument("style", help="style image (painting or texture)")
+    p.add_argument("-o", "--output", required=True, help="output image (.png or .jpg)")
+    p.add_argument("--size", type=int, default=512, help="longer side of the content image in px (default 512)")
+    p.add_argument("--style-size", type=int, default=None, help="longer side of the style image (default: --size)")
+    p.add_argument("--steps", type=int, default=300, help="L-BFGS iterations (default 300)")
+    p.add_argument(
+        "--style-weights", default=None, metavar="L=W,...",
+        help="per-layer style weights, e.g. relu2_2=1,relu3_4=0.5,relu4_4=1 (unnamed layers: 1)",
+    )
+    p.add_argument("--content-weight", type=float, default=1.0, help="content weight (default 1)")
+    p.add_argument(
+        "--tv-weight", type=float, default=0.05,
+        help="total-variation weight, as a share of one layer's normalised loss (default 0.05, as in training)",
+    )
+    p.add_argument("--content-layers", default=None, help=f"default: {','.join(DEFAULT_CONTENT_LAYERS)}")
+    p.add_argument("--style-layers", default=None, help=f"default: {','.join(DEFAULT_STYLE_LAYERS)}")
+    p.add_argument(
+        "--normalizers", default=None, metavar="MODEL",
+        help="normalise each layer by this trained model's loss EMA (export folder, .ckpt or bundled name), so "
+        "the weights mean what that model's sliders mean; default: each layer's distance between the two images",
+    )
+    p.add_argument("--init", choices=("content", "style", "noise"), default="content", help="starting image")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_optimize)
