@@ -21,8 +21,8 @@ from adjustable_style.image import load_image
 from adjustable_style.stylizer import Stylizer
 
 
-def probe(model: str, pairs: list, size: int) -> dict[str, float]:  # noqa: ANN001
-    st = Stylizer.load(model, device="cpu")
+def probe(model: str, pairs: list, size: int, device: str = "cpu") -> dict[str, float]:  # noqa: ANN001
+    st = Stylizer.load(model, device=device)
     keys = list(st.schema.keys)
     style = st.style_layers
     own: dict[str, list[float]] = {n: [] for n in style}
@@ -61,13 +61,14 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=8)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     contents, styles, where = find_images(EvalSettings())
     pairs = choose_pairs(contents, styles, args.pairs, args.seed)
     print(f"{len(pairs)} held-out pairs from {where}, {args.size} px; medians over pairs\n")
     header = False
     for m in args.models:
-        row = probe(m, pairs, args.size)
+        row = probe(m, pairs, args.size, args.device)
         if not header:
             print("| model | " + " | ".join(row) + " |")
             print("|---" * (len(row) + 1) + "|")

@@ -10,7 +10,6 @@ The weights come from :mod:`adjustable_style.magenta`; this module only defines 
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
@@ -27,10 +26,11 @@ class SameConv(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = []
         for size, k, s in zip(x.shape[-2:], self.kernel_size, self.stride):
-            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
+            # (ceil(size / s) − 1)·s + k − size, in integers (symbolic in an exported graph); never < 0 as k ≥ s
+            total = ((size + s - 1) // s - 1) * s + k - size
             pads.append((total // 2, total - total // 2))
         (top, bottom), (left, right) = pads
-        if top or bottom or left or right:
+        if torch.compiler.is_exporting() or top or bottom or left or right:
             x = F.pad(x, (left, right, top, bottom))
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 

@@ -78,7 +78,8 @@ class Stylizer:
     Args:
         exported: a model from :func:`adjustable_style.export.load_model`.
         device: where it runs (already resolved; see :meth:`load`).
-        autocast: run T and Λ in float16 autocast (CUDA only; ignored on CPU).
+        autocast: run T and Λ in bfloat16 autocast (float16 where the GPU lacks bf16; CUDA only, ignored on CPU).
+            On CUDA the transformer also runs channels_last.
         cache_size: how many style embeddings to keep.
 
     Example:
@@ -100,6 +101,8 @@ class Stylizer:
         self.alpha_range: tuple[float, float] = (float(train.get("alpha_low", 0.0)), float(train.get("alpha_high", 1.0)))
         self.fixed_content = bool(train.get("fix_single_content", True)) and len(self.content_layers) == 1
         self.autocast = bool(autocast) and self.device.type == "cuda"
+        if self.device.type == "cuda":
+            self.model.net.to(memory_format=torch.channels_last)  # cuDNN's fast layout for these convs
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
         self._cache_lock = threading.Lock()  # web front ends call from several threads
@@ -119,7 +122,7 @@ class Stylizer:
             path_or_name: see :func:`adjustable_style.export.resolve_model`.
             device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:1"``…; resolved once, here.
             vgg_weights: override the VGG19 weight source recorded in the model.
-            autocast: float16 autocast on CUDA.
+            autocast: bfloat16 autocast on CUDA.
         """
         dev = resolve_device(device)
         return cls(load_model(path_or_name, device=dev, vgg_weights=vgg_weights), dev, autocast=autocast)
@@ -260,7 +263,7 @@ class Stylizer:
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast:
-            return torch.autocast("cuda", dtype=torch.float16)
+            return torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
         return contextlib.nullcontext()
 
     def _check_max_size(self, max_size: int | None) -> None:
@@ -324,6 +327,8 @@ class Stylizer:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         c = resize(self._image(content, "content"), max_size=max_size).to(self.device)  # (1, 3, H, W)
+        if self.device.type == "cuda":
+            c = c.contiguous(memory_format=torch.channels_last)
         e = self._embedding(content, style, s)  # (1, D)
         outs = []
         with torch.inference_mode(), self._autocast():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,8 @@ class StyleTransferSystem(pl.LightningModule):
         gains = [1.0] * n_c + [cfg.loss.style_gain] * len(self.schema.style)
         self.register_buffer("weight_gain", torch.tensor(gains), persistent=False)
         self.skipped_total = 0
+        self._tick: tuple[float, int] | None = None  # (time, samples seen) at the last throughput log
+        self._seen = 0
 
     def _init_from(self, source: str) -> None:
         """Copy trained weights into the model: ``"magenta"`` or an export folder / bundled name."""
@@ -176,10 +179,24 @@ class StyleTransferSystem(pl.LightningModule):
         self._log_breakdown("train", breakdown, objective, prog_bar=False)
         self.log("train/loss", objective.detach(), prog_bar=True)
         self.log("data/skipped_files", float(self.skipped_total))
+        self._log_throughput(content.shape[0])
         every = self.cfg.log.image_every_n_steps
         if every > 0 and self.global_step % every == 0 and self.global_rank == 0:
             self.log_images(content[:1], style[:1])
         return objective
+
+    def _log_throughput(self, batch_size: int) -> None:
+        """``perf/images_per_s``: training samples per second on this rank since the last log (wall clock, so it
+        includes data waits; on CUDA the queue makes single steps meaningless, an interval is not)."""
+        now = time.perf_counter()
+        every = max(1, self.cfg.trainer.log_every_n_steps)
+        if self._tick is not None and self.global_step % every == 0:
+            t0, n0 = self._tick
+            self.log("perf/images_per_s", (self._seen - n0) / max(now - t0, 1e-9))
+            self._tick = (now, self._seen)
+        elif self._tick is None:
+            self._tick = (now, self._seen)
+        self._seen += batch_size
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         content, style = self._prepare(batch)
