@@ -32,7 +32,7 @@ import pickle
 import secrets
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,7 @@ FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 # Files an export folder may hold; anything else means the folder is not (only) an export.
-EXPORT_FILES = frozenset({CONFIG_FILE, WEIGHTS_FILE, "model.onnx", "LICENSE", "NOTICE"})
+EXPORT_FILES = frozenset({CONFIG_FILE, WEIGHTS_FILE, "embed.onnx", "stylize.onnx", "LICENSE", "NOTICE"})
 # Weights derived from third-party weights keep their licence: an export whose config names a "source" carries
 # that attribution in NOTICE and the licence text in LICENSE.
 APACHE_LICENSE = Path(__file__).parent / "assets" / "licenses" / "Apache-2.0.txt"
@@ -357,8 +357,16 @@ def swap_in_directory(tmp: Path, out: Path) -> None:
         os.replace(tmp, out)
 
 
-def write_export(config: Mapping[str, Any], state: Mapping[str, torch.Tensor], out_dir: str | Path, dtype: str = "float16") -> Path:
+def write_export(
+    config: Mapping[str, Any],
+    state: Mapping[str, torch.Tensor],
+    out_dir: str | Path,
+    dtype: str = "float16",
+    extra: Callable[[Path], list[str]] | None = None,
+) -> Path:
     """Write ``config.json`` and ``model.safetensors`` into ``out_dir`` atomically.
+
+    ``extra(folder)`` may write more files into the unfinished folder (the ONNX graphs) and returns their names.
 
     Everything is written into a temporary folder beside ``out_dir`` and renamed into place, so a failure
     never leaves a half-written export and never damages an existing one.
@@ -393,6 +401,8 @@ def write_export(config: Mapping[str, Any], state: Mapping[str, torch.Tensor], o
             (tmp / "NOTICE").write_text(str(config["source"]) + "\n", encoding="utf-8")
             shutil.copyfile(APACHE_LICENSE, tmp / "LICENSE")
             names += ["NOTICE", "LICENSE"]
+        if extra is not None:
+            names += extra(tmp)
         os.chmod(tmp, 0o755)  # mkdtemp makes 0700 folders; give an export the usual permissions
         for name in names:
             os.chmod(tmp / name, 0o644)

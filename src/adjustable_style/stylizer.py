@@ -16,23 +16,28 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import math
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 import torch
 from PIL import Image
 
 from .color import preserve_color as _preserve_color
-from .export import ExportedModel, load_model
+from .export import ExportedModel, load_model, resolve_model
 from .image import MIN_SIDE, load_image, pil_to_tensor, resize
 from .layers import LayerSchema, layer_label
 from .losses import PerceptualLoss, Targets
 
+if TYPE_CHECKING:
+    from .onnx_export import OnnxGraphs
+
+BACKENDS = ("torch", "onnxruntime", "auto")
 ImageLike = Union[str, "os.PathLike[str]", Image.Image, torch.Tensor]
 """A path to an image file, a PIL image, or a (1, 3, H, W) / (3, H, W) tensor in [0, 1]."""
 
@@ -107,6 +112,8 @@ class Stylizer:
         self._cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
         self._cache_lock = threading.Lock()  # web front ends call from several threads
         self._loss: PerceptualLoss | None = None
+        self._graphs: OnnxGraphs | None = None  # set by use_backend("onnxruntime")
+        self.backend = "torch"
 
     @classmethod
     def load(
@@ -115,6 +122,7 @@ class Stylizer:
         device: str = "auto",
         vgg_weights: str | None = None,
         autocast: bool = False,
+        backend: str = "torch",
     ) -> Stylizer:
         """Load an export folder, a ``.ckpt`` file or a bundled model by name.
 
@@ -123,9 +131,34 @@ class Stylizer:
             device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:1"``…; resolved once, here.
             vgg_weights: override the VGG19 weight source recorded in the model.
             autocast: bfloat16 autocast on CUDA.
+            backend: what runs P and T. ``"torch"``; ``"onnxruntime"`` (CPU; the folder's ONNX graphs from
+                ``export --onnx``, else exported once into the user cache, ~20 s); ``"auto"``: onnxruntime when it
+                is installed and the graphs already exist (faster on CPUs, see the README's benchmark), else torch.
         """
         dev = resolve_device(device)
-        return cls(load_model(path_or_name, device=dev, vgg_weights=vgg_weights), dev, autocast=autocast)
+        st = cls(load_model(path_or_name, device=dev, vgg_weights=vgg_weights), dev, autocast=autocast)
+        st.use_backend(backend, resolve_model(path_or_name))
+        return st
+
+    def use_backend(self, backend: str, folder: Path) -> str:
+        """Switch what runs P and T (see :meth:`load`); ``folder`` is the model's export folder. Returns the choice."""
+        from . import onnx_export as ox  # noqa: PLC0415
+
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if backend == "auto":
+            usable = self.device.type == "cpu" and folder.is_dir() and importlib.util.find_spec("onnxruntime") is not None
+            backend = "onnxruntime" if usable and ox.find_graphs(folder) is not None else "torch"
+        if backend == "onnxruntime":
+            if self.device.type != "cpu":
+                raise ValueError("the onnxruntime backend runs on the CPU; use the torch backend on GPUs")
+            if not folder.is_dir():
+                raise ValueError(f"the onnxruntime backend needs an export folder; export '{folder}' first (adjustable-style export)")
+            self._graphs = ox.OnnxGraphs(ox.cached_graphs(folder, self.model))
+        else:
+            self._graphs = None
+        self.backend = backend
+        return backend
 
     # ------------------------------------------------------------------------------------------- sliders
     def default_weights(self) -> dict[str, float]:
@@ -242,7 +275,8 @@ class Stylizer:
                 return hit
         x = self.style_image(style).to(self.device)
         with torch.inference_mode():
-            e = self.model.embed(x).float()  # P stays in float32: its statistics span orders of magnitude
+            # P stays in float32: its statistics span orders of magnitude
+            e = self._graphs.embed(x) if self._graphs is not None else self.model.embed(x).float()
         with self._cache_lock:
             self._cache[key] = e
             while len(self._cache) > self.cache_size:
@@ -334,11 +368,17 @@ class Stylizer:
         with torch.inference_mode(), self._autocast():
             for chunk in a.split(batch_size):
                 b = chunk.shape[0]
-                y = self.model(c.expand(b, -1, -1, -1), e.expand(b, -1), chunk.to(self.device)).float()
+                y = self._net(c.expand(b, -1, -1, -1), e.expand(b, -1), chunk.to(self.device))
                 if preserve_color:
                     y = _preserve_color(c.expand(b, -1, -1, -1), y)
                 outs.append(y.cpu())
         return torch.cat(outs)
+
+    def _net(self, content: torch.Tensor, embedding: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        """T and Λ on the chosen backend: float32 (B, 3, H, W)."""
+        if self._graphs is not None:
+            return self._graphs.stylize(content, embedding, alpha)
+        return self.model(content, embedding, alpha).float()
 
     @property
     def has_base(self) -> bool:

@@ -92,7 +92,7 @@ def load_stylizer(args: argparse.Namespace):  # noqa: ANN202 - Stylizer, importe
     from ..stylizer import Stylizer  # noqa: PLC0415
 
     path = resolve_model(args.model)  # cheap: fails on a wrong --model before anything is loaded
-    return Stylizer.load(path, device=device(args.device))
+    return Stylizer.load(path, device=device(args.device), backend=args.backend)
 
 
 def images_in(folder: Path, what: str) -> list[Path]:
@@ -117,6 +117,9 @@ def model_args(p: argparse.ArgumentParser, max_size: int) -> None:
     p.add_argument("--strength", type=float, default=1.0, help="style strength in [0, 1] (default 1)")
     p.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
+    p.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto", help="what runs the network: "
+                   "auto = onnxruntime on the CPU when installed and the model has ONNX graphs (export --onnx, or "
+                   "cached by an earlier --backend onnxruntime), else torch (default %(default)s)")
 
 
 WEIGHTS_HELP = "style weights in [0, 1], e.g. relu2_2=0.2,relu4_4=1 (unnamed layers: 1)"

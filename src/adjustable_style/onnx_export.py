@@ -1,0 +1,237 @@
+"""ONNX: the model as two graphs that any ONNX runtime runs, with the sliders as an input.
+
+* ``embed.onnx``: ``style`` (B, 3, H, W) float32 RGB in [0, 1] → ``embedding`` (B, D). Resize the style so its
+  shorter side is the model's ``train.style_size`` first (what :class:`~adjustable_style.stylizer.Stylizer` does).
+* ``stylize.onnx``: ``content`` (B, 3, H, W) in [0, 1], ``embedding`` (B, D), ``alpha`` (B, L) → ``image``
+  (B, 3, H, W) in [0, 1]. ``alpha`` holds one weight per loss layer in ``config.json``'s ``onnx.alpha`` order
+  (content layers, then style layers): the sliders.
+
+Batch, height and width are dynamic. The folder is also a complete export (``model.safetensors`` +
+``config.json``), so one folder loads with either backend; ``config.json`` gains an ``onnx`` section that
+describes the inputs. :class:`OnnxGraphs` runs the pair with onnxruntime (the ``onnx`` extra).
+
+Example:
+    >>> export_onnx("default", "models/default_onnx")  # doctest: +SKIP
+    PosixPath('models/default_onnx')
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from .export import WEIGHTS_FILE, ModelFormatError, checkpoint_payload, load_model, read_config, resolve_model, write_export
+
+EMBED_FILE, STYLIZE_FILE = "embed.onnx", "stylize.onnx"
+ONNX_FILES = (EMBED_FILE, STYLIZE_FILE)
+OPSET = 18
+ORT_MISSING = "the onnxruntime backend needs onnxruntime: pip install 'adjustable-style[onnx]' (or use the torch backend)"
+EXPORT_MISSING = "ONNX export needs onnx and onnxscript: pip install 'adjustable-style[onnx]'"
+
+
+class _EmbedGraph(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, style: torch.Tensor) -> torch.Tensor:
+        return self.model.embed(style)
+
+
+class _StylizeGraph(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, content: torch.Tensor, embedding: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        return self.model(content, embedding, alpha)
+
+
+def onnx_section(keys: list[str] | tuple[str, ...], embedding_dim: int) -> dict[str, Any]:
+    """What ``config.json`` says about the graphs: files, inputs with shapes, and the α order (the sliders)."""
+    return {
+        "opset": OPSET,
+        "embed": {"file": EMBED_FILE, "inputs": {"style": ["batch", 3, "height", "width"]},
+                  "outputs": {"embedding": ["batch", embedding_dim]}},
+        "stylize": {"file": STYLIZE_FILE,
+                    "inputs": {"content": ["batch", 3, "height", "width"], "embedding": ["batch", embedding_dim],
+                               "alpha": ["batch", len(keys)]},
+                    "outputs": {"image": ["batch", 3, "height", "width"]}},
+        "alpha": list(keys),
+        "range": "images are float32 RGB in [0, 1], channels first",
+    }  # fmt: skip
+
+
+@contextlib.contextmanager
+def _quiet_exporter():  # noqa: ANN202
+    """torch.onnx's dynamo exporter prints progress lines and warns about torch internals; none is the user's."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "torch.fx")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def write_graphs(model: nn.Module, folder: Path) -> list[str]:
+    """Export ``model`` (an :class:`~adjustable_style.model.AdjustableStyleModel`, float32, eval) into
+    ``folder/embed.onnx`` and ``folder/stylize.onnx``; returns the file names."""
+    try:
+        import onnxscript  # noqa: F401, PLC0415 - the dynamo exporter needs it; say so before tracing
+    except ImportError:
+        raise ModelFormatError(EXPORT_MISSING) from None
+    model = model.float().eval().cpu()
+    n_alpha, dim = model.schema.n_layers, model.config.embedding_dim
+    c, e, a = torch.rand(1, 3, 72, 88), torch.rand(1, dim), torch.rand(1, n_alpha)
+    batch_hw = {0: "batch", 2: "height", 3: "width"}
+    with _quiet_exporter():
+        torch.onnx.export(
+            _StylizeGraph(model), (c, e, a), str(folder / STYLIZE_FILE), input_names=["content", "embedding", "alpha"],
+            output_names=["image"], opset_version=OPSET, dynamo=True, external_data=False,
+            dynamic_shapes={"content": batch_hw, "embedding": {0: "batch"}, "alpha": {0: "batch"}},
+        )  # fmt: skip
+        torch.onnx.export(
+            _EmbedGraph(model), (torch.rand(1, 3, 96, 120),), str(folder / EMBED_FILE), input_names=["style"],
+            output_names=["embedding"], opset_version=OPSET, dynamo=True, external_data=False,
+            dynamic_shapes={"style": batch_hw},
+        )  # fmt: skip
+    return list(ONNX_FILES)
+
+
+def export_onnx(model: str | Path, out_dir: str | Path, dtype: str | None = None) -> Path:
+    """Write an export folder for ``model`` (bundled name, export folder or ``.ckpt``) that also holds
+    ``embed.onnx`` and ``stylize.onnx`` (float32 graphs), written atomically like every export.
+
+    Args:
+        model: what to export (see :func:`~adjustable_style.export.resolve_model`).
+        out_dir: the folder to write (new, empty, or an earlier export).
+        dtype: of ``model.safetensors``; default: the source's (float16 for a checkpoint). The graphs are float32.
+    """
+    src = resolve_model(model)
+    if src.is_file():
+        config, state = checkpoint_payload(src)
+        dtype = dtype or "float16"
+    else:
+        config = read_config(src)
+        state = load_file(str(src / WEIGHTS_FILE))
+        dtype = dtype or str(config.get("dtype", "float16"))
+    exported = load_model(src)
+    section = onnx_section(exported.schema.keys, exported.model.config.embedding_dim)
+    return write_export({**config, "onnx": section}, state, out_dir, dtype=dtype, extra=lambda tmp: write_graphs(exported.model, tmp))
+
+
+def model_digest(folder: Path) -> str:
+    """Identity of an export folder's weights and config, for the ONNX cache."""
+    h = hashlib.sha256()
+    for name in ("config.json", WEIGHTS_FILE):
+        with open(folder / name, "rb") as f:
+            for block in iter(lambda f=f: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:24]
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("ADJUSTABLE_STYLE_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "adjustable-style")
+    return Path(base) / "onnx"
+
+
+def find_graphs(folder: Path) -> Path | None:
+    """The folder holding ``folder``'s ONNX graphs: itself (an ``export --onnx`` folder) or the cache; None if neither."""
+    if all((folder / f).is_file() for f in ONNX_FILES):
+        return folder
+    try:
+        cached = cache_dir() / model_digest(folder)
+    except OSError:
+        return None
+    return cached if all((cached / f).is_file() for f in ONNX_FILES) else None
+
+
+def cached_graphs(folder: Path, model: nn.Module) -> Path:
+    """``folder``'s graphs, exported into the per-user cache once (``$ADJUSTABLE_STYLE_CACHE``, else
+    ``~/.cache/adjustable-style``), atomically: a killed export leaves nothing that looks complete."""
+    found = find_graphs(folder)
+    if found is not None:
+        return found
+    target = cache_dir() / model_digest(folder)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    try:
+        write_graphs(model, tmp)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process finished first: theirs is as good
+            if find_graphs(folder) is None:
+                raise
+    finally:
+        if tmp.exists():
+            for p in tmp.iterdir():
+                p.unlink()
+            tmp.rmdir()
+    return target
+
+
+class OnnxGraphs:
+    """The two graphs in onnxruntime sessions; tensors in and out (CPU float32).
+
+    Args:
+        folder: where ``embed.onnx`` and ``stylize.onnx`` are.
+        threads: onnxruntime intra-op threads (None: torch's current ``get_num_threads()``, so both backends
+            run under the same setting).
+    """
+
+    def __init__(self, folder: str | Path, threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort  # noqa: PLC0415 - optional extra
+        except ImportError:
+            raise ModelFormatError(ORT_MISSING) from None
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or torch.get_num_threads()
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        folder = Path(folder)
+        self.folder = folder
+        try:
+            self._embed = ort.InferenceSession(str(folder / EMBED_FILE), opts, providers=["CPUExecutionProvider"])
+            self._stylize = ort.InferenceSession(str(folder / STYLIZE_FILE), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own untyped errors for bad files
+            raise ModelFormatError(f"cannot load the ONNX graphs in '{folder}': {str(e).splitlines()[0][:200]}") from None
+
+    def embed(self, style: torch.Tensor) -> torch.Tensor:
+        (e,) = self._embed.run(None, {"style": _np(style)})
+        return torch.from_numpy(e)
+
+    def stylize(self, content: torch.Tensor, embedding: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        (y,) = self._stylize.run(None, {"content": _np(content), "embedding": _np(embedding), "alpha": _np(alpha)})
+        return torch.from_numpy(y)
+
+
+def _np(x: torch.Tensor) -> Any:
+    return x.detach().to("cpu", torch.float32).contiguous().numpy()
+
+
+def max_difference(model: nn.Module, graphs: OnnxGraphs, inputs: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    """Largest absolute difference between torch and onnxruntime on real ``content``/``style`` images (and
+    ``alpha``): ``{"embedding": ..., "image": ...}``."""
+    with torch.inference_mode():
+        e = model.embed(inputs["style"])
+        y = model(inputs["content"], e.expand(inputs["content"].shape[0], -1), inputs["alpha"])
+    e_ort = graphs.embed(inputs["style"])
+    y_ort = graphs.stylize(inputs["content"], e.expand(inputs["content"].shape[0], -1), inputs["alpha"])
+    return {"embedding": float((e - e_ort).abs().max()), "image": float((y - y_ort).abs().max())}

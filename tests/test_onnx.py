@@ -1,0 +1,74 @@
+"""ONNX export with the sliders as an input: the graphs run in onnxruntime and match torch on real images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+from adjustable_style.cli import main  # noqa: E402
+from adjustable_style.export import load_model  # noqa: E402
+from adjustable_style.image import load_image  # noqa: E402
+from adjustable_style.onnx_export import ONNX_FILES, OnnxGraphs, max_difference  # noqa: E402
+from adjustable_style.stylizer import Stylizer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+PHOTO = ROOT / "examples" / "photo_cat.jpg"
+PAINTING = ROOT / "examples" / "painting_kandinsky_small_worlds_i.jpg"
+
+
+@pytest.fixture(scope="module")
+def onnx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("onnx") / "default_onnx"
+    assert main(["export", "default", "--onnx", "-o", str(out)]) == 0
+    return out
+
+
+def test_export_writes_graphs_and_slider_schema(onnx_dir: Path) -> None:
+    for f in (*ONNX_FILES, "model.safetensors", "config.json", "LICENSE", "NOTICE"):
+        assert (onnx_dir / f).is_file(), f
+    cfg = json.loads((onnx_dir / "config.json").read_text())
+    keys = [*(f"content/{n}" for n in cfg["schema"]["content"]), *(f"style/{n}" for n in cfg["schema"]["style"])]
+    assert cfg["onnx"]["alpha"] == keys
+    assert cfg["onnx"]["stylize"]["inputs"]["alpha"] == ["batch", len(keys)]
+
+
+@pytest.mark.parametrize("size", [160, 237])
+def test_onnxruntime_matches_torch_on_real_images(onnx_dir: Path, size: int) -> None:
+    model = load_model(onnx_dir).model
+    graphs = OnnxGraphs(onnx_dir, threads=1)
+    content = load_image(PHOTO, size=size).expand(3, -1, -1, -1)
+    alpha = torch.tensor([[1.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0], [1.0, 0.2, 0.9, 0.5]])
+    diff = max_difference(model, graphs, {"content": content, "style": load_image(PAINTING, size=256), "alpha": alpha})
+    assert diff["embedding"] < 1e-3 and diff["image"] < 1e-3, diff
+    # The sliders are a real input of the graph: different α, different images.
+    y = graphs.stylize(content, graphs.embed(load_image(PAINTING, size=256)).expand(3, -1), alpha)
+    assert y.shape == content.shape
+    assert (y[0] - y[1]).abs().mean() > 1e-3
+
+
+def test_stylizer_backends_agree_and_auto_picks_onnxruntime(onnx_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ADJUSTABLE_STYLE_CACHE", str(tmp_path / "cache"))  # an empty cache: only the folder has graphs
+    ort = Stylizer.load(onnx_dir, device="cpu", backend="auto")
+    assert ort.backend == "onnxruntime"
+    assert Stylizer.load("default", device="cpu", backend="auto").backend == "torch"
+    ref = Stylizer.load(onnx_dir, device="cpu", backend="torch")
+    w = {"relu2_2": 0.1, "relu3_4": 0.8, "relu4_4": 0.4}
+    a = ort.stylize(PHOTO, PAINTING, w, max_size=200)
+    b = ref.stylize(PHOTO, PAINTING, w, max_size=200)
+    assert (a - b).abs().max() < 1e-3
+
+
+def test_backend_errors_are_one_line(onnx_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ValueError, match="backend must be one of"):
+        Stylizer.load(onnx_dir, device="cpu", backend="tensorrt")
+    with pytest.raises(SystemExit) as e:
+        main(["stylize", str(PHOTO), str(PAINTING), "-o", "x.png", "--backend", "tensorrt"])
+    assert e.value.code == 1
+    err = capsys.readouterr().err
+    assert "invalid choice" in err and "Traceback" not in err
