@@ -59,3 +59,25 @@ def test_single_style_config_trains_and_validates_on_its_one_painting(shared_dat
     assert [p.name for p in dm.train_set.style] == ["vangogh_starry_night.jpg"]
     assert [p.name for p in dm.val_set.style] == ["vangogh_starry_night.jpg"]
     assert not {p.name for p in dm.train_set.content} & {p.name for p in dm.val_set.content}
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ("trainer.max_steps=-5", "trainer.max_steps"),
+        ("trainer.max_steps=0", "trainer.max_steps"),
+        ("log.checkpoint_every_n_steps=0", "log.checkpoint_every_n_steps"),
+        ("data.num_workers=-1", "data.num_workers"),
+        ("loss.alpha_high=1e9", "loss.alpha_high"),
+        ("loss.alpha_high=nan", "loss.alpha_high"),
+        ("loss.ema_decay=nan", "loss.ema_decay"),
+        ("data.style_size=100000", "data.style_size"),
+        ("data.val_fraction=1.5", "data.val_fraction"),
+    ],
+)
+def test_out_of_range_settings_fail_at_load_time(override: str, match: str) -> None:
+    from adjustable_style.config import ConfigError, load_config  # noqa: PLC0415
+
+    with pytest.raises(ConfigError, match=match) as e:
+        load_config(None, [override])
+    assert "\n" not in str(e.value)

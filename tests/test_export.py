@@ -143,6 +143,61 @@ def test_bad_model_dirs(tiny_model_dir: Path, tmp_path: Path) -> None:
     _one_line(e)
 
 
+# Out-of-range values a downloaded config.json may hold: each is refused with one line naming the key, before
+# any network is allocated (a path in vgg.weights never reaches the loader).
+BAD_CONFIG_VALUES = [
+    ("model", "channels", [-8, 16, 32], "model.channels"),
+    ("model", "channels", "abc", "model.channels"),
+    ("model", "mlp_hidden", 2e9, "model.mlp_hidden"),
+    ("model", "mlp_hidden", 60000, "weights do not match"),  # in bounds, but not what the file holds
+    ("train", "style_size", 0, "train.style_size"),
+    ("train", "style_size", -5, "train.style_size"),
+    ("train", "style_size", 100000, "train.style_size"),
+    ("train", "style_size", "256", "train.style_size"),
+    ("train", "alpha_high", 1e9, "train.alpha_high"),
+    ("train", "alpha_low", 2.0, "alpha_low must be below"),
+    ("vgg", "weights", "/etc/passwd", "vgg.weights"),
+    ("vgg", "weights", "model.safetensors", "vgg.weights"),
+    ("ema", None, float("nan"), "ema\\["),
+    ("ema", None, -1.0, "ema\\["),
+    ("ema_tv", None, float("inf"), "ema_tv"),
+]
+
+
+@pytest.mark.parametrize(("section", "key", "value", "match"), BAD_CONFIG_VALUES)
+def test_out_of_range_config_values_are_refused(
+    tiny_model_dir: Path, tmp_path: Path, section: str, key: str | None, value: object, match: str
+) -> None:
+    d = _copy_export(tiny_model_dir, tmp_path / "d")
+    cfg = json.loads((d / "config.json").read_text())
+    if section == "ema_tv":
+        cfg["ema_tv"] = value
+    elif key is None:
+        cfg[section][next(iter(cfg[section]))] = value
+    else:
+        cfg[section][key] = value
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFormatError, match=match) as e:
+        load_model(d)
+    _one_line(e)
+
+
+def test_torchvision_named_but_missing_is_one_line(tiny_model_dir: Path, tmp_path: Path) -> None:
+    try:
+        import torchvision  # noqa: F401, PLC0415
+    except Exception:  # noqa: BLE001 - missing or a broken CUDA wheel: exactly the case under test
+        pass
+    else:
+        pytest.skip("torchvision works here: the weights would download instead")
+    d = _copy_export(tiny_model_dir, tmp_path / "d")
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["vgg"]["weights"] = "torchvision"
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFormatError, match="torchvision") as e:
+        load_model(d)
+    _one_line(e)
+
+
 def test_resolve_model(tiny_checkpoint: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
     assert resolve_model(tiny_model_dir) == tiny_model_dir
     assert resolve_model(str(tiny_checkpoint)) == tiny_checkpoint

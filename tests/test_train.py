@@ -214,3 +214,80 @@ def test_two_process_ddp_keeps_ema_identical(shared_data: Path, tmp_path: Path) 
     assert r0 == r1
     assert all(v > 0 for v in r0["ema"])
     assert (run / "checkpoints" / "last.ckpt").is_file()
+
+
+# ------------------------------------------------------------------------------------- resuming untrusted files
+class _Payload:
+    """Unpickling this creates ``marker``: proof that code from the file ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (open, (str(self.marker), "w"))
+
+
+def _resume_refused(shared_data: Path, tmp_path: Path, ckpt: Path, match: str) -> None:
+    from adjustable_style.config import ConfigError  # noqa: PLC0415
+
+    out = tmp_path / "runs"
+    with pytest.raises(ConfigError, match=match) as e:
+        fit(tiny_config(shared_data, out, "trainer.max_steps=3", f"resume={ckpt}"))
+    assert "\n" not in str(e.value)
+    assert not out.exists(), sorted(out.rglob("*"))  # no empty runs/<name>/version_N/ left behind
+
+
+def test_resume_never_runs_code_from_the_checkpoint(shared_data: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "PWNED"
+    ckpt = torch.load(tiny_checkpoint, map_location="cpu", weights_only=True)
+    ckpt["hyper_parameters"]["payload"] = _Payload(marker)
+    evil = tmp_path / "evil.ckpt"
+    torch.save(ckpt, evil)
+    _resume_refused(shared_data, tmp_path, evil, "refusing to resume .*io.open.*nothing in it was run")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "garbage", "not_ours", "other_model"])
+def test_damaged_resume_checkpoint_is_one_line(
+    shared_data: Path, tiny_checkpoint: Path, tmp_path: Path, damage: str
+) -> None:
+    data = tiny_checkpoint.read_bytes()
+    bad = tmp_path / f"{damage}.ckpt"
+    if damage == "empty":
+        bad.write_bytes(b"")
+    elif damage == "truncated":
+        bad.write_bytes(data[: len(data) // 2])
+    elif damage == "garbage":
+        bad.write_bytes(bytes(range(256)) * 40)
+    elif damage == "not_ours":
+        torch.save({"weights": torch.zeros(3)}, bad)
+    else:  # a real checkpoint of another architecture: its tensors do not fit this config's model
+        ckpt = torch.load(tiny_checkpoint, map_location="cpu", weights_only=True)
+        ckpt["state_dict"] = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith("model.mlp.")}
+        torch.save(ckpt, bad)
+    match = {"empty": "empty", "truncated": "corrupt or truncated", "garbage": "corrupt or truncated",
+             "not_ours": "not a training checkpoint", "other_model": "does not fit"}[damage]  # fmt: skip
+    _resume_refused(shared_data, tmp_path, bad, match)
+
+
+@pytest.mark.filterwarnings("ignore:The dirpath has changed:UserWarning")
+def test_resume_from_lagging_last_uses_newest_and_clears_temporaries(
+    shared_data: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    from adjustable_style.train import newest_checkpoint  # noqa: PLC0415
+
+    # A run killed between writing step0000003.ckpt and last.ckpt (Lightning's order), and mid-save before that.
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    ckpt = torch.load(tiny_checkpoint, map_location="cpu", weights_only=True)
+    torch.save(ckpt, folder / "last.ckpt")  # step 2
+    newer = {**ckpt, "global_step": 3}
+    torch.save(newer, folder / "step0000003.ckpt")
+    (folder / "step0000004.ckpt").write_bytes(b"half a checkpoint")  # damaged: never a resume point
+    stale = folder / ".last.ckpt.abc123_x.tmp"
+    stale.write_bytes(b"partial")
+    assert newest_checkpoint(folder / "last.ckpt") == folder / "step0000003.ckpt"
+    trainer, _ = fit(tiny_config(shared_data, tmp_path / "runs", "trainer.max_steps=4", f"resume={folder / 'last.ckpt'}"))
+    assert trainer.global_step == 4
+    assert not stale.exists()
+    assert not list((tmp_path / "runs").rglob("*.tmp"))

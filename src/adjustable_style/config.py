@@ -182,8 +182,13 @@ def _near(name: str | None, config_path: Path) -> str | None:
 def validate(cfg: TrainConfig) -> None:
     """Checks that types alone cannot express."""
     cfg.loss.schema  # noqa: B018 - raises on unknown layer names
-    if not 0 <= cfg.loss.alpha_low < cfg.loss.alpha_high:
-        raise ConfigError(f"need 0 <= loss.alpha_low < loss.alpha_high, got {cfg.loss.alpha_low}, {cfg.loss.alpha_high}")
+    if not 0 <= cfg.loss.alpha_low < cfg.loss.alpha_high <= 10:  # also refuses nan
+        raise ConfigError(f"need 0 <= loss.alpha_low < loss.alpha_high <= 10, got {cfg.loss.alpha_low}, {cfg.loss.alpha_high}")
+    if not 0 <= cfg.loss.ema_decay < 1:
+        raise ConfigError(f"loss.ema_decay must be in [0, 1), got {cfg.loss.ema_decay}")
+    if not 0 <= cfg.loss.tv_weight < 1e6:
+        raise ConfigError(f"loss.tv_weight must be a number >= 0, got {cfg.loss.tv_weight}")
+    _check_ranges(cfg)
     try:
         cfg.model.check()
     except ValueError as e:
@@ -215,6 +220,29 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"data.split_file {cfg.data.split_file!r} not found")
     if cfg.log.logger not in ("tensorboard", "csv"):
         raise ConfigError(f"log.logger must be 'tensorboard' or 'csv', got {cfg.log.logger!r}")
+
+
+def _check_ranges(cfg: TrainConfig) -> None:
+    """Integer settings with bounds; Lightning would otherwise fail mid-setup with a traceback."""
+    t, lg, d = cfg.trainer, cfg.log, cfg.data
+    if not (t.max_steps >= 1 or (t.max_steps == -1 and t.max_time is not None)):
+        raise ConfigError(f"trainer.max_steps must be >= 1 (or -1 with trainer.max_time set), got {t.max_steps}")
+    bounds = {
+        "trainer.log_every_n_steps": (t.log_every_n_steps, 1), "trainer.val_check_interval": (t.val_check_interval, 1),
+        "trainer.accumulate_grad_batches": (t.accumulate_grad_batches, 1), "trainer.num_nodes": (t.num_nodes, 1),
+        "log.checkpoint_every_n_steps": (lg.checkpoint_every_n_steps, 1), "log.keep_checkpoints": (lg.keep_checkpoints, -1),
+        "log.image_every_n_steps": (lg.image_every_n_steps, 0), "data.num_workers": (d.num_workers, 0),
+        "data.val_batches": (d.val_batches, 0), "seed": (cfg.seed, 0),
+    }  # fmt: skip
+    for name, (value, low) in bounds.items():
+        if value < low:
+            raise ConfigError(f"{name} must be >= {low}, got {value}")
+    if d.crop_size > 4096 or d.style_size > 4096 or d.batch_size > 4096:
+        raise ConfigError("data.crop_size and data.style_size must be at most 4096, data.batch_size at most 4096")
+    if not 0 <= d.val_fraction < 1:
+        raise ConfigError(f"data.val_fraction must be in [0, 1), got {d.val_fraction}")
+    if t.gradient_clip_val is not None and not 0 <= t.gradient_clip_val < 1e9:
+        raise ConfigError(f"trainer.gradient_clip_val must be >= 0 (or null), got {t.gradient_clip_val}")
 
 
 def to_dict(cfg: TrainConfig) -> dict[str, Any]:

@@ -43,7 +43,7 @@ from safetensors.torch import load_file, save_file
 
 from .layers import LayerSchema, layer_label, sort_layers
 from .model import AdjustableStyleModel, ModelConfig
-from .vgg import VGG19Features
+from .vgg import WEIGHT_SOURCES, VGG19Features
 
 FORMAT = "adjustable-style"
 FORMAT_VERSION = 1
@@ -521,11 +521,66 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", vgg_weights
     return _build(config, state, p, device, vgg_weights)
 
 
+# Bounds on the numbers a config.json may hold (a downloaded model is untrusted input): (low, high), inclusive.
+_TRAIN_BOUNDS = {"style_size": (16, 4096), "crop_size": (16, 4096), "alpha_low": (0.0, 10.0), "alpha_high": (0.0, 10.0),
+                 "tv_weight": (0.0, 1e6), "style_gain": (1e-6, 1e6), "ema_decay": (0.0, 1.0)}  # fmt: skip
+
+
+def _number(value: Any, what: str, lo: float, hi: float, integer: bool = False) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (not integer or isinstance(value, int))
+    if not ok or not lo <= value <= hi:  # also refuses nan and ±inf
+        kind = "an integer" if integer else "a number"
+        raise ModelFormatError(f"{what} must be {kind} in [{lo:g}, {hi:g}], got {value!r}")
+    return value
+
+
+def check_export_config(config: Mapping[str, Any], where: str | Path) -> None:
+    """Check an export's ``config.json`` against the schema, with bounds, before anything is allocated.
+
+    A model folder comes from anywhere: every number is bounded (sizes, α range, EMA values finite and
+    non-negative), model settings pass :meth:`ModelConfig.check`, and ``vgg.weights`` may only name a
+    built-in source, never a local file.
+
+    Raises:
+        ModelFormatError: one line naming the file, the key and the value found.
+    """
+    at = f"'{where}' config.json:"
+    mcfg = _model_config_from_dict(config["model"], str(where)) if isinstance(config.get("model"), Mapping) else None
+    if mcfg is None:
+        raise ModelFormatError(f"{at} 'model' must be an object")
+    try:
+        mcfg.check()
+    except ValueError as e:
+        raise ModelFormatError(f"{at} {e}") from None
+    train = config.get("train")
+    if not isinstance(train, Mapping):
+        raise ModelFormatError(f"{at} 'train' must be an object")
+    for key, (lo, hi) in _TRAIN_BOUNDS.items():
+        if key in train or key == "style_size":
+            _number(train.get(key), f"{at} train.{key}", lo, hi, integer=key.endswith("_size"))
+    if not train.get("alpha_low", 0.0) < train.get("alpha_high", 1.0):
+        raise ModelFormatError(f"{at} train.alpha_low must be below train.alpha_high, got {train.get('alpha_low')!r}, {train.get('alpha_high')!r}")
+    ema = config.get("ema")
+    if not isinstance(ema, Mapping):
+        raise ModelFormatError(f"{at} 'ema' must be an object")
+    for k, v in ema.items():
+        _number(v, f"{at} ema[{k!r}]", 0.0, 1e30)
+    _number(config.get("ema_tv"), f"{at} ema_tv", 0.0, 1e30)
+    vgg = config.get("vgg")
+    if not isinstance(vgg, Mapping) or vgg.get("weights") not in WEIGHT_SOURCES or vgg.get("pooling", "max") not in ("max", "avg"):
+        found = vgg.get("weights") if isinstance(vgg, Mapping) else vgg
+        raise ModelFormatError(
+            f"{at} vgg.weights must be one of {', '.join(WEIGHT_SOURCES)} (a model folder may not point at a local "
+            f"file; pass vgg_weights= to use one), got {found!r}"
+        )
+
+
 def _build(
     config: dict[str, Any], state: dict[str, torch.Tensor], where: Path, device: str | torch.device, vgg_weights: str | None
 ) -> ExportedModel:
     try:
         schema = LayerSchema.from_dict(config["schema"])
+        check_export_config(config, where)
         mcfg = _model_config_from_dict(config["model"], str(where))
         vgg_cfg = config["vgg"]
         style_size = int(config["train"]["style_size"])
@@ -535,7 +590,21 @@ def _build(
         if isinstance(e, ModelFormatError):
             raise
         raise ModelFormatError(f"not an adjustable-style model: '{where}' config is incomplete ({_short(e)})") from None
-    vgg = VGG19Features(vgg_weights or vgg_cfg["weights"], pooling=vgg_cfg.get("pooling", "max"), max_layer=_predictor_max_layer(schema, mcfg))
+    # Shapes first, on the meta device (no memory): a config asking for a huge network whose weights are not in
+    # the file is refused here instead of being allocated.
+    with torch.device("meta"):
+        wanted = {k: tuple(v.shape) for k, v in _skeleton(schema, mcfg).state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in state.items()}
+    if wanted != found:
+        diff = sorted(set(wanted) ^ set(found)) or [k for k in wanted if wanted[k] != found[k]]
+        k = diff[0]
+        raise ModelFormatError(
+            f"'{where}': weights do not match config.json ({k}: config wants {wanted.get(k)}, file has {found.get(k)})"
+        )
+    try:
+        vgg = VGG19Features(vgg_weights or vgg_cfg["weights"], pooling=vgg_cfg.get("pooling", "max"), max_layer=_predictor_max_layer(schema, mcfg))
+    except RuntimeError as e:  # e.g. torchvision named but missing or broken: its message says what to install
+        raise ModelFormatError(f"'{where}': cannot build its VGG19 loss network: {_short(e)}") from None
     model = AdjustableStyleModel(schema, mcfg, vgg)
     try:
         model.load_state_dict(state, strict=True)

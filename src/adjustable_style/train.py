@@ -1,12 +1,21 @@
 """Wiring a training run: Trainer, logger, checkpoints (written atomically), resume.
 
 ``fit(cfg)`` is what ``adjustable-style train`` calls; tests call it too.
+
+Resuming reads the checkpoint with torch's weights-only unpickler and an allow-list of the few non-tensor
+types our own Lightning checkpoints can hold (:data:`RESUME_SAFE_GLOBALS`): a ``.ckpt`` from elsewhere can
+never run code here, and one that needs anything more is refused with one line. A run killed mid-save leaves
+at most a ``.*.ckpt.*.tmp`` file; the next resume deletes it, and resumes from the newest complete checkpoint
+when ``last.ckpt`` lags one.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import pickle
+import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -14,14 +23,119 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning_fabric.utilities.data import AttributeDict as FabricAttributeDict
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+from pytorch_lightning.utilities.parsing import AttributeDict
 
 from .config import ConfigError, TrainConfig, to_dict
 from .data import StyleDataModule
 from .system import StyleTransferSystem
 
 log = logging.getLogger(__name__)
+
+# The only non-tensor, non-builtin types a checkpoint of ours holds (Lightning's hyper-parameter containers).
+# Both are plain dict subclasses: unpickling them sets items and runs no code of the file's choosing.
+RESUME_SAFE_GLOBALS: list = [AttributeDict, FabricAttributeDict]
+# What every Lightning checkpoint written by `adjustable-style train` holds at the top level.
+_RESUME_KEYS = ("state_dict", "optimizer_states", "loops", "global_step", "epoch", "hyper_parameters")
+# AtomicCheckpointIO's temporaries: ".<name>.ckpt.<random>.tmp" (only ever created by mkstemp below).
+_TMP_CHECKPOINT = re.compile(r"^\..+\.ckpt\.[A-Za-z0-9_]+\.tmp$")
+_STEP_CHECKPOINT = re.compile(r"^step(\d+)\.ckpt$")
+
+
+def read_training_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
+    """Read a Lightning checkpoint of ours for resuming: weights-only, allow-listed types, nothing else.
+
+    Args:
+        path: the ``.ckpt`` file.
+        mmap: map tensors instead of reading them (a cheap check before the real load).
+
+    Returns:
+        The checkpoint dict, with every key of a resumable checkpoint present.
+
+    Raises:
+        ConfigError: missing, empty, truncated or garbage file; a file holding any object outside the
+            allow-list (named in the message; nothing from it was run); or a checkpoint that is not a
+            Lightning training checkpoint.
+
+    Example:
+        >>> ckpt = read_training_checkpoint("runs/quick/version_0/checkpoints/last.ckpt")  # doctest: +SKIP
+        >>> ckpt["global_step"]  # doctest: +SKIP
+        300
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"resume checkpoint {str(p)!r} not found; point resume= at a .ckpt file")
+    if p.stat().st_size == 0:
+        raise ConfigError(f"cannot resume from {str(p)!r}: the file is empty")
+    try:
+        with torch.serialization.safe_globals(RESUME_SAFE_GLOBALS):
+            ckpt = torch.load(p, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError:
+        try:
+            names = torch.serialization.get_unsafe_globals_in_checkpoint(p)
+        except Exception:  # noqa: BLE001 - garbage that is not even a zip: reported below
+            names = []
+        allowed = {f"{t.__module__}.{t.__qualname__}" for t in RESUME_SAFE_GLOBALS}
+        names = [n for n in names if n not in allowed]
+        if not names:
+            raise ConfigError(f"cannot resume from {str(p)!r}: it is corrupt or not a PyTorch checkpoint") from None
+        shown = ", ".join(names[:3]) + ("…" if len(names) > 3 else "")
+        raise ConfigError(
+            f"refusing to resume from {str(p)!r}: it holds objects a weights-only load does not allow ({shown}); "
+            "nothing in it was run. Only checkpoints written by `adjustable-style train` can be resumed"
+        ) from None
+    except Exception as e:  # noqa: BLE001 - truncated zip, not a torch file, EOF…: one line, whatever torch raised
+        reason = " ".join(str(e).split()).split(". ")[0][:160] or type(e).__name__
+        if "mmap can only be used" in reason:  # torch's wording for "not a zip checkpoint" when mapping
+            reason = "not a PyTorch zip archive"
+        raise ConfigError(f"cannot resume from {str(p)!r}: it is corrupt or truncated ({reason})") from None
+    missing = [k for k in _RESUME_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise ConfigError(
+            f"cannot resume from {str(p)!r}: not a training checkpoint of this package (no {', '.join(missing)})"
+        )
+    if not isinstance(ckpt["state_dict"], dict) or not all(isinstance(v, torch.Tensor) for v in ckpt["state_dict"].values()):
+        raise ConfigError(f"cannot resume from {str(p)!r}: its state_dict holds something other than tensors")
+    return ckpt
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporaries a run killed mid-save left in its checkpoint folder; returns what was removed."""
+    d = Path(folder)
+    if not d.is_dir():
+        return []
+    stale = [f for f in d.iterdir() if f.is_file() and _TMP_CHECKPOINT.match(f.name)]
+    for f in stale:
+        f.unlink(missing_ok=True)
+        log.warning("removed %s, left by a run killed while saving a checkpoint", f)
+    return stale
+
+
+def newest_checkpoint(path: str | Path) -> Path:
+    """``path``, or a newer complete ``step*.ckpt`` beside it when ``path`` is a ``last.ckpt`` that lags.
+
+    Lightning writes the step checkpoint first and ``last.ckpt`` after it: a run killed in between leaves
+    ``last.ckpt`` one save behind. Resuming from it would redo (and lose) those steps.
+    """
+    p = Path(path)
+    if p.name != "last.ckpt":
+        return p
+    last_step = int(read_training_checkpoint(p, mmap=True)["global_step"])
+    candidates = sorted(
+        ((int(m.group(1)), f) for f in p.parent.iterdir() if (m := _STEP_CHECKPOINT.match(f.name))), reverse=True
+    )
+    for step, f in candidates:
+        if step <= last_step:
+            break
+        try:
+            if int(read_training_checkpoint(f, mmap=True)["global_step"]) > last_step:
+                log.warning("%s is at step %d, %s at step %d: resuming from the newer", p, last_step, f.name, step)
+                return f
+        except ConfigError:  # an incomplete or damaged newer file: not a resume point
+            continue
+    return p
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -39,6 +153,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        # Always the safe reader, whatever Lightning asks for: resuming must never unpickle arbitrary objects.
+        return read_training_checkpoint(path)
 
 
 def build_trainer(cfg: TrainConfig, callbacks: list[pl.Callback] | None = None) -> pl.Trainer:
@@ -68,6 +186,14 @@ def build_trainer(cfg: TrainConfig, callbacks: list[pl.Callback] | None = None) 
         cbs.append(TQDMProgressBar(refresh_rate=max(1, t.log_every_n_steps // 5)))
     if lg.logger == "tensorboard":
         cbs.append(LearningRateMonitor("step"))
+    try:
+        return _trainer(cfg, strategy, cbs, logger)
+    except (TypeError, ValueError) as e:  # Lightning's own checks of accelerator/devices/precision/strategy
+        raise ConfigError(f"bad trainer settings: {' '.join(str(e).split())}") from None
+
+
+def _trainer(cfg: TrainConfig, strategy: Any, cbs: list[pl.Callback], logger: Any) -> pl.Trainer:
+    t, lg = cfg.trainer, cfg.log
     return pl.Trainer(
         max_steps=t.max_steps,
         max_time=t.max_time,
@@ -94,8 +220,34 @@ def build_trainer(cfg: TrainConfig, callbacks: list[pl.Callback] | None = None) 
     )
 
 
+def _check_resume(cfg: TrainConfig, system: StyleTransferSystem) -> str:
+    """The checkpoint to resume from (see :func:`newest_checkpoint`), checked to fit ``system``; raises
+    ConfigError before anything is written."""
+    assert cfg.resume is not None
+    remove_stale_temporaries(Path(cfg.resume).parent)
+    path = newest_checkpoint(cfg.resume)
+    state = read_training_checkpoint(path, mmap=True)["state_dict"]
+    own = system.state_dict()
+    missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or extra or wrong:
+        what = (f"lacks {missing[0]}" if missing else f"has unknown {extra[0]}" if extra
+                else f"has {wrong[0]} of shape {tuple(state[wrong[0]].shape)}, expected {tuple(own[wrong[0]].shape)}")
+        raise ConfigError(f"cannot resume from {str(path)!r}: it does not fit this config's model (it {what})")
+    return str(path)
+
+
+def _run_dir(trainer: pl.Trainer) -> Path | None:
+    logger = trainer.logger
+    return Path(logger.log_dir) if logger is not None and logger.log_dir else None
+
+
 def fit(cfg: TrainConfig, callbacks: list[pl.Callback] | None = None) -> tuple[pl.Trainer, StyleTransferSystem]:
-    """Train (or resume, when ``cfg.resume`` is set) and return the trainer and the system."""
+    """Train (or resume, when ``cfg.resume`` is set) and return the trainer and the system.
+
+    A run that fails before writing its first checkpoint removes the log folder it created, so bad input
+    (a damaged resume file, a missing data folder) leaves nothing behind.
+    """
     if cfg.resume is not None and not Path(cfg.resume).is_file():
         raise ConfigError(f"resume checkpoint {cfg.resume!r} not found; point resume= at a .ckpt file")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -105,8 +257,23 @@ def fit(cfg: TrainConfig, callbacks: list[pl.Callback] | None = None) -> tuple[p
     system = StyleTransferSystem(to_dict(cfg))
     if cfg.compile:
         system.model.net = torch.compile(system.model.net)  # type: ignore[assignment]
+    resume = _check_resume(cfg, system) if cfg.resume is not None else None
     data = StyleDataModule(cfg.data, seed=cfg.seed)
     trainer = build_trainer(cfg, callbacks)
-    # weights_only=False: a Lightning checkpoint holds optimizer and loop state; only resume your own runs.
-    trainer.fit(system, datamodule=data, ckpt_path=cfg.resume, weights_only=False)
+    run_dir = _run_dir(trainer)
+    made = [d for d in (run_dir, *run_dir.parents) if not d.exists()] if run_dir is not None else []
+    try:
+        # weights_only: AtomicCheckpointIO reads with the allow-listed safe unpickler in any case.
+        trainer.fit(system, datamodule=data, ckpt_path=resume, weights_only=True)
+    except Exception:
+        if trainer.global_rank == 0 and run_dir is not None and not any(run_dir.rglob("*.ckpt")):
+            shutil.rmtree(run_dir, ignore_errors=True)
+            for d in made[1:]:  # the folders above it that this run created, innermost first, if empty
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
+        raise
+    if run_dir is not None:
+        remove_stale_temporaries(run_dir / "checkpoints")
     return trainer, system
