@@ -30,6 +30,7 @@ from PIL import Image
 
 from .color import preserve_color as _preserve_color
 from .export import ExportedModel, load_model, resolve_model
+from . import tiling
 from .image import MIN_SIDE, load_image, pil_to_tensor, resize
 from .layers import LayerSchema, layer_label
 from .losses import PerceptualLoss, Targets
@@ -114,6 +115,8 @@ class Stylizer:
         self._loss: PerceptualLoss | None = None
         self._graphs: OnnxGraphs | None = None  # set by use_backend("onnxruntime")
         self.backend = "torch"
+        # Requests whose activations would exceed this run in tiles (see adjustable_style.tiling); GB.
+        self.memory_limit_gb = tiling.DEFAULT_MEMORY_LIMIT_GB
 
     @classmethod
     def load(
@@ -364,18 +367,25 @@ class Stylizer:
         if self.device.type == "cuda":
             c = c.contiguous(memory_format=torch.channels_last)
         e = self._embedding(content, style, s)  # (1, D)
+        # Within the memory limit: fewer rows per pass, or overlapping tiles with whole-image statistics.
+        rows, tile = tiling.plan(self.model.net, *c.shape[-2:], len(a), batch_size, self.memory_limit_gb)
         outs = []
         with torch.inference_mode(), self._autocast():
-            for chunk in a.split(batch_size):
+            for chunk in a.split(rows):
                 b = chunk.shape[0]
-                y = self._net(c.expand(b, -1, -1, -1), e.expand(b, -1), chunk.to(self.device))
+                y = self._net(c.expand(b, -1, -1, -1), e.expand(b, -1), chunk.to(self.device), tile)
                 if preserve_color:
                     y = _preserve_color(c.expand(b, -1, -1, -1), y)
                 outs.append(y.cpu())
         return torch.cat(outs)
 
-    def _net(self, content: torch.Tensor, embedding: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-        """T and Λ on the chosen backend: float32 (B, 3, H, W)."""
+    def _net(
+        self, content: torch.Tensor, embedding: torch.Tensor, alpha: torch.Tensor, tile: int | None = None
+    ) -> torch.Tensor:
+        """T and Λ on the chosen backend (tiles: torch): float32 (B, 3, H, W)."""
+        if tile is not None:
+            gamma, beta = self.model.mlp(alpha, embedding)
+            return tiling.stylize_tiled(self.model.net, content, gamma, beta, tile=tile).float()
         if self._graphs is not None:
             return self._graphs.stylize(content, embedding, alpha)
         return self.model(content, embedding, alpha).float()

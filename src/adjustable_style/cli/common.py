@@ -91,8 +91,12 @@ def load_stylizer(args: argparse.Namespace):  # noqa: ANN202 - Stylizer, importe
     from ..export import resolve_model  # noqa: PLC0415
     from ..stylizer import Stylizer  # noqa: PLC0415
 
+    if not args.memory_limit > 0:  # also rejects nan
+        raise UsageError(f"--memory-limit must be a positive number of GB, got {args.memory_limit}")
     path = resolve_model(args.model)  # cheap: fails on a wrong --model before anything is loaded
-    return Stylizer.load(path, device=device(args.device), backend=args.backend)
+    st = Stylizer.load(path, device=device(args.device), backend=args.backend)
+    st.memory_limit_gb = args.memory_limit
+    return st
 
 
 def images_in(folder: Path, what: str) -> list[Path]:
@@ -120,6 +124,9 @@ def model_args(p: argparse.ArgumentParser, max_size: int) -> None:
     p.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto", help="what runs the network: "
                    "auto = onnxruntime on the CPU when installed and the model has ONNX graphs (export --onnx, or "
                    "cached by an earlier --backend onnxruntime), else torch (default %(default)s)")
+    p.add_argument("--memory-limit", type=float, default=5.0, metavar="GB", help="images whose network activations "
+                   "would need more run in overlapping tiles with whole-image statistics (slower, same result); "
+                   "default %(default)s")
 
 
 WEIGHTS_HELP = "style weights in [0, 1], e.g. relu2_2=0.2,relu4_4=1 (unnamed layers: 1)"
