@@ -120,9 +120,10 @@ def newest_checkpoint(path: str | Path) -> Path:
     ``last.ckpt`` one save behind. Resuming from it would redo (and lose) those steps.
     """
     p = Path(path)
-    if p.name != "last.ckpt":
+    if p.name != "last.ckpt" or not p.parent.is_dir():
         return p
-    last_step = int(read_training_checkpoint(p, mmap=True)["global_step"])
+    # A run killed during its first save of last.ckpt has step checkpoints but no last.ckpt yet.
+    last_step = int(read_training_checkpoint(p, mmap=True)["global_step"]) if p.exists() else -1
     candidates = sorted(
         ((int(m.group(1)), f) for f in p.parent.iterdir() if (m := _STEP_CHECKPOINT.match(f.name))), reverse=True
     )
@@ -131,7 +132,8 @@ def newest_checkpoint(path: str | Path) -> Path:
             break
         try:
             if int(read_training_checkpoint(f, mmap=True)["global_step"]) > last_step:
-                log.warning("%s is at step %d, %s at step %d: resuming from the newer", p, last_step, f.name, step)
+                was = f"is at step {last_step}" if last_step >= 0 else "is missing"
+                log.warning("%s %s, %s is at step %d: resuming from the newer", p, was, f.name, step)
                 return f
         except ConfigError:  # an incomplete or damaged newer file: not a resume point
             continue
@@ -248,7 +250,7 @@ def fit(cfg: TrainConfig, callbacks: list[pl.Callback] | None = None) -> tuple[p
     A run that fails before writing its first checkpoint removes the log folder it created, so bad input
     (a damaged resume file, a missing data folder) leaves nothing behind.
     """
-    if cfg.resume is not None and not Path(cfg.resume).is_file():
+    if cfg.resume is not None and not Path(cfg.resume).is_file() and not Path(cfg.resume).parent.is_dir():
         raise ConfigError(f"resume checkpoint {cfg.resume!r} not found; point resume= at a .ckpt file")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if torch.cuda.is_available():
