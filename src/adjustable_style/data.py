@@ -6,8 +6,10 @@ photo (a seeded permutation per epoch), which style, every augmentation draw —
 ``(seed, i)``. Resuming at step k therefore replays exactly the batches an uninterrupted run would have seen,
 whatever the number of workers.
 
-Unreadable files never stop a run: the sample falls through to the next file, the skip is counted in the
-batch (``"skipped"``) and logged once per file.
+Unreadable files never stop a run: the sample takes a seeded random other file instead (not the next one in
+sorted order, which would make that neighbour appear twice as often), the skipped files travel with the batch
+(``"skipped_ids"``: content files by index, style files by ``len(content) + index``) so the system can count
+distinct files, and each is logged once.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from .config import ConfigError, DataConfig
 from .image import ImageError, is_image_file, open_image, pil_to_tensor
 
 log = logging.getLogger(__name__)
+
+MAX_SKIPS_PER_SAMPLE = 8
+"""Skipped file ids a sample reports (padded with -1 so batches collate); more in one sample is only counted."""
 
 
 # ----------------------------------------------------------------------------------------------- file lists
@@ -169,17 +174,24 @@ class PairDataset(Dataset):
             self._perm = (epoch, torch.randperm(len(self.content), generator=g))
         return int(self._perm[1][pos])
 
-    def _read(self, files: list[Path], start: int, fn) -> tuple[torch.Tensor, int]:  # noqa: ANN001
-        """fn(path) on files[start], falling through to the next file on ImageError; returns (x, skipped)."""
-        for k in range(min(len(files), 50)):
-            path = files[(start + k) % len(files)]
+    def _read(self, files: list[Path], start: int, fn, i: int, offset: int) -> tuple[torch.Tensor, list[int]]:  # noqa: ANN001
+        """fn(path) on files[start]; an unreadable file is replaced by a seeded random other one (a pure function
+        of ``(seed, i, offset)``, so resumes replay it). Returns (x, ids of the skipped files, ``offset + index``)."""
+        g = torch.Generator().manual_seed((self.seed * 6_364_136_223_846_793 + i * 1_442_695 + offset + 1) % (2**63))
+        index, skipped = start, []
+        for _ in range(min(len(files), 50)):
+            path = files[index]
             try:
-                return fn(path), k
+                return fn(path), skipped
             except (ImageError, OSError, Image.DecompressionBombError) as e:
+                skipped.append(offset + index)
                 if path not in self._warned:
                     self._warned.add(path)
                     log.warning("skipping unreadable training image: %s", e)
-        raise RuntimeError(f"50 images in a row could not be read, starting at {files[start]}; check the data folders")
+            tried = {k - offset for k in skipped}
+            while index in tried and len(tried) < len(files):
+                index = int(torch.randint(0, len(files), (), generator=g))
+        raise RuntimeError(f"{len(skipped)} images could not be read, starting at {files[start]}; check the data folders")
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         cfg = self.cfg
@@ -192,18 +204,25 @@ class PairDataset(Dataset):
                 gs = torch.Generator().manual_seed((self.seed * 998_244_353 + key + 2**40) % (2**63))
                 s_idx = int(torch.randint(0, len(self.style), (), generator=gs))
             content, skip_c = self._read(
-                self.content, self._content_index(i), lambda p: random_crop(p, cfg.crop_size, cfg.scale_range, g)
+                self.content, self._content_index(i), lambda p: random_crop(p, cfg.crop_size, cfg.scale_range, g), i, 0
             )
 
             def style_fn(p: Path) -> torch.Tensor:
                 x = random_crop(p, cfg.style_size, cfg.scale_range, gs)
                 return color_jitter(x, cfg.style_jitter, cfg.hue_jitter, gs)
 
-            style, skip_s = self._read(self.style, s_idx, style_fn)
+            style, skip_s = self._read(self.style, s_idx, style_fn, i if key is None else key, len(self.content))
         else:
-            content, skip_c = self._read(self.content, i % len(self.content), lambda p: center_crop(p, cfg.crop_size))
-            style, skip_s = self._read(self.style, i % len(self.style), lambda p: center_crop(p, cfg.style_size))
-        return {"content": content, "style": style, "index": torch.tensor(i), "skipped": torch.tensor(skip_c + skip_s)}
+            content, skip_c = self._read(self.content, i % len(self.content), lambda p: center_crop(p, cfg.crop_size), i, 0)
+            style, skip_s = self._read(
+                self.style, i % len(self.style), lambda p: center_crop(p, cfg.style_size), i, len(self.content)
+            )
+        ids = (skip_c + skip_s)[:MAX_SKIPS_PER_SAMPLE]
+        return {
+            "content": content, "style": style, "index": torch.tensor(i),
+            "skipped": torch.tensor(len(skip_c) + len(skip_s)),
+            "skipped_ids": torch.tensor(ids + [-1] * (MAX_SKIPS_PER_SAMPLE - len(ids)), dtype=torch.long),
+        }  # fmt: skip
 
 
 class CounterSampler(Sampler[int]):

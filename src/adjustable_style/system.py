@@ -73,7 +73,7 @@ class StyleTransferSystem(pl.LightningModule):
         n_c = len(self.schema.content)
         gains = [1.0] * n_c + [cfg.loss.style_gain] * len(self.schema.style)
         self.register_buffer("weight_gain", torch.tensor(gains), persistent=False)
-        self.skipped_total = 0
+        self.skipped_files: set[int] = set()  # distinct unreadable files this rank met (data.py ids), resumed
         self._tick: tuple[float, int] | None = None  # (time, samples seen) at the last throughput log
         self._seen = 0
 
@@ -175,15 +175,22 @@ class StyleTransferSystem(pl.LightningModule):
         objective, breakdown, output = self._step(content, style, alpha, update_ema=update_ema)
         if not torch.isfinite(objective):
             raise FloatingPointError(f"non-finite loss at step {self.global_step}: {breakdown.raw.tolist()}")
-        self.skipped_total += int(batch["skipped"].sum())
+        ids = batch["skipped_ids"]
+        self.skipped_files.update(ids[ids >= 0].tolist())
         self._log_breakdown("train", breakdown, objective, prog_bar=False)
         self.log("train/loss", objective.detach(), prog_bar=True)
-        self.log("data/skipped_files", float(self.skipped_total))
+        self.log("data/skipped_files", float(len(self.skipped_files)))
         self._log_throughput(content.shape[0])
         every = self.cfg.log.image_every_n_steps
         if every > 0 and self.global_step % every == 0 and self.global_rank == 0:
             self.log_images(content[:1], style[:1])
         return objective
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["skipped_files"] = sorted(self.skipped_files)  # plain ints: weights-only readable
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.skipped_files = {int(k) for k in checkpoint.get("skipped_files", [])}
 
     def _log_throughput(self, batch_size: int) -> None:
         """``perf/images_per_s``: training samples per second on this rank since the last log (wall clock, so it
