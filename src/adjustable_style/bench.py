@@ -65,7 +65,8 @@ class BenchResult:
         m = self.machine
         lines = [
             f"{m['cpu']}, {m['cores']} cores; {m['threads']} thread(s), OMP_WAIT_POLICY={m['omp_wait_policy']}; "
-            f"torch {m['torch']}, onnxruntime {m.get('onnxruntime', '—')}; {m['date']}",
+            f"torch {m['torch']}, onnxruntime {m.get('onnxruntime', '—')}; load average {m.get('load_average')} at the "
+            f"start; {m['date']}",
             "",
             "Preview (cached style embedding, one slider setting), median ms over interleaved rounds:",
             "",
@@ -103,6 +104,7 @@ def machine_info(settings: BenchSettings) -> dict[str, Any]:
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"), "torch": torch.__version__,
         "date": time.strftime("%Y-%m-%d"), "sizes": list(settings.sizes), "memory_size": settings.memory_size,
         "gatys_size": settings.gatys_size, "gatys_steps": settings.gatys_steps,
+        "load_average": round(os.getloadavg()[0], 1) if hasattr(os, "getloadavg") else None,
     }  # fmt: skip
     try:
         import onnxruntime  # noqa: PLC0415
