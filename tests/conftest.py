@@ -6,6 +6,8 @@ The real photos and paintings live outside the repository, in ``../shared/data``
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,18 @@ def _images_in(folder: Path) -> list[Path]:
     if not folder.is_dir():
         pytest.skip(f"shared data folder not found: {folder}")
     return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """ONNX graphs that tests export on demand go to a temporary cache, not the user's ~/.cache."""
+    old = os.environ.get("ADJUSTABLE_STYLE_CACHE")
+    os.environ["ADJUSTABLE_STYLE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("ADJUSTABLE_STYLE_CACHE", None)
+    else:
+        os.environ["ADJUSTABLE_STYLE_CACHE"] = old
 
 
 @pytest.fixture(scope="session")

@@ -70,7 +70,7 @@ def server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     log = open(tmp / "server.log", "w+")  # noqa: SIM115 - closed below, after the process
     proc = subprocess.Popen(
         [sys.executable, "-m", "adjustable_style", "serve", "--model", str(model_dir), "--port", str(port),
-         "--device", "cpu", "--max-upload-mb", "5", "-q"],
+         "--device", "cpu", "--backend", "torch", "--max-upload-mb", "5", "-q"],  # the references below are torch's
         stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}/"

@@ -18,7 +18,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     model = resolve_model(args.model)  # fail on a wrong --model before gradio and the model load
     try:
         serve(model, host=args.host, port=args.port, device=device(args.device), share=args.share,
-              max_upload_mb=args.max_upload_mb, quiet=args.quiet)
+              max_upload_mb=args.max_upload_mb, quiet=args.quiet, backend=args.backend)
     except ImportError as e:
         if str(e) != GRADIO_MISSING:
             raise
@@ -37,6 +37,8 @@ def add_parsers(sub) -> None:  # noqa: ANN001 - argparse's private subparsers ac
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
     p.add_argument("--port", type=int, default=7860, help="TCP port (default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
+    p.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto", help="what runs the network;"
+                   " auto: onnxruntime on the CPU when installed (graphs exported once, ~25 s), else torch")
     p.add_argument("--max-upload-mb", type=float, default=20, help="larger uploads are refused (default: %(default)s)")
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link (needs internet)")
     p.add_argument("-q", "--quiet", action="store_true", help="no startup banner")

@@ -21,10 +21,11 @@ Example:
 # No `from __future__ import annotations` here: gradio finds the `gr.SelectData` parameter of an event
 # handler by evaluating its annotation, which must therefore be a real class, not a string.
 
+import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
-from ..stylizer import Stylizer
+from ..stylizer import Stylizer, resolve_device
 from .callbacks import Studio, example_images, thumbnail
 
 if TYPE_CHECKING:
@@ -191,6 +192,7 @@ def serve(
     max_upload_mb: float = 20,
     block: bool = True,
     quiet: bool = False,
+    backend: str = "auto",
 ) -> "gradio.Blocks":
     """Load a model and serve the page (on loopback unless ``host`` says otherwise).
 
@@ -203,12 +205,17 @@ def serve(
         max_upload_mb: larger uploads are refused (by gradio at upload time, and again by the page).
         block: wait until interrupted (the CLI); False returns at once with the server running in a thread.
         quiet: no startup banner.
+        backend: what runs the network (see :meth:`Stylizer.load`); ``"auto"`` here means onnxruntime on the CPU
+            whenever onnxruntime and onnxscript are installed (exporting the graphs once into the user cache,
+            ~25 s at the first start): a server lives long enough for that to pay off (README: benchmark).
 
     Returns:
         The running app (``app.local_url`` is its address; ``app.close()`` stops it).
     """
     _gradio()  # fail with the install hint before spending time on the model
-    app = build_app(Stylizer.load(model, device=device), max_upload_mb=max_upload_mb)
+    if backend == "auto" and all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnxscript")):
+        backend = "onnxruntime" if resolve_device(device).type == "cpu" else "torch"
+    app = build_app(Stylizer.load(model, device=device, backend=backend), max_upload_mb=max_upload_mb)
     app.launch(
         server_name=host, server_port=port, share=share, max_file_size=f"{max_upload_mb:g}mb",
         prevent_thread_lock=not block, quiet=quiet, ssr_mode=False, show_error=True,
