@@ -35,6 +35,7 @@ __all__ = [
     "pil_to_tensor",
     "resize",
     "save_image",
+    "target_size",
     "tensor_to_pil",
 ]
 
@@ -270,6 +271,16 @@ def _target_size(
             scale = max_size / max(h, w)
             h, w = max(1, round(h * scale)), max(1, round(w * scale))
     return h, w
+
+
+def target_size(img: torch.Tensor, size: int | tuple[int, int] | None = None, max_size: int | None = None) -> tuple[int, int]:
+    """(H, W) that :func:`resize` would give ``img`` (B, 3, H, W), without resizing: for checking before allocating.
+
+    Example:
+        >>> target_size(torch.rand(1, 3, 100, 50), 40)
+        (40, 20)
+    """
+    return _target_size(int(img.shape[-2]), int(img.shape[-1]), size, max_size)
 
 
 def resize(

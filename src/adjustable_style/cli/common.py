@@ -16,8 +16,16 @@ def device(name: str) -> str:
 
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"--device {name} asked for, but no CUDA device is available; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise UsageError(f"--device {name}: there are only {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"--device {name!r} is not supported; use auto, cpu, cuda or cuda:N")
     return name
 
 
@@ -38,7 +46,11 @@ def check_output(path: str | Path, force: bool = True) -> Path:
 def weights_arg(text: str | None) -> dict[str, float]:
     from ..layers import parse_weights  # noqa: PLC0415
 
-    return parse_weights(text) if text else {}
+    if text is None:
+        return {}
+    if not text.strip():  # `--style-weights ""`: most likely an unset shell variable, not "all 1"
+        raise UsageError("--style-weights is empty; write e.g. relu2_2=0.5,relu4_4=1, or leave the flag out")
+    return parse_weights(text)
 
 
 def layers_arg(text: str) -> tuple[str, ...]:
@@ -78,12 +90,16 @@ def max_size_arg(value: int) -> int | None:
     return value
 
 
-def save_dir_arg(text: str | None) -> Path | None:
+def save_dir_arg(text: str | None, flag: str = "--save-dir") -> Path | None:
     if text is None:
         return None
+    from ..image import writable_parent  # noqa: PLC0415
+
     p = Path(text)
     if p.exists() and not p.is_dir():
-        raise UsageError(f"--save-dir '{p}' is a file; give a folder")
+        raise UsageError(f"{flag} '{p}' is a file; give a folder")
+    if writable_parent(p / "x.png") is None:  # checked before any compute, like -o
+        raise UsageError(f"cannot write into {flag} '{p}': it or a folder above it is not a writable folder")
     return p
 
 

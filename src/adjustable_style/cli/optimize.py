@@ -22,10 +22,14 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     import torch  # noqa: PLC0415
     from tqdm import tqdm  # noqa: PLC0415
 
-    from ..gatys import GatysConfig, optimize  # noqa: PLC0415
-    from ..image import load_image, save_image  # noqa: PLC0415
+    from ..gatys import GatysConfig, check_memory, optimize  # noqa: PLC0415
+    from ..image import load_image, resize, save_image, target_size  # noqa: PLC0415
 
     out_path = check_output(args.output)
+    if args.size < 16 or (args.style_size is not None and args.style_size < 16):
+        raise UsageError(f"--size and --style-size must be >= 16 px, got {args.size} and {args.style_size}")
+    if not args.memory_limit > 0:  # also rejects nan
+        raise UsageError(f"--memory-limit must be a positive number of GB, got {args.memory_limit}")
     content_layers, style_layers, ema = _optimize_normalizers(args)
     cfg = GatysConfig(
         content_layers=content_layers,
@@ -40,8 +44,12 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     )
     cfg.alpha()  # validates style-weight names against the style layers before any work
     device = common.device(args.device)
-    content = load_image(args.content, size=args.size, device=device)
-    style = load_image(args.style, size=args.style_size or args.size, device=device)
+    # Decode at the files' own size (bounded by image.MAX_PIXELS), check the memory the requested sizes need,
+    # and only then resize: --size 100000 is refused before anything that large is allocated.
+    content, style = load_image(args.content), load_image(args.style)
+    style_size = args.size if args.style_size is None else args.style_size
+    check_memory(target_size(content, args.size), target_size(style, style_size), args.memory_limit, cfg.history_size)
+    content, style = resize(content, args.size).to(device), resize(style, style_size).to(device)
     torch.manual_seed(args.seed)
     keys = cfg.schema.keys
     bar = tqdm(total=cfg.steps, desc="L-BFGS", unit="step", disable=args.quiet, dynamic_ncols=True)
@@ -71,15 +79,15 @@ def _optimize_normalizers(args: argparse.Namespace) -> tuple[tuple[str, ...], tu
     """Layers and normalisers for ``optimize``: the flags', or a trained model's (``--normalizers MODEL``)."""
     from ..layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS  # noqa: PLC0415
 
-    if args.normalizers is None:
+    if args.normalizers is None:  # an empty flag is a mistake, not "the default"
         return (
-            layers_arg(args.content_layers or ",".join(DEFAULT_CONTENT_LAYERS)),
-            layers_arg(args.style_layers or ",".join(DEFAULT_STYLE_LAYERS)),
+            layers_arg(",".join(DEFAULT_CONTENT_LAYERS) if args.content_layers is None else args.content_layers),
+            layers_arg(",".join(DEFAULT_STYLE_LAYERS) if args.style_layers is None else args.style_layers),
             None,
         )
     from ..export import load_model  # noqa: PLC0415
 
-    if args.content_layers or args.style_layers:
+    if args.content_layers is not None or args.style_layers is not None:
         raise UsageError("--normalizers takes the layers from the model; drop --content-layers/--style-layers")
     m = load_model(args.normalizers)
     if not (bool((m.ema > 0).all()) and m.ema_tv > 0):
@@ -89,6 +97,7 @@ def _optimize_normalizers(args: argparse.Namespace) -> tuple[tuple[str, ...], tu
 
 def add_parsers(sub) -> None:  # noqa: ANN001 - argparse's private subparsers action
     from ..layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS  # noqa: PLC0415
+    from ..tiling import DEFAULT_MEMORY_LIMIT_GB  # noqa: PLC0415
 
     p = sub.add_parser(
         "optimize",
@@ -122,5 +131,9 @@ def add_parsers(sub) -> None:  # noqa: ANN001 - argparse's private subparsers ac
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
+    p.add_argument(
+        "--memory-limit", type=float, default=DEFAULT_MEMORY_LIMIT_GB, metavar="GB",
+        help="refuse sizes whose estimated memory exceeds this (default %(default)g GB)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_optimize)

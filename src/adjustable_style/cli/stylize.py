@@ -44,6 +44,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         raise UsageError(f"-o '{out_dir}' is a file; with a folder of inputs, -o must be a folder")
     if not out_dir.exists() and out_dir.suffix.lower() in IMAGE_EXTENSIONS:
         raise UsageError(f"-o '{out_dir}' looks like an image file; with a folder of inputs, -o must be a folder")
+    save_dir_arg(str(out_dir), "-o")  # writable (or creatable) before any image is read
     contents = images_in(content, "content") if content.is_dir() else [content]
     styles = images_in(style, "style") if style.is_dir() else [style]
     c_names, s_names = output_names(contents), output_names(styles)
