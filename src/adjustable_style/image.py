@@ -170,6 +170,9 @@ def open_image(path: StrPath) -> Image.Image:
         # process-wide PIL or warnings state changes.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # PIL warns about damaged metadata it skips ("Corrupt EXIF data", odd palettes): the pixels either
+            # decode (fine) or fail below with one message, so such a warning must not add lines of its own.
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
             with Image.open(p) as img:
                 _check_size(path, *img.size)
                 # Force a full decode now: a truncated JPEG otherwise fails later, far from the file name.
