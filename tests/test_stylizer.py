@@ -237,5 +237,5 @@ def test_bundled_default_sliders_act_on_a_held_out_painting() -> None:
     assert float((base[0] - ends[0]).abs().mean()) > 0.005 and float((base[0] - ends[1]).abs().mean()) > 0.005
 
 
-# Measured on this pair at 192 px (step-700 model): 0.992, 0.841, 0.783. relu2_2 is the weak slider (README).
-OWN_RATIO_BOUND = {"relu2_2": 0.999, "relu3_4": 0.92, "relu4_4": 0.9}
+# Measured on this pair at 192 px (GPU run g1, step 4000, docs/gpu_finetune.md): 0.951, 0.945, 0.909.
+OWN_RATIO_BOUND = {"relu2_2": 0.98, "relu3_4": 0.97, "relu4_4": 0.94}
