@@ -46,11 +46,13 @@ class BenchSettings:
     content: str = str(EXAMPLES / "photo_cat.jpg")
     style: str = str(EXAMPLES / "painting_hokusai_great_wave.jpg")
     sizes: tuple[int, ...] = (256, 384, 512, 1024)
+    backends: tuple[str, ...] = ("torch", "onnxruntime")  # ours; the peer runs whenever it is installed
     rounds: int = 10  # timed calls per method and size (after one warm-up round)
     threads: int = 1
     memory_size: int = 1024
     gatys_size: int = 256
     gatys_steps: int = 100  # 0: skip the Gatys comparison
+    gatys_rounds: int = 1  # runs of each tool, alternating who goes first; the median wall time is reported
     log: Callable[[str], None] | None = print
 
 
@@ -70,7 +72,7 @@ class BenchResult:
             "",
             "Preview (cached style embedding, one slider setting), median ms over interleaved rounds:",
             "",
-            "| method | " + " | ".join(f"{s}²" for s in self.sizes) + f" | peak RSS at {m['memory_size']}² |",
+            "| method | " + " | ".join(f"{s}²" for s in self.sizes) + f" | peak RSS at {m['memory_size']}² (peer: {PEER_SIZE}²) |",
             "|---" * (len(self.sizes) + 2) + "|",
         ]
         for method, by_size in self.preview.items():
@@ -82,7 +84,8 @@ class BenchResult:
             best = min(statistics.median(v[PEER_SIZE]) for k, v in self.preview.items() if k.startswith("ours") and v.get(PEER_SIZE))
             lines += ["", f"ours (faster backend) / {PEER} at {PEER_SIZE}²: {best / statistics.median(peer[PEER_SIZE]):.2f}"]
         if self.gatys:
-            lines += ["", f"Gatys, {m['gatys_steps']} L-BFGS iterations at {m['gatys_size']} px, scored by our VGG19 (raw losses):", ""]
+            lines += ["", f"Gatys, {m['gatys_steps']} L-BFGS iterations at {m['gatys_size']} px, median wall time of "
+                      f"{m['gatys_rounds']} alternating run(s) each, outputs scored by our VGG19 (raw losses):", ""]
             keys = next(iter(self.gatys.values()))["losses"].keys()
             lines.append("| tool | wall s | " + " | ".join(keys) + " | our objective |")
             lines.append("|---" * (len(keys) + 3) + "|")
@@ -103,7 +106,7 @@ def machine_info(settings: BenchSettings) -> dict[str, Any]:
         "cpu": _cpu_name(), "cores": os.cpu_count(), "threads": settings.threads,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"), "torch": torch.__version__,
         "date": time.strftime("%Y-%m-%d"), "sizes": list(settings.sizes), "memory_size": settings.memory_size,
-        "gatys_size": settings.gatys_size, "gatys_steps": settings.gatys_steps,
+        "gatys_size": settings.gatys_size, "gatys_steps": settings.gatys_steps, "gatys_rounds": settings.gatys_rounds,
         "load_average": round(os.getloadavg()[0], 1) if hasattr(os, "getloadavg") else None,
     }  # fmt: skip
     try:
@@ -131,7 +134,7 @@ def _preview_methods(settings: BenchSettings) -> dict[str, Callable[[torch.Tenso
     from .stylizer import Stylizer  # noqa: PLC0415
 
     methods: dict[str, Callable[[torch.Tensor], Any]] = {}
-    for backend in ("torch", "onnxruntime"):
+    for backend in settings.backends:
         try:
             st = Stylizer.load(settings.model, device="cpu", backend=backend)
         except ValueError as e:  # onnxruntime / onnxscript missing: the row is left out, and the log says why
@@ -256,17 +259,22 @@ def compare_gatys(settings: BenchSettings, workdir: Path) -> dict[str, dict[str,
                      "--content-layers", *(_keras_name(n) for n in DEFAULT_CONTENT_LAYERS),
                      "--style-layers", *(_keras_name(n) for n in DEFAULT_STYLE_LAYERS)],
     }  # fmt: skip
-    results: dict[str, dict[str, Any]] = {}
-    for tool, cmd in runs.items():
-        t0 = time.perf_counter()
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        wall = time.perf_counter() - t0
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()
-            _say(settings, f"{tool} failed: {tail[-1] if tail else done.returncode}")
-            continue
-        results[tool] = {"wall_s": wall, "output": str(ours_out if tool.startswith("adjustable") else theirs_out)}
-        _say(settings, f"{tool}: {wall:.1f} s")
+    walls: dict[str, list[float]] = {tool: [] for tool in runs}
+    for r in range(settings.gatys_rounds):
+        for tool in list(runs) if r % 2 == 0 else list(runs)[::-1]:  # alternate who goes first
+            t0 = time.perf_counter()
+            done = subprocess.run(runs[tool], env=env, capture_output=True, text=True)
+            wall = time.perf_counter() - t0
+            if done.returncode != 0:
+                tail = (done.stderr or done.stdout).strip().splitlines()
+                _say(settings, f"{tool} failed: {tail[-1] if tail else done.returncode}")
+                continue
+            walls[tool].append(wall)
+            _say(settings, f"{tool}: {wall:.1f} s")
+    results: dict[str, dict[str, Any]] = {
+        tool: {"wall_s": statistics.median(w), "walls_s": w, "output": str(ours_out if tool.startswith("adjustable") else theirs_out)}
+        for tool, w in walls.items() if w
+    }  # fmt: skip
     schema = GatysConfig().schema
     loss = PerceptualLoss(schema, VGG19Features("caffe", max_layer=schema.deepest), normalize=False).eval()
     content = load_image(settings.content, size=size)
