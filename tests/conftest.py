@@ -14,7 +14,8 @@ import pytest
 
 from adjustable_style.image import is_image_file
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# $ADJUSTABLE_STYLE_DATA (as in the configs) points elsewhere, e.g. on a machine without ../shared
+SHARED_DATA = Path(os.environ.get("ADJUSTABLE_STYLE_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 
 
 def _images_in(folder: Path) -> list[Path]:
