@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -184,3 +189,75 @@ def test_serve_cli_wiring(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(ui, "serve", no_gradio)
     assert main(["serve", "--model", str(tiny_model_dir)]) == 1
     assert capsys.readouterr().err.strip() == f"adjustable-style serve: error: {ui.GRADIO_MISSING}"
+
+
+def test_batched_previews_equal_single_ones(studio: Studio) -> None:
+    rows = [(1.0, 1.0, 1.0), (0.0, 1.0, 1.0), (0.3, 0.6, 0.9)]
+    n = len(rows) + 2
+    contents = [str(PHOTO)] * (n - 1) + [None]  # the last request has no photo yet: its own message
+    styles = [str(PAINTING)] * n
+    strengths = [1.0, 1.0, 1.0, 0.5, 1.0]  # request 3 (strength 0.5) is in a group of its own
+    values = [[r[j] for r in [*rows, (1.0, 1.0, 1.0), (1.0, 1.0, 1.0)]] for j in range(3)]
+    images, messages = studio.preview_batch(contents, styles, strengths, [False] * n, *values)
+    assert len(images) == len(messages) == n
+    for k, row in enumerate([*rows, (1.0, 1.0, 1.0)]):
+        single, _ = studio.preview(contents[k], styles[k], strengths[k], False, *row)
+        assert images[k] is not None and images[k].size == single.size
+        assert np.abs(_px(images[k]) - _px(single)).max() <= 2, k  # same pixels as one by one
+    assert "batch of 3" in messages[0] and "batch of" not in messages[3]
+    assert images[-1] is None and messages[-1] == NEED_IMAGES
+
+
+def test_page_folder_is_removed_with_its_studio_and_after_a_crash(
+    studio: Studio, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+    import tempfile
+
+    from adjustable_style.ui.callbacks import OUT_PREFIX
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f"{OUT_PREFIX}{int(dead.stdout)}-abc"  # left by a server that was SIGKILLed
+    stale.mkdir()
+    (stale / "stylized-x.png").write_bytes(b"png")
+    alive = tmp_path / f"{OUT_PREFIX}{os.getpid()}-def"  # another page in a running process: kept
+    alive.mkdir()
+    page = Studio(studio.stylizer)
+    folder = page.out_dir
+    assert folder.is_dir() and folder.parent == tmp_path and folder.name.startswith(f"{OUT_PREFIX}{os.getpid()}-")
+    assert not stale.exists() and alive.is_dir()
+    del page
+    gc.collect()
+    assert not folder.exists()
+
+
+def test_serve_removes_its_folder_on_sigterm(tiny_model_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("gradio")
+    env = {**os.environ, "TMPDIR": str(tmp_path), "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "adjustable_style", "serve", "--model", str(tiny_model_dir), "--port", str(port),
+         "--device", "cpu", "--backend", "torch", "-q"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        for _ in range(1200):  # the folder appears when the page is built; then wait for the port to listen
+            if list(tmp_path.glob("adjustable-style-ui-*")) and _listening(port):
+                break
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            time.sleep(0.1)
+        assert list(tmp_path.glob("adjustable-style-ui-*")), "the page made no folder"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not list(tmp_path.glob("adjustable-style-ui-*")), err[-2000:]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import signal
 
 from .common import UsageError, device
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -16,6 +21,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not args.max_upload_mb > 0:
         raise UsageError(f"--max-upload-mb must be positive, got {args.max_upload_mb:g}")
     model = resolve_model(args.model)  # fail on a wrong --model before gradio and the model load
+    # `kill` (SIGTERM) stops the page like Ctrl-C does: gradio closes the server and the interpreter exits
+    # normally, so the page's temporary folder is removed (a plain SIGTERM would skip every cleanup).
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         serve(model, host=args.host, port=args.port, device=device(args.device), share=args.share,
               max_upload_mb=args.max_upload_mb, quiet=args.quiet, backend=args.backend)

@@ -3,11 +3,14 @@
 Layout and event wiring only; what each event does lives in :mod:`adjustable_style.ui.callbacks` (plain,
 gradio-free functions). gradio is an optional dependency, imported when a page is built.
 
-Events, all queued on one ``"render"`` line (one model, a few CPU cores: running renders side by side only
-makes each slower):
+Events, queued on one ``"render"`` line (one model, a few CPU cores: running full renders side by side only
+makes each slower), except the live preview:
 
 * a slider ``.input`` (fires while dragging) → preview at ``preview_size``, ``trigger_mode="always_last"``
-  so a fast drag renders the latest value instead of every intermediate one;
+  so a fast drag renders the latest value instead of every intermediate one. One batched event serves all
+  sliders on its own ``"preview"`` line: previews queued together (many users at once) run in batches of
+  ``PREVIEW_BATCH`` per content/style pair, two batches at a time, so one batch's PNG encoding and delivery
+  overlap the next one's forward pass (50 clients at once: p90 5.5 s → 3.7 s on 2 cores, README);
 * a slider ``.release`` → full render at ``full_size`` + a PNG for the download button;
 * an upload or a click on an example → check the file, then a full render;
 * "Variations" → a gallery of seeded random weights; clicking one loads its weights into the sliders.
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
 
 GRADIO_MISSING = "the web page needs gradio: pip install 'adjustable-style[ui]'"
 NEED_STATUS = "Pick a photo and a style, then drag the sliders."
+PREVIEW_BATCH = 4  # previews per batched call: small batches finish early; 4 already run ~30% faster per image
 
 _INTRO = """\
 # Adjustable style transfer
@@ -134,9 +138,9 @@ def build_app(
         full_outputs = [result, download, status]
         accepted = gr.State(False)  # did the last upload pass the checks (then render it)
 
-        def preview(*args: Any) -> tuple:
-            img, message = studio.preview(*args)
-            return (img if img is not None else gr.update()), message
+        def preview(*columns: list) -> tuple:  # batched: one list per input, one entry per request
+            images, messages = studio.preview_batch(*columns)
+            return [img if img is not None else gr.update() for img in images], messages
 
         def accept(what: str):
             def handler(path: Optional[str], current: Optional[str]) -> tuple:
@@ -170,9 +174,13 @@ def build_app(
             examples.select(pick(paths), None, [path_state, view], **render).then(
                 studio.full, settings, full_outputs, **render)
 
+        # One event for every slider's live preview, batched: moves that queue up together (several users, or
+        # several sliders) render in one forward pass per content/style pair instead of one after another;
+        # two in flight, so encoding and sending one batch overlaps computing the next.
+        gr.on([s.input for s in [*sliders, strength]], preview, settings, [result, status], trigger_mode="always_last",
+              show_progress="hidden", batch=True, max_batch_size=PREVIEW_BATCH, concurrency_id="preview",
+              concurrency_limit=2)
         for slider in [*sliders, strength]:
-            slider.input(preview, settings, [result, status], trigger_mode="always_last", show_progress="hidden",
-                         **render)
             slider.release(studio.full, settings, full_outputs, show_progress="minimal", **render)
         preserve.input(studio.full, settings, full_outputs, **render)
         vary.click(studio.variations, [content, style, strength, preserve, seed], [gallery, table, status], **render)

@@ -13,9 +13,13 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import os
+import re
+import shutil
 import tempfile
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,6 +51,32 @@ NEED_IMAGES = "Pick a content photo and a style image (upload one or click an ex
 
 _REPO_EXAMPLES = Path(__file__).resolve().parents[3] / "examples"  # a source checkout: <repo>/examples
 _PACKAGE_EXAMPLES = Path(__file__).resolve().parents[1] / "assets" / "examples"  # shipped in the wheel
+
+
+OUT_PREFIX = "adjustable-style-ui-"
+"""Temporary download folders are ``<tmp>/adjustable-style-ui-<pid>-<random>``: removed when their Studio goes
+(or the process exits normally), and by the next Studio when the process that made them is gone (SIGKILL)."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive, and not ours to clean
+        return True
+    return True
+
+
+def remove_stale_out_dirs(tmp: str | Path | None = None) -> list[Path]:
+    """Delete download folders left by page servers that no longer run; returns what was removed."""
+    removed = []
+    for d in Path(tmp or tempfile.gettempdir()).glob(f"{OUT_PREFIX}*"):
+        m = re.match(rf"^{re.escape(OUT_PREFIX)}(\d+)-", d.name)
+        if m and d.is_dir() and not d.is_symlink() and d.stat().st_uid == os.getuid() and not _pid_alive(int(m.group(1))):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
 
 
 class UploadError(ImageError):
@@ -156,7 +186,13 @@ class Studio:
         self.preview_size = preview_size
         self.full_size = full_size
         self.n_variations = n_variations
-        self.out_dir = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="adjustable-style-ui-"))
+        if out_dir is None:
+            remove_stale_out_dirs()
+            self.out_dir = Path(tempfile.mkdtemp(prefix=f"{OUT_PREFIX}{os.getpid()}-"))
+            # Our own folder goes with the Studio, or at interpreter exit (the CLI turns SIGTERM into an exit).
+            self._cleanup = weakref.finalize(self, shutil.rmtree, str(self.out_dir), True)
+        else:
+            self.out_dir = Path(out_dir)
         self.layers: tuple[str, ...] = stylizer.style_layers
         self._contents: OrderedDict[tuple, torch.Tensor] = OrderedDict()
         self._lock = threading.Lock()  # gradio runs callbacks in worker threads
@@ -225,13 +261,60 @@ class Studio:
         except (ValueError, OSError) as e:  # ImageError is a ValueError; a vanished upload is an OSError
             return None, " ".join(str(e).split()) or type(e).__name__
         img = tensor_to_pil(y)
-        return img, f"{format_weights(weights)} · strength {float(strength):.2f} · {img.width}×{img.height} px in {dt:.2f} s"
+        return img, self._status(weights, strength, img, dt)
 
     def preview(
         self, content: str | None, style: str | None, strength: float, preserve_color: bool, *values: float
     ) -> tuple[Image.Image | None, str]:
         """The live preview while a slider moves (``preview_size``)."""
         return self.render(content, style, strength, preserve_color, values, self.preview_size)
+
+    def preview_batch(
+        self, contents: Sequence, styles: Sequence, strengths: Sequence, preserves: Sequence, *values: Sequence
+    ) -> tuple[list[Image.Image | None], list[str]]:
+        """Several previews at once, one per request (the page batches slider moves that arrive together).
+
+        Requests that share content, style, strength and the colour option run as one batched forward pass
+        (:meth:`Stylizer.stylize_alphas`: ~30% less compute per image on a CPU than one by one); any other
+        request, or a group with a bad value, falls back to :meth:`preview` per request.
+
+        Args:
+            contents, styles, strengths, preserves: one entry per request.
+            values: one sequence per style slider, one entry per request.
+
+        Returns:
+            ``(images, status lines)`` in request order (``None`` image where the request was refused).
+        """
+        n = len(contents)
+        rows = [[float(v[k]) for v in values] for k in range(n)]
+        images: list[Image.Image | None] = [None] * n
+        messages = [""] * n
+        groups: dict[tuple, list[int]] = {}
+        for k in range(n):
+            groups.setdefault((contents[k], styles[k], float(strengths[k]), bool(preserves[k])), []).append(k)
+        for (content, style, strength, preserve), ks in groups.items():
+            try:
+                if len(ks) == 1 or not content or not style:
+                    raise ValueError("one by one")
+                alphas = torch.cat([self.stylizer.check_weights(self.weights(rows[k])) for k in ks])
+                t0 = time.perf_counter()
+                ys = self.stylizer.stylize_alphas(
+                    self._content(content, self.preview_size), style, alphas, strength=strength,
+                    preserve_color=preserve, max_size=None, batch_size=len(ks),
+                )
+                dt = time.perf_counter() - t0
+            except (ValueError, OSError):  # one by one: each request gets its own message
+                for k in ks:
+                    images[k], messages[k] = self.preview(content, style, strength, preserve, *rows[k])
+                continue
+            for k, y in zip(ks, ys):
+                images[k] = tensor_to_pil(y[None])
+                messages[k] = self._status(self.weights(rows[k]), strength, images[k], dt, f" (batch of {len(ks)})")
+        return images, messages
+
+    @staticmethod
+    def _status(weights: dict[str, float], strength: float, img: Image.Image, seconds: float, note: str = "") -> str:
+        return f"{format_weights(weights)} · strength {float(strength):.2f} · {img.width}×{img.height} px in {seconds:.2f} s{note}"
 
     def full(
         self, content: str | None, style: str | None, strength: float, preserve_color: bool, *values: float
