@@ -144,7 +144,7 @@ def main() -> None:
     ap.add_argument("--model", default="default")
     ap.add_argument("--frames", type=int, default=16, help="frames per flicker clip")
     ap.add_argument("--size", default="240x320", help="HxW of the flicker clips")
-    ap.add_argument("--blend", type=float, nargs="+", default=[0.3, 0.4, 0.5])
+    ap.add_argument("--blend", type=float, nargs="+", default=[0.2, 0.3, 0.35, 0.5])
     ap.add_argument("--ema", type=float, default=0.9, help="decay of the CIN-statistics EMA")
     ap.add_argument("--fps-frames", type=int, default=24, help="frames of the 480p speed clip (0: skip)")
     ap.add_argument("--strip", default=str(ROOT / "docs" / "video_strip.jpg"), help="picture strip ('' to skip)")

@@ -191,6 +191,23 @@ def warp(image: torch.Tensor, theta: torch.Tensor, mode: str = "bilinear", size:
     return F.grid_sample(image, grid, mode=mode, padding_mode="border", align_corners=False)
 
 
+def _coarse_shift(prev: torch.Tensor, cur: torch.Tensor, radius: int = 4) -> torch.Tensor:
+    """Best whole-pixel translation (within ``radius`` px) on the coarsest level: a start Gauss–Newton cannot miss."""
+    h, w = prev.shape[-2:]
+    r = min(radius, h // 4, w // 4)
+    best, start = float("inf"), _identity(prev.device)
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            # current(p) ≈ previous(p + d): compare the overlapping windows
+            a = prev[..., max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)]
+            b = cur[..., max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)]
+            err = float((a - b).abs().mean())
+            if err < best:
+                best = err
+                start = torch.tensor([[1.0, 0.0, 2 * dx / w], [0.0, 1.0, 2 * dy / h]], device=prev.device)
+    return start
+
+
 def estimate_motion(previous: torch.Tensor, current: torch.Tensor, max_side: int = 320, iters: int = 12) -> torch.Tensor:
     """The camera's affine motion between two frames: θ (2, 3) with current(p) ≈ previous(θ · p).
 
@@ -215,9 +232,9 @@ def estimate_motion(previous: torch.Tensor, current: torch.Tensor, max_side: int
         size = (max(1, round(prev.shape[-2] * scale)), max(1, round(prev.shape[-1] * scale)))
         prev, cur = resize(prev.expand(-1, 3, -1, -1), size)[:, :1], resize(cur.expand(-1, 3, -1, -1), size)[:, :1]
     pyramid = [(prev, cur)]
-    while min(pyramid[-1][0].shape[-2:]) >= 48:
+    while min(pyramid[-1][0].shape[-2:]) >= 32:
         pyramid.append((F.avg_pool2d(pyramid[-1][0], 2), F.avg_pool2d(pyramid[-1][1], 2)))
-    theta = _identity(prev.device)
+    theta = _coarse_shift(*pyramid[-1])
     for p, c in reversed(pyramid):
         h, w = p.shape[-2:]
         gx, gy = torch.zeros_like(p), torch.zeros_like(p)
@@ -336,7 +353,7 @@ class FlickerStabiliser:
         torch.Size([1, 3, 32, 32])
     """
 
-    def __init__(self, blend: float = 0.4, tolerance: float = 0.03, detail: int = 9) -> None:
+    def __init__(self, blend: float = 0.35, tolerance: float = 0.03, detail: int = 9) -> None:
         if not 0.0 <= blend < 1.0:
             raise ValueError(f"blend must be in [0, 1), got {blend}")
         if not tolerance > 0:
@@ -446,6 +463,8 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
         fps = s.average_rate or s.guessed_rate or s.base_rate
         if not fps:
             raise VideoError(f"'{path}' has no frame rate in its header; re-encode it with a constant frame rate")
+        if not (s.codec_context.width and s.codec_context.height):
+            raise VideoError(f"'{path}' has no video frames (its video stream has no picture size)")
         return VideoInfo(s.codec_context.width, s.codec_context.height, Fraction(fps), int(s.frames or 0),
                          bool(container.streams.audio))  # fmt: skip
 
@@ -644,6 +663,8 @@ def stylize_video(
     """
     from tqdm.auto import tqdm  # noqa: PLC0415
 
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be in [0, 1], got {strength}")
     kf = parse_keyframes(keyframes) if isinstance(keyframes, str) else keyframes
     target = check_output(output, video)
     info = probe(video)

@@ -1,0 +1,47 @@
+"""`adjustable-style video`: stylize a clip with slider keyframes (logic in ``adjustable_style.video``)."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import WEIGHTS_HELP, existing, load_stylizer, max_size_arg, model_args, strength_arg, weights_arg
+
+KEYFRAMES_HELP = ("slider keyframes, e.g. '0s:relu2_2=0,relu4_4=1; 4s:relu2_2=1,relu4_4=0' (times in seconds, 4s, "
+                  "or frame numbers, 96f); α moves linearly between them; layers a keyframe leaves out take --style-weights")  # fmt: skip
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    from ..video import check_output, parse_keyframes, probe, stylize_video  # noqa: PLC0415
+
+    weights = weights_arg(args.style_weights)
+    keyframes = parse_keyframes(args.keyframes) if args.keyframes is not None else None
+    strength, max_size = strength_arg(args.strength), max_size_arg(args.max_size)
+    video, style = existing(args.input, "video"), existing(args.style, "style")
+    out = check_output(args.output, video)
+    probe(video)  # a file that is not a video fails here, before the model loads
+    st = load_stylizer(args)
+    r = stylize_video(st, video, style, out, weights=weights, keyframes=keyframes, strength=strength,
+                      max_size=max_size, preserve_color=args.preserve_color, stabilise=not args.no_stabilise,
+                      progress=not args.quiet)  # fmt: skip
+    print(f"wrote {r.path}: {r.frames} frames of {r.size[1]}x{r.size[0]} at {float(r.fps):.3g} fps "
+          f"({r.frames_per_second:.2f} frames/s)")  # fmt: skip
+    return 0
+
+
+def add_parsers(sub) -> None:  # noqa: ANN001 - argparse's private subparsers action
+    p = sub.add_parser(
+        "video",
+        help="stylize a video, sliders keyframed over time (needs the [video] extra)",
+        description="Stylize every frame of INPUT with STYLE and write OUT (.mp4, .mov or .mkv, H.264) with the same "
+        "frame rate and frame count and the audio copied. Flicker is reduced by blending in the previous output, "
+        "warped by the camera motion, where the scene allows it (--no-stabilise: per-frame).",
+    )
+    p.add_argument("input", help="video file")
+    p.add_argument("style", help="style image")
+    p.add_argument("-o", "--output", required=True, help="output video (.mp4, .mov, .mkv); written only when complete")
+    p.add_argument("--style-weights", default=None, metavar="L=W,...", help=WEIGHTS_HELP)
+    p.add_argument("--keyframes", default=None, metavar="T:L=W,...;...", help=KEYFRAMES_HELP)
+    p.add_argument("--no-stabilise", action="store_true", help="stylize each frame on its own (more flicker)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    model_args(p, 854)
+    p.set_defaults(func=cmd_video)
