@@ -23,7 +23,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     model = resolve_model(args.model)  # fail on a wrong --model before gradio and the model load
     # `kill` (SIGTERM) stops the page like Ctrl-C does: gradio closes the server and the interpreter exits
     # normally, so the page's temporary folder is removed (a plain SIGTERM would skip every cleanup).
-    signal.signal(signal.SIGTERM, _interrupt)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         serve(model, host=args.host, port=args.port, device=device(args.device), share=args.share,
               max_upload_mb=args.max_upload_mb, quiet=args.quiet, backend=args.backend)
@@ -31,6 +31,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if str(e) != GRADIO_MISSING:
             raise
         raise UsageError(GRADIO_MISSING) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 
