@@ -125,6 +125,12 @@ def test_stabilised_flicker_below_per_frame(keyframed: dict, clip: tuple[Path, l
     assert stable < 0.7 * per_frame, (stable, per_frame)
 
 
+def test_long_clip_at_ntsc_rate_keeps_every_frame(tmp_path: Path) -> None:
+    fps = Fraction(30000, 1001)
+    path = write_video(torch.rand(60, 3, 32, 32).split(1), tmp_path / "ntsc.mp4", fps)
+    assert probe(path).fps == fps and len(list(read_frames(path))) == 60
+
+
 def test_estimate_motion_recovers_known_motion() -> None:
     frames, motions = pan_zoom_clip(load_image(CAT), 4, (120, 160), pan=(0.4, 0.3), zoom=1.1)
     for t in range(1, 4):

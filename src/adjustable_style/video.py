@@ -526,7 +526,9 @@ class _VideoWriter:
             self.video = self.out.add_stream("libx264", rate=fps)
             self.video.height, self.video.width = size
             self.video.pix_fmt = "yuv420p"
-            self.video.time_base = 1 / fps  # frame index = pts: constant frame rate, every frame kept
+            # Frame index = pts in the encoder's time base: a constant frame rate, every frame kept. (Setting the
+            # stream's time base instead made libx264 emit pts < dts after ~40 frames, which the muxer refuses.)
+            self.video.codec_context.time_base = 1 / fps
             self.video.options = {"crf": str(crf)}
             if audio_from is not None:
                 self._add_audio(audio_from)
@@ -548,7 +550,7 @@ class _VideoWriter:
         rgb = (image[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
         frame.pts = self.n
-        frame.time_base = self.video.time_base
+        frame.time_base = self.video.codec_context.time_base
         self.out.mux(self.video.encode(frame))
         self.n += 1
 
