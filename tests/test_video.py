@@ -219,6 +219,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path, clip: tuple[Path, list[t
         ([video, WAVE, "-o", str(out), "--keyframes", "0s:relu2_2=1; 0s:relu2_2=0"], "must increase"),
         ([video, WAVE, "-o", str(out), "--keyframes", "0s:relu9_9=1"], "relu9_9"),
         ([video, str(tmp_path / "missing.jpg"), "-o", str(out)], "not found"),
+        ([video, WAVE, "-o", str(out), "--blend", "1"], "blend must be in [0, 1)"),
     ]
     for args, match in cases:
         _fails(["video", *args, "-q", "--max-size", "64"], capsys, match, out if "out.mp4" in args[3] else Path(args[3]))

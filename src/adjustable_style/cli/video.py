@@ -11,17 +11,18 @@ KEYFRAMES_HELP = ("slider keyframes, e.g. '0s:relu2_2=0,relu4_4=1; 4s:relu2_2=1,
 
 
 def cmd_video(args: argparse.Namespace) -> int:
-    from ..video import check_output, parse_keyframes, probe, stylize_video  # noqa: PLC0415
+    from ..video import FlickerStabiliser, check_output, parse_keyframes, probe, stylize_video  # noqa: PLC0415
 
     weights = weights_arg(args.style_weights)
     keyframes = parse_keyframes(args.keyframes) if args.keyframes is not None else None
     strength, max_size = strength_arg(args.strength), max_size_arg(args.max_size)
     video, style = existing(args.input, "video"), existing(args.style, "style")
     out = check_output(args.output, video)
+    stabiliser = None if args.no_stabilise else FlickerStabiliser(blend=args.blend)  # checks --blend
     probe(video)  # a file that is not a video fails here, before the model loads
     st = load_stylizer(args)
     r = stylize_video(st, video, style, out, weights=weights, keyframes=keyframes, strength=strength,
-                      max_size=max_size, preserve_color=args.preserve_color, stabilise=not args.no_stabilise,
+                      max_size=max_size, preserve_color=args.preserve_color, stabilise=stabiliser,
                       progress=not args.quiet)  # fmt: skip
     print(f"wrote {r.path}: {r.frames} frames of {r.size[1]}x{r.size[0]} at {float(r.fps):.3g} fps "
           f"({r.frames_per_second:.2f} frames/s)")  # fmt: skip
@@ -42,6 +43,8 @@ def add_parsers(sub) -> None:  # noqa: ANN001 - argparse's private subparsers ac
     p.add_argument("--style-weights", default=None, metavar="L=W,...", help=WEIGHTS_HELP)
     p.add_argument("--keyframes", default=None, metavar="T:L=W,...;...", help=KEYFRAMES_HELP)
     p.add_argument("--no-stabilise", action="store_true", help="stylize each frame on its own (more flicker)")
+    p.add_argument("--blend", type=float, default=0.35, help="weight of the motion-compensated previous frame in [0, 1): "
+                   "higher is steadier but softens fine texture (default %(default)s)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     model_args(p, 854)
     p.set_defaults(func=cmd_video)
