@@ -1,7 +1,8 @@
 """Flicker and speed of video stylization: warping error on clips with exactly known motion, and 480p frames/s.
 
 Usage:
-    python scripts/video_flicker.py [--model default] [--frames 16] [--blend 0.3 0.4 0.5] [--strip docs/video_strip.jpg]
+    OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=2 python scripts/video_flicker.py [--frames 16] [--blend 0.2 0.3 0.35 0.5]
+        [--fps-frames 24] [--strip docs/video_strip.jpg]
 
 Each clip is a bundled photo seen by a camera that pans and zooms (a known affine motion per frame), so every
 frame can be warped onto the next without optical flow. The warping error (mean squared difference, RGB in
@@ -162,7 +163,8 @@ def main() -> None:
     st = Stylizer.load(args.model, device="cpu", backend="torch")
     h, w = (int(v) for v in args.size.lower().split("x"))
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch "
-          f"{torch.__version__}, {torch.get_num_threads()} threads; model {args.model}")  # fmt: skip
+          f"{torch.__version__}, {torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}; "
+          f"model {args.model}")  # fmt: skip
     for line in flicker_table(st, args.frames, (h, w), args.blend, args.ema) if args.frames else []:
         print(line, flush=True)
     with tempfile.TemporaryDirectory() as d:
