@@ -8,7 +8,7 @@ Each clip is a bundled photo seen by a camera that pans and zooms (a known affin
 frame can be warped onto the next without optical flow. The warping error (mean squared difference, RGB in
 [0, 1], borders left out) is printed for the input clip, per-frame stylization, per-frame with the conditional
 instance-norm statistics smoothed across frames (an EMA; the obvious idea, measured here), and the motion-
-compensated :class:`~adjustable_style.video.FlickerStabiliser` at several blend weights. Style and content losses
+compensated :class:`~adjustable_style.flicker.FlickerStabiliser` at several blend weights. Style and content losses
 (raw, the model's VGG19 loss network, each frame against its own input) are given relative to per-frame.
 Then the end-to-end speed (decode, stylize, stabilise, encode) on a 854×480 clip, and a picture strip of a
 keyframed clip read back from the encoded file.
@@ -24,22 +24,13 @@ from pathlib import Path
 
 import torch
 
+from adjustable_style.flicker import FlickerStabiliser, pan_zoom_clip, warp, warping_error
 from adjustable_style.image import load_image, resize, save_image
 from adjustable_style.losses import Targets
 from adjustable_style.model import ConditionalInstanceNorm
 from adjustable_style.sheet import contact_sheet, format_weights
 from adjustable_style.stylizer import Stylizer
-from adjustable_style.video import (
-    FlickerStabiliser,
-    Keyframes,
-    pan_zoom_clip,
-    read_frames,
-    stylize_frames,
-    stylize_video,
-    warp,
-    warping_error,
-    write_video,
-)
+from adjustable_style.video import Keyframes, read_frames, stylize_frames, stylize_video, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 EX = ROOT / "examples"

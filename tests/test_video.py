@@ -12,21 +12,18 @@ import pytest
 import torch
 
 from adjustable_style.cli import main
+from adjustable_style.flicker import FlickerStabiliser, estimate_motion, pan_zoom_clip, warping_error
 from adjustable_style.image import load_image
 from adjustable_style.stylizer import Stylizer
 from adjustable_style.video import (
-    FlickerStabiliser,
     Keyframes,
     VideoError,
-    estimate_motion,
-    pan_zoom_clip,
     parse_keyframes,
     parse_time,
     probe,
     read_frames,
     stylize_frames,
     stylize_video,
-    warping_error,
     write_video,
 )
 

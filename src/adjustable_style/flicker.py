@@ -1,0 +1,240 @@
+"""Flicker: camera motion between frames, the warping error that measures flicker, and a stabiliser that reduces it.
+
+A feed-forward stylizer redraws its texture on every frame, so a small camera move makes the texture crawl
+instead of moving with the scene. :func:`estimate_motion` fits the camera's affine motion between two input frames;
+:func:`warping_error` warps each frame onto the next with known motions and measures what differs;
+:func:`pan_zoom_clip` makes test clips whose motion is known exactly; :class:`FlickerStabiliser` blends in the
+motion-compensated previous output where the scene allows it. Smoothing the instance-norm statistics across frames
+does not help (the flicker is local texture, not global colour; ``scripts/video_flicker.py`` measures both).
+Torch only; :mod:`adjustable_style.video` does the decoding and encoding.
+
+Example:
+    >>> frames, motions = pan_zoom_clip(torch.rand(1, 3, 96, 128), 3, (32, 48))
+    >>> warping_error(frames, motions) < 0.01
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .image import resize
+
+
+def _grey(x: torch.Tensor) -> torch.Tensor:
+    return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+
+
+def _identity(device: torch.device) -> torch.Tensor:
+    return torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], device=device)
+
+
+def warp(image: torch.Tensor, theta: torch.Tensor, mode: str = "bilinear", size: tuple[int, int] | None = None) -> torch.Tensor:
+    """Sample ``image`` (1, C, H, W) at ``theta`` · p for every pixel p of the result (normalised coordinates).
+
+    ``theta`` (2, 3) maps the current frame's coordinates to the previous frame's (as :func:`estimate_motion`
+    returns), so ``warp(previous, theta)`` lines the previous frame up with the current one. ``size``: the
+    result's (H, W) (default: the image's).
+    """
+    grid = F.affine_grid(theta[None].to(image), (1, image.shape[1], *(size or image.shape[-2:])), align_corners=False)
+    return F.grid_sample(image, grid, mode=mode, padding_mode="border", align_corners=False)
+
+
+def _coarse_shift(prev: torch.Tensor, cur: torch.Tensor, radius: int = 4) -> torch.Tensor:
+    """Best whole-pixel translation (within ``radius`` px) on the coarsest level: a start Gauss–Newton cannot miss."""
+    h, w = prev.shape[-2:]
+    r = min(radius, h // 4, w // 4)
+    best, start = float("inf"), _identity(prev.device)
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            # current(p) ≈ previous(p + d): compare the overlapping windows
+            a = prev[..., max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)]
+            b = cur[..., max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)]
+            err = float((a - b).abs().mean())
+            if err < best:
+                best = err
+                start = torch.tensor([[1.0, 0.0, 2 * dx / w], [0.0, 1.0, 2 * dy / h]], device=prev.device)
+    return start
+
+
+def estimate_motion(previous: torch.Tensor, current: torch.Tensor, max_side: int = 320, iters: int = 12) -> torch.Tensor:
+    """The camera's affine motion between two frames: θ (2, 3) with current(p) ≈ previous(θ · p).
+
+    Coarse-to-fine Gauss–Newton on the grey images (an image pyramid from ~24 px up to ``max_side``), with
+    Huber-like weights so that moving objects pull less than the background. Coordinates are normalised to
+    [-1, 1] (``F.affine_grid`` convention), so θ holds at any resolution.
+
+    Args:
+        previous, current: (1, 3, H, W) in [0, 1].
+        max_side: finest level's longer side (finer adds time, not accuracy, at sub-pixel motion).
+        iters: Gauss–Newton steps per level at most.
+
+    Example:
+        >>> x = torch.rand(1, 3, 64, 64)
+        >>> estimate_motion(x, x).round(decimals=3).abs()
+        tensor([[1., 0., 0.],
+                [0., 1., 0.]])
+    """
+    prev, cur = _grey(previous.float()), _grey(current.float())
+    scale = max_side / max(prev.shape[-2:])
+    if scale < 1:
+        size = (max(1, round(prev.shape[-2] * scale)), max(1, round(prev.shape[-1] * scale)))
+        prev, cur = resize(prev.expand(-1, 3, -1, -1), size)[:, :1], resize(cur.expand(-1, 3, -1, -1), size)[:, :1]
+    pyramid = [(prev, cur)]
+    while min(pyramid[-1][0].shape[-2:]) >= 32:
+        pyramid.append((F.avg_pool2d(pyramid[-1][0], 2), F.avg_pool2d(pyramid[-1][1], 2)))
+    theta = _coarse_shift(*pyramid[-1])
+    for p, c in reversed(pyramid):
+        h, w = p.shape[-2:]
+        gx, gy = torch.zeros_like(p), torch.zeros_like(p)
+        gx[..., 1:-1] = (p[..., 2:] - p[..., :-2]) * (w / 4)  # d/dx in normalised units: pixels · w/2, central /2
+        gy[..., 1:-1, :] = (p[..., 2:, :] - p[..., :-2, :]) * (h / 4)
+        stack = torch.cat([p, gx, gy], 1)  # (1, 3, h, w): image and its gradient, warped together
+        base = F.affine_grid(_identity(p.device)[None], (1, 1, h, w), align_corners=False)[0]  # (h, w, 2)
+        x, y = base[..., 0].reshape(-1), base[..., 1].reshape(-1)
+        limit = torch.tensor([1 - 4 / w, 1 - 4 / h], device=p.device)  # stay clear of the clamped border
+        for _ in range(iters):
+            grid = F.affine_grid(theta[None], (1, 1, h, w), align_corners=False)
+            s = F.grid_sample(stack, grid, mode="bilinear", padding_mode="border", align_corners=False)[0].reshape(3, -1)
+            r = s[0] - c.reshape(-1)
+            ok = (grid[0].abs() < limit).all(-1).reshape(-1)
+            weight = ok / torch.clamp(r.abs() / 0.05, min=1)  # robust (Huber-like); 0 outside
+            jac = torch.stack([s[1] * x, s[1] * y, s[1], s[2] * x, s[2] * y, s[2]])  # (6, n): ∂ warped / ∂ θ
+            wj = jac * weight
+            step = torch.linalg.solve(wj @ jac.T + 1e-6 * torch.eye(6, device=p.device), -(wj @ r))
+            theta = theta + step.view(2, 3)
+            if step.abs().max() < 1e-4:  # 1e-4 of the half-width: under 0.05 px at 854 px
+                break
+    return theta
+
+
+def warping_error(frames: torch.Tensor, motions: Sequence[torch.Tensor], margin: int = 4) -> float:
+    """Mean squared difference between each frame and the previous one warped onto it (lower = steadier).
+
+    Pixels whose source falls outside the previous frame, or within ``margin`` px of any border, are left out.
+
+    Args:
+        frames: (N, 3, H, W) in [0, 1], N ≥ 2.
+        motions: N − 1 matrices θ (2, 3); ``motions[t - 1]`` maps frame t's coordinates to frame t − 1's.
+
+    Example:
+        >>> clip = torch.rand(1, 3, 32, 32).expand(3, -1, -1, -1)
+        >>> warping_error(clip, [torch.eye(2, 3)] * 2)
+        0.0
+    """
+    if frames.ndim != 4 or frames.shape[0] < 2 or len(motions) != frames.shape[0] - 1:
+        raise ValueError(f"need frames (N >= 2, 3, H, W) and N - 1 motions, got {tuple(frames.shape)} and {len(motions)}")
+    h, w = frames.shape[-2:]
+    errs = []
+    for t in range(1, frames.shape[0]):
+        grid = F.affine_grid(motions[t - 1][None].to(frames), (1, 3, h, w), align_corners=False)
+        warped = F.grid_sample(frames[t - 1 : t], grid, mode="bilinear", align_corners=False)
+        mask = (grid[..., 0].abs() <= 1 - 2 * margin / w) & (grid[..., 1].abs() <= 1 - 2 * margin / h)
+        mask[:, :margin] = mask[:, -margin:] = mask[:, :, :margin] = mask[:, :, -margin:] = False
+        m = mask[:, None].float()
+        errs.append(float(((warped - frames[t : t + 1]) ** 2 * m).sum() / (3 * m.sum()).clamp_min(1)))
+    return sum(errs) / len(errs)
+
+
+def pan_zoom_clip(
+    image: torch.Tensor, n_frames: int, size: tuple[int, int], pan: tuple[float, float] = (0.6, 0.2), zoom: float = 1.25
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """A test clip with exactly known motion: a camera panning across and zooming into a photo.
+
+    Args:
+        image: the photo (1, 3, H, W) in [0, 1]; it should be larger than ``size`` so the camera stays inside.
+        n_frames: number of frames (≥ 2).
+        size: (H, W) of the frames.
+        pan: total camera travel over the clip (x, y) in units of the photo's half-width / half-height.
+        zoom: total magnification over the clip (per-frame zoom is its (n − 1)-th root).
+
+    Returns:
+        frames (N, 3, H, W) and the N − 1 motions θ (2, 3), ``motions[t - 1]`` mapping frame t's normalised
+        coordinates to frame t − 1's (what :func:`estimate_motion` estimates and :func:`warping_error` takes).
+
+    Example:
+        >>> frames, motions = pan_zoom_clip(torch.rand(1, 3, 96, 128), 3, (32, 48))
+        >>> frames.shape, len(motions)
+        (torch.Size([3, 3, 32, 48]), 2)
+    """
+    h, w = size
+    ih, iw = image.shape[-2:]
+    thetas = []
+    for t in range(n_frames):
+        f = t / max(n_frames - 1, 1)
+        z = zoom**f
+        sx, sy = w / iw / z, h / ih / z  # the frame's half-extent in the photo's normalised units
+        cx = (f - 0.5) * pan[0] * (1 - sx)
+        cy = (f - 0.5) * pan[1] * (1 - sy)
+        thetas.append(torch.tensor([[sx, 0.0, cx], [0.0, sy, cy]]))
+    frames = torch.cat([warp(image, th, "bicubic", size).clamp(0, 1) for th in thetas])
+    motions = []
+    for prev, cur in zip(thetas[:-1], thetas[1:]):
+        inv = torch.linalg.inv(prev[:, :2])
+        motions.append(torch.cat([inv @ cur[:, :2], (inv @ (cur[:, 2] - prev[:, 2]))[:, None]], 1))
+    return frames, motions
+
+
+def _box(x: torch.Tensor, k: int) -> torch.Tensor:
+    return F.avg_pool2d(F.pad(x, (k // 2,) * 4, mode="reflect"), k, 1)
+
+
+class FlickerStabiliser:
+    """Motion-compensated blending of stylized frames; feed frames in order, one call per frame.
+
+    ``out_t = y_t + blend · m · (warp(out_{t−1}) − y_t)``: ``y_t`` the per-frame stylization, the warp the camera
+    motion estimated on the *input* frames (:func:`estimate_motion`), ``m`` = exp(−(e / tolerance)²) with ``e`` the
+    local difference between the warped previous input and the current input (0 where the motion does not
+    explain the picture: moving objects, cuts, new content at the borders). Averaging uncorrelated textures
+    lowers their contrast, so the result's detail band (image minus its ``detail``-px box blur) is rescaled per
+    channel to the per-frame result's standard deviation.
+
+    Args:
+        blend: weight of the motion-compensated past, in [0, 1); higher is steadier and softer.
+        tolerance: input difference (in [0, 1] units) at which blending falls to 1/e.
+        detail: box size (px, odd) that separates the detail band.
+
+    Example:
+        >>> stab = FlickerStabiliser()
+        >>> frames = torch.rand(2, 3, 32, 32)
+        >>> outs = [stab(f[None], f[None]) for f in frames]
+        >>> outs[1].shape
+        torch.Size([1, 3, 32, 32])
+    """
+
+    def __init__(self, blend: float = 0.35, tolerance: float = 0.03, detail: int = 9) -> None:
+        if not 0.0 <= blend < 1.0:
+            raise ValueError(f"blend must be in [0, 1), got {blend}")
+        if not tolerance > 0:
+            raise ValueError(f"tolerance must be > 0, got {tolerance}")
+        if detail < 3 or detail % 2 == 0:
+            raise ValueError(f"detail must be an odd number of pixels >= 3, got {detail}")
+        self.blend, self.tolerance, self.detail = float(blend), float(tolerance), int(detail)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the previous frame (start of a new shot)."""
+        self._frame: torch.Tensor | None = None
+        self._out: torch.Tensor | None = None
+
+    def __call__(self, frame: torch.Tensor, styled: torch.Tensor) -> torch.Tensor:
+        """Input frame and its per-frame stylization, each (1, 3, H, W) in [0, 1] → the stabilised frame."""
+        out = styled
+        if self._frame is not None and self._out is not None and self._frame.shape == frame.shape and self.blend > 0:
+            theta = estimate_motion(self._frame, frame)
+            grid = F.affine_grid(theta[None].to(frame), (1, 3, *frame.shape[-2:]), align_corners=False)
+            inside = ((grid[..., 0].abs() <= 1) & (grid[..., 1].abs() <= 1))[:, None].to(frame)
+            past_in = F.grid_sample(self._frame, grid, mode="bilinear", padding_mode="border", align_corners=False)
+            past_out = F.grid_sample(self._out, grid, mode="bicubic", padding_mode="border", align_corners=False)
+            diff = F.avg_pool2d((past_in - frame).abs().mean(1, keepdim=True), 5, 1, 2, count_include_pad=False)
+            m = inside * torch.exp(-((diff / self.tolerance) ** 2))
+            mixed = styled + self.blend * m * (past_out.clamp(0, 1) - styled)
+            # Restore the detail contrast the average removed (the per-frame frame's, per channel).
+            low_mixed, low_styled = _box(mixed, self.detail), _box(styled, self.detail)
+            gain = (styled - low_styled).std((2, 3), keepdim=True) / (mixed - low_mixed).std((2, 3), keepdim=True).clamp_min(1e-6)
+            out = (low_mixed + (mixed - low_mixed) * gain).clamp(0, 1)
+        self._frame, self._out = frame, out
+        return out
