@@ -10,7 +10,7 @@ import pytest
 import torch
 from kornia.color import rgb_to_ycbcr
 
-from adjustable_style.image import load_image, open_image
+from adjustable_style.image import load_image, open_image, resize
 from adjustable_style.stylizer import Stylizer, resolve_device
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -239,3 +239,18 @@ def test_bundled_default_sliders_act_on_a_held_out_painting() -> None:
 
 # Measured on this pair at 192 px (GPU run g1, step 4000, docs/gpu_finetune.md): 0.951, 0.945, 0.909.
 OWN_RATIO_BOUND = {"relu2_2": 0.98, "relu3_4": 0.97, "relu4_4": 0.94}
+
+
+def test_run_on_prepared_tensors_matches_stylize() -> None:
+    """The public tensor path (what video frames use) gives what stylize gives, and checks its inputs."""
+    st = Stylizer.load("default", device="cpu")
+    painting = EXAMPLES / "painting_kandinsky_small_worlds_i.jpg"
+    w = {"relu2_2": 0.3, "relu3_4": 1.0, "relu4_4": 0.6}
+    ref = st.stylize(CAT, painting, w, max_size=160)
+    c = resize(load_image(CAT), max_size=160)
+    y = st.run(c, st.embedding(CAT, painting), st.check_weights(w))
+    assert (y - ref).abs().max() < 1e-5
+    with pytest.raises(ValueError, match="rows"):
+        st.run(c, st.embedding(CAT, painting), st.check_weights(w).expand(2, -1))
+    with pytest.raises(ValueError, match="strength"):
+        st.embedding(CAT, painting, strength=1.5)

@@ -291,7 +291,10 @@ class Stylizer:
         with self._cache_lock:
             self._cache.clear()
 
-    def _embedding(self, content: ImageLike, style: ImageLike, strength: float) -> torch.Tensor:
+    def embedding(self, content: ImageLike, style: ImageLike, strength: float = 1.0) -> torch.Tensor:
+        """The embedding T is conditioned on: e = s·P(style) + (1 − s)·P(content) for style strength s in [0, 1];
+        (1, D) on :attr:`device`, from the cache when it can."""
+        strength = _check_unit("strength", strength)
         e = self.embed(style)
         if strength < 1.0:
             # Ghiasi et al.'s identity interpolation: towards the content's own style, which T reproduces.
@@ -366,17 +369,31 @@ class Stylizer:
         c = resize(self._image(content, "content"), max_size=max_size).to(self.device)  # (1, 3, H, W)
         if self.device.type == "cuda":
             c = c.contiguous(memory_format=torch.channels_last)
-        e = self._embedding(content, style, s)  # (1, D)
-        # Within the memory limit: fewer rows per pass, or overlapping tiles with whole-image statistics.
-        rows, tile = tiling.plan(self.model.net, *c.shape[-2:], len(a), batch_size, self.memory_limit_gb)
+        e = self.embedding(content, style, s)  # (1, D)
+        outs = []
+        for chunk in a.split(batch_size):
+            b = chunk.shape[0]
+            y = self.run(c.expand(b, -1, -1, -1), e, chunk)
+            if preserve_color:
+                y = _preserve_color(c.expand(b, -1, -1, -1), y)
+            outs.append(y.cpu())
+        return torch.cat(outs)
+
+    def run(self, content: torch.Tensor, embedding: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
+        """Λ and T on tensors the caller prepared (video frames, say): content (B, 3, H, W) in [0, 1], an embedding
+        (1 or B, D) from :meth:`embedding`, α (B, L) in the schema's order. Within :attr:`memory_limit_gb` (fewer
+        rows per pass, or overlapping tiles with whole-image statistics); returns float32 (B, 3, H, W) on
+        :attr:`device`."""
+        a = self.check_alphas(alphas)
+        b = content.shape[0]
+        if a.shape[0] != b:
+            raise ValueError(f"alphas has {a.shape[0]} rows for {b} content images")
+        x, e = content.to(self.device), embedding.to(self.device).expand(b, -1)
+        rows, tile = tiling.plan(self.model.net, *x.shape[-2:], b, b, self.memory_limit_gb)
         outs = []
         with torch.inference_mode(), self._autocast():
-            for chunk in a.split(rows):
-                b = chunk.shape[0]
-                y = self._net(c.expand(b, -1, -1, -1), e.expand(b, -1), chunk.to(self.device), tile)
-                if preserve_color:
-                    y = _preserve_color(c.expand(b, -1, -1, -1), y)
-                outs.append(y.cpu())
+            for i in range(0, b, rows):
+                outs.append(self._net(x[i : i + rows], e[i : i + rows], a[i : i + rows].to(self.device), tile))
         return torch.cat(outs)
 
     def _net(

@@ -191,13 +191,13 @@ def stylize_frames(
     for i, frame in enumerate(frames):
         x = frame.to(stylizer.device)
         if embedding is None:
-            # The Stylizer's own helpers, so the ONNX backend, autocast and identity interpolation act as for images.
-            embedding = stylizer._embedding(frame, style, float(strength))
+            # The Stylizer's own path, so the ONNX backend, autocast, the memory limit and identity interpolation
+            # act as for images.
+            embedding = stylizer.embedding(frame, style, float(strength))
         a = alphas.at(i) if isinstance(alphas, Keyframes) else alphas[min(i, alphas.shape[0] - 1)][None]
-        with torch.inference_mode(), stylizer._autocast():
-            y = stylizer._net(x, embedding, a.to(stylizer.device))
-            if preserve_color:
-                y = _preserve_color(x, y)
+        y = stylizer.run(x, embedding, a)
+        if preserve_color:
+            y = _preserve_color(x, y)
         y = y.float().cpu()
         yield stabiliser(frame, y) if stabiliser is not None else y
 
