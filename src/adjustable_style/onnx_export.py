@@ -29,10 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
-from .export import WEIGHTS_FILE, ModelFormatError, checkpoint_payload, load_model, read_config, resolve_model, write_export
+from .export import WEIGHTS_FILE, ModelFormatError, load_model, write_export
 
 EMBED_FILE, STYLIZE_FILE = "embed.onnx", "stylize.onnx"
 ONNX_FILES = (EMBED_FILE, STYLIZE_FILE)
@@ -124,17 +123,13 @@ def export_onnx(model: str | Path, out_dir: str | Path, dtype: str | None = None
         out_dir: the folder to write (new, empty, or an earlier export).
         dtype: of ``model.safetensors``; default: the source's (float16 for a checkpoint). The graphs are float32.
     """
-    src = resolve_model(model)
-    if src.is_file():
-        config, state = checkpoint_payload(src)
-        dtype = dtype or "float16"
-    else:
-        config = read_config(src)
-        state = load_file(str(src / WEIGHTS_FILE))
-        dtype = dtype or str(config.get("dtype", "float16"))
-    exported = load_model(src)
+    exported = load_model(model)  # read once: its float32 weights feed both the graphs and model.safetensors
+    config = exported.config
     section = onnx_section(exported.schema.keys, exported.model.config.embedding_dim)
-    return write_export({**config, "onnx": section}, state, out_dir, dtype=dtype, extra=lambda tmp: write_graphs(exported.model, tmp))
+    return write_export(
+        {**config, "onnx": section}, exported.model.state_dict(), out_dir,
+        dtype=dtype or str(config.get("dtype", "float16")), extra=lambda tmp: write_graphs(exported.model, tmp),
+    )  # fmt: skip
 
 
 def model_digest(folder: Path) -> str:

@@ -29,8 +29,8 @@ import torch
 from PIL import Image
 
 from .color import preserve_color as _preserve_color
-from .export import ExportedModel, load_model, resolve_model
 from . import tiling
+from .export import ExportedModel, load_model, resolve_model
 from .image import MIN_SIDE, load_image, pil_to_tensor, resize
 from .layers import LayerSchema, layer_label
 from .losses import PerceptualLoss, Targets
@@ -373,7 +373,7 @@ class Stylizer:
         outs = []
         for chunk in a.split(batch_size):
             b = chunk.shape[0]
-            y = self.run(c.expand(b, -1, -1, -1), e, chunk)
+            y = self._run(c.expand(b, -1, -1, -1), e, chunk)  # α checked above
             if preserve_color:
                 y = _preserve_color(c.expand(b, -1, -1, -1), y)
             outs.append(y.cpu())
@@ -385,9 +385,12 @@ class Stylizer:
         rows per pass, or overlapping tiles with whole-image statistics); returns float32 (B, 3, H, W) on
         :attr:`device`."""
         a = self.check_alphas(alphas)
+        if a.shape[0] != content.shape[0]:
+            raise ValueError(f"alphas has {a.shape[0]} rows for {content.shape[0]} content images")
+        return self._run(content, embedding, a)
+
+    def _run(self, content: torch.Tensor, embedding: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         b = content.shape[0]
-        if a.shape[0] != b:
-            raise ValueError(f"alphas has {a.shape[0]} rows for {b} content images")
         x, e = content.to(self.device), embedding.to(self.device).expand(b, -1)
         rows, tile = tiling.plan(self.model.net, *x.shape[-2:], b, b, self.memory_limit_gb)
         outs = []
