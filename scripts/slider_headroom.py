@@ -129,6 +129,72 @@ def fit_all(st: Stylizer, out: Path, steps: int, gains: torch.Tensor, crop: int,
         tmp.replace(dest)
 
 
+def distill(st: Stylizer, teachers: Path, out: Path, steps: int, seed: int) -> None:
+    """Train the model's Δ to reproduce per-painting fits: Δ(α, e) ≈ [1, 2α − 1] · D(e) (no images), then export.
+
+    A fifth of the teachers (every fifth file) is held out and reported as the relative error of Δ's γ, β offsets.
+    """
+    from safetensors import safe_open  # noqa: PLC0415
+
+    from adjustable_style.export import write_export  # noqa: PLC0415
+
+    lam = st.model.mlp
+    if getattr(lam, "delta_params", None) is None or getattr(lam, "delta_embedding", None) is not None or lam.terms == 1:
+        raise SystemExit("error: distill needs a model with model.delta=params and model.delta_form=bilinear")
+    files = sorted(teachers.glob("*.safetensors"))
+    if len(files) < 2:
+        raise SystemExit(f"error: {teachers} holds {len(files)} teacher fits; run `fit --out {teachers}` first")
+    e_all, d_all = [], []
+    for f in files:
+        with safe_open(str(f), "pt") as t:
+            e_all.append(t.get_tensor("embedding"))
+            d_all.append(t.get_tensor("D"))
+    e_all, d_all = torch.stack(e_all), torch.stack(d_all)  # (N, 100), (N, 1 + L, 2C)
+    held = torch.arange(len(files)) % 5 == 4 if len(files) >= 5 else torch.zeros(len(files), dtype=torch.bool)
+    params = [p for p in lam.parameters() if p is not lam.base_gamma.weight and p is not lam.base_gamma.bias
+              and p is not lam.base_beta.weight and p is not lam.base_beta.bias]  # fmt: skip
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(params, lr=1e-3)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    g = torch.Generator().manual_seed(seed)
+    n_a = d_all.shape[1] - 1
+
+    def error(which: torch.Tensor, n: int = 64) -> float:
+        e, d = e_all[which], d_all[which]
+        a = torch.rand(len(e) * n, n_a, generator=g)
+        e, d = e.repeat_interleave(n, 0), d.repeat_interleave(n, 0)
+        target = torch.einsum("bk,bkc->bc", torch.cat([torch.ones_like(a[:, :1]), 2 * a - 1], 1), d)
+        gamma, beta = lam(a, e)
+        g0, b0 = lam.base(e)
+        pred = torch.cat([gamma - g0, beta - b0], 1)
+        return float((pred - target).norm() / target.norm())
+
+    train = ~held
+    for step in range(1, steps + 1):
+        idx = torch.nonzero(train)[:, 0][torch.randint(int(train.sum()), (64,), generator=g)]
+        e, d = e_all[idx], d_all[idx]
+        a = torch.rand(len(idx), n_a, generator=g)
+        target = torch.einsum("bk,bkc->bc", torch.cat([torch.ones_like(a[:, :1]), 2 * a - 1], 1), d)
+        gamma, beta = lam(a, e)
+        g0, b0 = lam.base(e)
+        loss = ((torch.cat([gamma - g0, beta - b0], 1) - target) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % max(steps // 10, 1) == 0 or step == steps:
+            with torch.no_grad():
+                msg = f"step {step}: relative error train {error(train):.3f}"
+                if held.any():
+                    msg += f", held-out teachers {error(held):.3f}"
+            print("  " + msg, flush=True)
+    config = {**st.exported.config, "distilled_from": f"{len(files)} per-painting fits in {teachers.name} "
+              f"({int(held.sum())} held out), scripts/slider_headroom.py distill --steps {steps}"}  # fmt: skip
+    write_export(config, st.model.state_dict(), out)
+    print(f"wrote {out}")
+
+
 def adapt(st: Stylizer, pairs: list, size: int, steps: int, gains: torch.Tensor, crop: int, batch: int, seed: int) -> dict:
     m, loss, keys, style = st.model, st.loss_module(), list(st.schema.keys), st.style_layers
     rng = random.Random(seed)
@@ -162,8 +228,9 @@ def adapt(st: Stylizer, pairs: list, size: int, steps: int, gains: torch.Tensor,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["ceiling", "adapt", "fit"])
-    ap.add_argument("--out", default="", help="fit: folder for one D per train painting")
+    ap.add_argument("what", choices=["ceiling", "adapt", "fit", "distill"])
+    ap.add_argument("--out", default="", help="fit: folder for one D per train painting; distill: the exported model")
+    ap.add_argument("--teachers", default="", help="distill: the folder `fit` wrote")
     ap.add_argument("--model", default="default", help="a base_delta model: its base maps, T and P are used, not its Δ")
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--size", type=int, default=None, help="held-out photo size (default: ceiling 192, adapt 256)")
@@ -192,6 +259,10 @@ def main() -> None:
         if not args.out:
             raise SystemExit("error: fit needs --out DIR")
         fit_all(st, Path(args.out), args.steps or 40, gains, args.crop, args.batch, args.seed)
+    elif args.what == "distill":
+        if not args.out or not args.teachers:
+            raise SystemExit("error: distill needs --teachers DIR and --out MODEL_DIR")
+        distill(st, Path(args.teachers), Path(args.out), args.steps or 2000, args.seed)
     else:
         r = adapt(st, pairs, args.size or 256, args.steps or 40, gains, args.crop, args.batch, args.seed)
         print("adapt own ratio " + " / ".join(f"{n} {med(v):.3f}" for n, v in r["own"].items())
