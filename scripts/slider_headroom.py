@@ -110,15 +110,19 @@ def fit_directions(st: Stylizer, s_path: Path, photos: list[torch.Tensor], steps
     return d.detach()
 
 
-def fit_all(st: Stylizer, out: Path, steps: int, gains: torch.Tensor, crop: int, batch: int, seed: int) -> None:
-    """Fit D for every train-split painting, one file each (skipped when present): teachers for an amortised Λ."""
+def fit_all(st: Stylizer, out: Path, steps: int, gains: torch.Tensor, crop: int, batch: int, seed: int, shard: str = "0/1") -> None:
+    """Fit D for every train-split painting, one file each (skipped when present): teachers for an amortised Λ.
+
+    ``shard`` "i/n": only the paintings whose index is i mod n (n processes can share the list).
+    """
     from safetensors.torch import save_file  # noqa: PLC0415
 
     data = shared_data_dir()
     split = json.loads((ROOT / "configs" / "splits" / "shared_data.json").read_text())
     photos = train_photos(16, crop, seed)
     out.mkdir(parents=True, exist_ok=True)
-    for name in sorted(split["style"]["train"]):
+    i, n = (int(v) for v in shard.split("/"))
+    for name in sorted(split["style"]["train"])[i::n]:
         dest = out / (Path(name).stem + ".safetensors")
         if dest.exists():
             continue
@@ -230,6 +234,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=["ceiling", "adapt", "fit", "distill"])
     ap.add_argument("--out", default="", help="fit: folder for one D per train painting; distill: the exported model")
+    ap.add_argument("--shard", default="0/1", help="fit: i/n, this process's share of the paintings")
     ap.add_argument("--teachers", default="", help="distill: the folder `fit` wrote")
     ap.add_argument("--model", default="default", help="a base_delta model: its base maps, T and P are used, not its Δ")
     ap.add_argument("--pairs", type=int, default=3)
@@ -258,7 +263,7 @@ def main() -> None:
     elif args.what == "fit":
         if not args.out:
             raise SystemExit("error: fit needs --out DIR")
-        fit_all(st, Path(args.out), args.steps or 40, gains, args.crop, args.batch, args.seed)
+        fit_all(st, Path(args.out), args.steps or 40, gains, args.crop, args.batch, args.seed, args.shard)
     elif args.what == "distill":
         if not args.out or not args.teachers:
             raise SystemExit("error: distill needs --teachers DIR and --out MODEL_DIR")
