@@ -43,7 +43,7 @@ def add_parsers(sub) -> None:  # noqa: ANN001 - argparse's private subparsers ac
     p.add_argument("--style-weights", default=None, metavar="L=W,...", help=WEIGHTS_HELP)
     p.add_argument("--keyframes", default=None, metavar="T:L=W,...;...", help=KEYFRAMES_HELP)
     p.add_argument("--no-stabilise", action="store_true", help="stylize each frame on its own (more flicker)")
-    p.add_argument("--blend", type=float, default=0.35, help="weight of the motion-compensated previous frame in [0, 1): "
+    p.add_argument("--blend", type=float, default=0.3, help="weight of the motion-compensated previous frame in [0, 1): "
                    "higher is steadier but softens fine texture (default %(default)s)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     model_args(p, 854)
