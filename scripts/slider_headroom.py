@@ -256,7 +256,8 @@ def main() -> None:
     pairs = choose_pairs(contents, styles, args.pairs, args.seed)
     gains = torch.tensor([1.0] * len(st.schema.content) + [args.style_gain] * len(st.style_layers))
     med = statistics.median
-    print(f"{args.what}: {len(pairs)} held-out pairs from {where}; medians over pairs", flush=True)
+    if args.what in ("ceiling", "adapt"):
+        print(f"{args.what}: {len(pairs)} held-out pairs from {where}; medians over pairs", flush=True)
     if args.what == "ceiling":
         own = ceiling(st, pairs, args.size or 192, args.steps or 60, gains, args.space)
         print(f"ceiling ({args.space}) own ratio " + " / ".join(f"{n} {med(v):.3f}" for n, v in own.items()))
