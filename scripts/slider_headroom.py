@@ -42,7 +42,7 @@ def ceiling(st: Stylizer, pairs: list, size: int, steps: int, gains: torch.Tenso
     m, loss, keys, style = st.model, st.loss_module(), list(st.schema.keys), st.style_layers
     own: dict[str, list[float]] = {n: [] for n in style}
     for c_path, s_path in pairs:
-        c, e = load_image(c_path, size=size), st.embed(s_path)
+        c, e = load_image(c_path, size=size, device=st.device), st.embed(s_path)
         tg = Targets(loss.content_targets(c), loss.style_targets(st.style_image(s_path)))
         with torch.no_grad():
             g0, b0 = m.mlp.base(e)
@@ -50,7 +50,7 @@ def ceiling(st: Stylizer, pairs: list, size: int, steps: int, gains: torch.Tenso
         for n in style:
             ends = []
             for v in (0.0, 1.0):
-                w = torch.tensor([1.0] + [v if k == n else 0.5 for k in style]) * gains
+                w = torch.tensor([1.0] + [v if k == n else 0.5 for k in style], device=st.device) * gains
                 if space == "params":
                     dg, db = torch.zeros_like(g0, requires_grad=True), torch.zeros_like(b0, requires_grad=True)
                     opt, make = torch.optim.Adam([dg, db], lr=0.02), lambda: (g0 + dg, b0 + db)  # noqa: B023
@@ -92,11 +92,11 @@ def fit_directions(st: Stylizer, s_path: Path, photos: list[torch.Tensor], steps
     e, sg = st.embed(s_path), loss.style_targets(st.style_image(s_path))
     g0, b0 = m.mlp.base(e)
     t0 = time.time()
-    d = torch.zeros(1 + n_a, 2 * m.net.cin_channels, requires_grad=True)
+    d = torch.zeros(1 + n_a, 2 * m.net.cin_channels, device=st.device, requires_grad=True)
     opt = torch.optim.Adam([d], lr=0.02)
     for _ in range(steps):
-        c = torch.cat([photos[i] for i in rng.sample(range(len(photos)), batch // 2) for _ in (0, 1)])
-        a = torch.rand(batch // 2, n_a)
+        c = torch.cat([photos[i] for i in rng.sample(range(len(photos)), batch // 2) for _ in (0, 1)]).to(st.device)
+        a = torch.rand(batch // 2, n_a).to(st.device)
         a = torch.stack([x for row in a for x in (row, 1 - row)])  # antithetic: α and 1 − α on the same pair
         tg = Targets(loss.content_targets(c), {k: v.expand(len(c), *v.shape[1:]) for k, v in sg.items()})
         with torch.no_grad():
@@ -110,7 +110,9 @@ def fit_directions(st: Stylizer, s_path: Path, photos: list[torch.Tensor], steps
     return d.detach()
 
 
-def fit_all(st: Stylizer, out: Path, steps: int, gains: torch.Tensor, crop: int, batch: int, seed: int, shard: str = "0/1") -> None:
+def fit_all(
+    st: Stylizer, out: Path, steps: int, gains: torch.Tensor, crop: int, batch: int, seed: int, shard: str = "0/1", limit: int = 0
+) -> None:
     """Fit D for every train-split painting, one file each (skipped when present): teachers for an amortised Λ.
 
     ``shard`` "i/n": only the paintings whose index is i mod n (n processes can share the list).
@@ -122,13 +124,13 @@ def fit_all(st: Stylizer, out: Path, steps: int, gains: torch.Tensor, crop: int,
     photos = train_photos(16, crop, seed)
     out.mkdir(parents=True, exist_ok=True)
     i, n = (int(v) for v in shard.split("/"))
-    for name in sorted(split["style"]["train"])[i::n]:
+    for name in sorted(split["style"]["train"])[i::n][: limit or None]:
         dest = out / (Path(name).stem + ".safetensors")
         if dest.exists():
             continue
         d = fit_directions(st, data / "style" / name, photos, steps, gains, batch, random.Random(f"{seed}:{name}"))
         tmp = dest.with_suffix(".tmp")
-        save_file({"D": d.contiguous(), "embedding": st.embed(data / "style" / name)[0].contiguous()}, str(tmp),
+        save_file({"D": d.cpu().contiguous(), "embedding": st.embed(data / "style" / name)[0].cpu().contiguous()}, str(tmp),
                   metadata={"style": name, "steps": str(steps), "crop": str(crop), "batch": str(batch)})  # fmt: skip
         tmp.replace(dest)
 
@@ -153,7 +155,7 @@ def distill(st: Stylizer, teachers: Path, out: Path, steps: int, seed: int) -> N
         with safe_open(str(f), "pt") as t:
             e_all.append(t.get_tensor("embedding"))
             d_all.append(t.get_tensor("D"))
-    e_all, d_all = torch.stack(e_all), torch.stack(d_all)  # (N, 100), (N, 1 + L, 2C)
+    e_all, d_all = torch.stack(e_all).to(st.device), torch.stack(d_all).to(st.device)  # (N, 100), (N, 1 + L, 2C)
     held = torch.arange(len(files)) % 5 == 4 if len(files) >= 5 else torch.zeros(len(files), dtype=torch.bool)
     params = [p for p in lam.parameters() if p is not lam.base_gamma.weight and p is not lam.base_gamma.bias
               and p is not lam.base_beta.weight and p is not lam.base_beta.bias]  # fmt: skip
@@ -166,7 +168,7 @@ def distill(st: Stylizer, teachers: Path, out: Path, steps: int, seed: int) -> N
 
     def error(which: torch.Tensor, n: int = 64) -> float:
         e, d = e_all[which], d_all[which]
-        a = torch.rand(len(e) * n, n_a, generator=g)
+        a = torch.rand(len(e) * n, n_a, generator=g).to(st.device)
         e, d = e.repeat_interleave(n, 0), d.repeat_interleave(n, 0)
         target = torch.einsum("bk,bkc->bc", torch.cat([torch.ones_like(a[:, :1]), 2 * a - 1], 1), d)
         gamma, beta = lam(a, e)
@@ -176,9 +178,9 @@ def distill(st: Stylizer, teachers: Path, out: Path, steps: int, seed: int) -> N
 
     train = ~held
     for step in range(1, steps + 1):
-        idx = torch.nonzero(train)[:, 0][torch.randint(int(train.sum()), (64,), generator=g)]
+        idx = torch.nonzero(train)[:, 0][torch.randint(int(train.sum()), (64,), generator=g)].to(st.device)
         e, d = e_all[idx], d_all[idx]
-        a = torch.rand(len(idx), n_a, generator=g)
+        a = torch.rand(len(idx), n_a, generator=g).to(st.device)
         target = torch.einsum("bk,bkc->bc", torch.cat([torch.ones_like(a[:, :1]), 2 * a - 1], 1), d)
         gamma, beta = lam(a, e)
         g0, b0 = lam.base(e)
@@ -210,9 +212,9 @@ def adapt(st: Stylizer, pairs: list, size: int, steps: int, gains: torch.Tensor,
         g0, b0 = m.mlp.base(e)
         if s_path not in fitted:
             fitted[s_path] = fit_directions(st, s_path, photos, steps, gains, batch, rng)
-        x = load_image(c_path, size=size)
+        x = load_image(c_path, size=size, device=st.device)
         rows = [[1.0] + [v if k == n else 0.5 for k in style] for n in style for v in (0.0, 1.0)]
-        a = torch.tensor(rows + [[1.0] + [0.0] * len(style), [1.0] + [1.0] * len(style)])
+        a = torch.tensor(rows + [[1.0] + [0.0] * len(style), [1.0] + [1.0] * len(style)], device=st.device)
         with torch.no_grad():
             dg, db = (torch.cat([torch.ones_like(a[:, :1]), 2 * a - 1], 1) @ fitted[s_path]).chunk(2, 1)
             outs = m.net(x.expand(len(a), -1, -1, -1), g0 + dg, b0 + db)
@@ -245,16 +247,18 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=160, help="adapt: train-photo crop")
     ap.add_argument("--batch", type=int, default=4, help="adapt: images per step (even)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, auto…")
+    ap.add_argument("--limit", type=int, default=0, help="fit: at most this many paintings (0: all; smoke tests)")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
-    st = Stylizer.load(args.model, backend="torch")
+    st = Stylizer.load(args.model, device=args.device, backend="torch")
     if not st.has_base:
         raise SystemExit(f"error: {args.model} is not built on a base network (conditioning base_delta)")
     for p in st.model.parameters():
         p.requires_grad_(False)
     contents, styles, where = find_images(EvalSettings())
     pairs = choose_pairs(contents, styles, args.pairs, args.seed)
-    gains = torch.tensor([1.0] * len(st.schema.content) + [args.style_gain] * len(st.style_layers))
+    gains = torch.tensor([1.0] * len(st.schema.content) + [args.style_gain] * len(st.style_layers), device=st.device)
     med = statistics.median
     if args.what in ("ceiling", "adapt"):
         print(f"{args.what}: {len(pairs)} held-out pairs from {where}; medians over pairs", flush=True)
@@ -264,7 +268,7 @@ def main() -> None:
     elif args.what == "fit":
         if not args.out:
             raise SystemExit("error: fit needs --out DIR")
-        fit_all(st, Path(args.out), args.steps or 40, gains, args.crop, args.batch, args.seed, args.shard)
+        fit_all(st, Path(args.out), args.steps or 40, gains, args.crop, args.batch, args.seed, args.shard, args.limit)
     elif args.what == "distill":
         if not args.out or not args.teachers:
             raise SystemExit("error: distill needs --teachers DIR and --out MODEL_DIR")
