@@ -184,9 +184,9 @@ def _box(x: torch.Tensor, k: int) -> torch.Tensor:
     return F.avg_pool2d(F.avg_pool2d(x, (k, 1), 1), (1, k), 1)  # separable: O(k), not O(k²), per pixel
 
 
-def _power(x: torch.Tensor, smooth: int) -> torch.Tensor:
-    """Power spectrum of ``x`` (rfft2 layout), averaged over ``smooth`` × ``smooth`` neighbouring frequencies."""
-    p = torch.fft.fftshift(torch.fft.rfft2(x).abs() ** 2, dim=-2)  # rows run through 0 mid-array: the average is local
+def _power(spectrum: torch.Tensor, smooth: int) -> torch.Tensor:
+    """Power of an rfft2 ``spectrum``, averaged over ``smooth`` × ``smooth`` neighbouring frequencies."""
+    p = torch.fft.fftshift(spectrum.abs() ** 2, dim=-2)  # rows run through 0 mid-array: the average is local
     r = smooth // 2
     p = F.avg_pool2d(p, (smooth, 1), 1, (r, 0), count_include_pad=False)  # separable, like _box
     p = F.avg_pool2d(p, (1, smooth), 1, (0, r), count_include_pad=False)
@@ -217,8 +217,10 @@ def restore_spectrum(image: torch.Tensor, reference: torch.Tensor, detail: int =
     """
     low = _box(image, detail)
     fine = image - low
-    gain = (_power(reference - _box(reference, detail), smooth) / _power(fine, smooth).clamp_min(1e-12)).sqrt()
-    return low + torch.fft.irfft2(torch.fft.rfft2(fine) * gain.clamp(max=4.0), s=fine.shape[-2:])
+    spectrum = torch.fft.rfft2(fine)  # once: it gives the power and is the thing filtered
+    wanted = _power(torch.fft.rfft2(reference - _box(reference, detail)), smooth)
+    gain = (wanted / _power(spectrum, smooth).clamp_min(1e-12)).sqrt()
+    return low + torch.fft.irfft2(spectrum * gain.clamp(max=4.0), s=fine.shape[-2:])
 
 
 class FlickerStabiliser:
