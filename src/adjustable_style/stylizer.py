@@ -36,6 +36,7 @@ from .layers import LayerSchema, layer_label
 from .losses import PerceptualLoss, Targets
 
 if TYPE_CHECKING:
+    from .adapt import Adapter
     from .onnx_export import OnnxGraphs
 
 BACKENDS = ("torch", "onnxruntime", "auto")
@@ -117,6 +118,8 @@ class Stylizer:
         self.backend = "torch"
         # Requests whose activations would exceed this run in tiles (see adjustable_style.tiling); GB.
         self.memory_limit_gb = tiling.DEFAULT_MEMORY_LIMIT_GB
+        self._adapters: dict[str, torch.Tensor] = {}  # style digest -> slider offsets D (see adjustable_style.adapt)
+        self._digests: OrderedDict[tuple, str] = OrderedDict()
 
     @classmethod
     def load(
@@ -286,6 +289,38 @@ class Stylizer:
                 self._cache.popitem(last=False)
         return e
 
+    # --------------------------------------------------------------------------------------- adapters
+    def add_adapter(self, adapter: Adapter) -> None:
+        """Use ``adapter``'s slider offsets whenever its painting is the style (see :mod:`adjustable_style.adapt`)."""
+        from .adapt import check_adapter  # noqa: PLC0415
+
+        check_adapter(adapter, self)
+        self._adapters[adapter.style_digest] = adapter.offsets.to(self.device, torch.float32)
+
+    def remove_adapters(self) -> None:
+        """Forget every adapter: the sliders are the model's own again."""
+        self._adapters.clear()
+
+    def has_adapter(self, style: ImageLike) -> bool:
+        """Whether an added adapter was fitted for this painting."""
+        return self._offsets(style) is not None
+
+    def _offsets(self, style: ImageLike) -> torch.Tensor | None:
+        if not self._adapters:
+            return None
+        from .adapt import style_digest  # noqa: PLC0415
+
+        key = self._key(style)
+        with self._cache_lock:
+            digest = self._digests.get(key)
+        if digest is None:
+            digest = style_digest(self, style)
+            with self._cache_lock:
+                self._digests[key] = digest
+                while len(self._digests) > 4 * self.cache_size:
+                    self._digests.popitem(last=False)
+        return self._adapters.get(digest)
+
     def clear_cache(self) -> None:
         """Forget every cached style embedding."""
         with self._cache_lock:
@@ -370,45 +405,57 @@ class Stylizer:
         if self.device.type == "cuda":
             c = c.contiguous(memory_format=torch.channels_last)
         e = self.embedding(content, style, s)  # (1, D)
+        offsets = self._offsets(style)
         outs = []
         for chunk in a.split(batch_size):
             b = chunk.shape[0]
-            y = self._run(c.expand(b, -1, -1, -1), e, chunk)  # α checked above
+            y = self._run(c.expand(b, -1, -1, -1), e, chunk, offsets)  # α checked above
             if preserve_color:
                 y = _preserve_color(c.expand(b, -1, -1, -1), y)
             outs.append(y.cpu())
         return torch.cat(outs)
 
-    def run(self, content: torch.Tensor, embedding: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
+    def run(
+        self, content: torch.Tensor, embedding: torch.Tensor, alphas: torch.Tensor, style: ImageLike | None = None
+    ) -> torch.Tensor:
         """Λ and T on tensors the caller prepared (video frames, say): content (B, 3, H, W) in [0, 1], an embedding
-        (1 or B, D) from :meth:`embedding`, α (B, L) in the schema's order. Within :attr:`memory_limit_gb` (fewer
-        rows per pass, or overlapping tiles with whole-image statistics); returns float32 (B, 3, H, W) on
-        :attr:`device`."""
+        (1 or B, D) from :meth:`embedding`, α (B, L) in the schema's order; ``style``: the painting, so that its
+        adapter (if one was added) applies. Within :attr:`memory_limit_gb` (fewer rows per pass, or overlapping
+        tiles with whole-image statistics); returns float32 (B, 3, H, W) on :attr:`device`."""
         a = self.check_alphas(alphas)
         if a.shape[0] != content.shape[0]:
             raise ValueError(f"alphas has {a.shape[0]} rows for {content.shape[0]} content images")
-        return self._run(content, embedding, a)
+        return self._run(content, embedding, a, self._offsets(style) if style is not None else None)
 
-    def _run(self, content: torch.Tensor, embedding: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    def _run(
+        self, content: torch.Tensor, embedding: torch.Tensor, a: torch.Tensor, offsets: torch.Tensor | None = None
+    ) -> torch.Tensor:
         b = content.shape[0]
         x, e = content.to(self.device), embedding.to(self.device).expand(b, -1)
         rows, tile = tiling.plan(self.model.net, *x.shape[-2:], b, b, self.memory_limit_gb)
         outs = []
         with torch.inference_mode(), self._autocast():
             for i in range(0, b, rows):
-                outs.append(self._net(x[i : i + rows], e[i : i + rows], a[i : i + rows].to(self.device), tile))
+                outs.append(self._net(x[i : i + rows], e[i : i + rows], a[i : i + rows].to(self.device), tile, offsets))
         return torch.cat(outs)
 
     def _net(
-        self, content: torch.Tensor, embedding: torch.Tensor, alpha: torch.Tensor, tile: int | None = None
-    ) -> torch.Tensor:
-        """T and Λ on the chosen backend (tiles: torch): float32 (B, 3, H, W)."""
+        self, content: torch.Tensor, embedding: torch.Tensor, alpha: torch.Tensor, tile: int | None = None,
+        offsets: torch.Tensor | None = None,
+    ) -> torch.Tensor:  # fmt: skip
+        """T and Λ on the chosen backend (tiles, adapters: torch): float32 (B, 3, H, W)."""
+        if tile is None and offsets is None:
+            if self._graphs is not None:
+                return self._graphs.stylize(content, embedding, alpha)
+            return self.model(content, embedding, alpha).float()
+        gamma, beta = self.model.mlp(alpha, embedding)
+        if offsets is not None:  # an adapter: γ, β += [1, 2α − 1] · D
+            a = alpha.to(offsets.dtype)
+            dg, db = (torch.cat([torch.ones_like(a[:, :1]), 2 * a - 1], 1) @ offsets).chunk(2, 1)
+            gamma, beta = gamma + dg.to(gamma.dtype), beta + db.to(beta.dtype)
         if tile is not None:
-            gamma, beta = self.model.mlp(alpha, embedding)
             return tiling.stylize_tiled(self.model.net, content, gamma, beta, tile=tile).float()
-        if self._graphs is not None:
-            return self._graphs.stylize(content, embedding, alpha)
-        return self.model(content, embedding, alpha).float()
+        return self.model.net(content, gamma, beta).float()
 
     @property
     def has_base(self) -> bool:

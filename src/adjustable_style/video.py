@@ -195,7 +195,7 @@ def stylize_frames(
             # act as for images.
             embedding = stylizer.embedding(frame, style, float(strength))
         a = alphas.at(i) if isinstance(alphas, Keyframes) else alphas[min(i, alphas.shape[0] - 1)][None]
-        y = stylizer.run(x, embedding, a)
+        y = stylizer.run(x, embedding, a, style)
         if preserve_color:
             y = _preserve_color(x, y)
         y = y.float().cpu()

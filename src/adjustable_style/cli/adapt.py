@@ -1,0 +1,87 @@
+"""`adjustable-style adapt`: fit slider adapters for paintings (logic in ``adjustable_style.adapt``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .common import UsageError, device, existing, images_in
+
+
+def cmd_adapt(args: argparse.Namespace) -> int:
+    from ..adapt import BUNDLED_PHOTOS, fit_adapter, save_adapter, slider_strength  # noqa: PLC0415
+    from ..export import resolve_model  # noqa: PLC0415
+    from ..stylizer import Stylizer  # noqa: PLC0415
+
+    if args.steps < 1:
+        raise UsageError(f"--steps must be >= 1, got {args.steps}")
+    if args.crop < 64:
+        raise UsageError(f"--crop must be >= 64 px, got {args.crop}")
+    style = existing(args.style, "style")
+    styles = images_in(style, "style") if style.is_dir() else [style]
+    out = Path(args.output)
+    if style.is_dir():  # one adapter per painting: -o is a folder
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"-o '{out}' is a file; with a folder of paintings, -o must be a folder")
+        dests = [out / f"{s.stem}.safetensors" for s in styles]
+    else:
+        if out.suffix != ".safetensors":
+            raise UsageError(f"-o '{out}' must end in .safetensors (or give a folder of paintings)")
+        dests = [out]
+    dests[0].parent.mkdir(parents=True, exist_ok=True)
+    photos: list[Path] = []
+    for p in args.photos or []:
+        q = existing(p, "photo")
+        photos += images_in(q, "photo") if q.is_dir() else [q]
+    check = existing(args.check, "check photo") if args.check else BUNDLED_PHOTOS[0]
+    st = Stylizer.load(resolve_model(args.model), device=device(args.device))
+    if not st.has_base:
+        raise UsageError(f"--model {args.model} was trained from scratch; slider adapters need a model on a base network (default)")
+    for s, dest in zip(styles, dests):
+        if dest.exists() and not args.force:
+            print(f"{dest} exists; skipped (use --force to fit it again)")
+            continue
+        st.embed(s)  # a bad painting fails here, before the fit
+        t0 = time.time()
+
+        def progress(step: int, steps: int, obj: float, t0: float = t0) -> None:
+            if step % 10 == 0 or step == steps:
+                print(f"  {s.name}: step {step}/{steps}, objective {obj:.3f}, {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
+
+        before = slider_strength(st, check, s) if args.report else None
+        ad = fit_adapter(st, s, photos or None, steps=args.steps, crop=args.crop, seed=args.seed, progress=progress)
+        save_adapter(ad, dest)
+        line = f"wrote {dest} ({time.time() - t0:.0f} s)"
+        if before is not None:
+            st.add_adapter(ad)
+            after = slider_strength(st, check, s)
+            st.remove_adapters()
+            line += (f"; slider strength on {Path(check).name} (own-layer loss at 1 / at 0, lower = stronger): "
+                     + ", ".join(f"{n} {before[n]:.2f} -> {after[n]:.2f}" for n in st.style_layers))  # fmt: skip
+        print(line, flush=True)
+    return 0
+
+
+def add_parsers(sub) -> None:  # noqa: ANN001 - argparse's private subparsers action
+    p = sub.add_parser(
+        "adapt",
+        help="tune the sliders to a painting once (minutes on a CPU), then use them in real time",
+        description="Fit a slider adapter for STYLE: per-painting offsets of the CIN parameters, trained with the "
+        "paper's α-weighted objective on a few photos, that make each slider move its own layer more. "
+        "Use it with stylize/sweep/variations --adapter FILE, or evaluate --adapters DIR. STYLE may be a "
+        "folder: then -o is a folder and each painting gets OUT/<name>.safetensors.",
+    )
+    p.add_argument("style", help="painting, or a folder of paintings")
+    p.add_argument("-o", "--output", required=True, help="adapter file (.safetensors), or a folder for a folder of paintings")
+    p.add_argument("--photos", nargs="+", default=None, help="photos or folders to fit on (default: the 3 bundled photos)")
+    p.add_argument("--steps", type=int, default=60, help="Adam steps (default %(default)s; ~3-4 min on one CPU core)")
+    p.add_argument("--crop", type=int, default=192, help="crop side in px (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--check", default=None, help="photo for the before/after slider report (default: the bundled cat)")
+    p.add_argument("--no-report", dest="report", action="store_false", help="skip the before/after slider report")
+    p.add_argument("--force", action="store_true", help="fit again even when the adapter file exists")
+    p.add_argument("--model", default="default", help="model with a base network (default: %(default)s)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
+    p.set_defaults(func=cmd_adapt)
