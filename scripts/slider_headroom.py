@@ -6,6 +6,9 @@ own linear maps: ``--space embedding``) under the training objective with the la
 style α at 0.5, content 1), and report the layer's loss ratio. No network has to predict anything: this is the
 best any Λ could do for that pair with T frozen.
 
+``gatys``: the exact reference — L-BFGS on the pixels of the same objective at each α row (from Magenta's output,
+``--steps`` iterations per row, default 50): the sliders a model retrained for each α would aim at.
+
 ``adapt``: fit slider directions for one painting at a time — γ, β = base(e) + D_0 + Σ_l (2α_l − 1)·D_l, the
 (1 + L) × 2C matrix D learned by the training objective with α ~ U(0, 1) (antithetic pairs) on photos of the
 *train* split — then measure the sliders on the held-out photo as ``evaluate`` does. This is what a per-painting
@@ -17,6 +20,7 @@ Objective (both): per-sample losses divided by Magenta's own output's losses on 
 Usage:
     OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 python scripts/slider_headroom.py ceiling [--space params] [--pairs 3]
     OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 python scripts/slider_headroom.py adapt [--steps 40] [--pairs 6]
+    OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 python scripts/slider_headroom.py gatys [--steps 50] [--pairs 4]
 """
 
 from __future__ import annotations
@@ -69,6 +73,46 @@ def ceiling(st: Stylizer, pairs: list, size: int, steps: int, gains: torch.Tenso
             print(f"  {c_path.name[:18]:18} x {s_path.name[:24]:24} {n}: own {own[n][-1]:.3f}; losses / Magenta's at α=0 "
                   f"{[round(float(x), 2) for x in ends[0]]}, at α=1 {[round(float(x), 2) for x in ends[1]]}", flush=True)  # fmt: skip
     return own
+
+
+def gatys(st: Stylizer, pairs: list, size: int, iters: int, gains: torch.Tensor) -> dict:
+    """The exact reference: L-BFGS on the pixels (sigmoid-parametrised, from Magenta's output) of the same objective
+    at each probe row — what a model retrained for those weights would aim at, with no network in the way."""
+    m, loss, style = st.model, st.loss_module(), st.style_layers
+    rows = [[1.0] + [v if k == n else 0.5 for k in style] for n in style for v in (0.0, 1.0)]
+    rows += [[1.0] + [0.0] * len(style), [1.0] + [1.0] * len(style)]
+    out: dict[str, dict[str, list[float]] | list[float]] = {"own": {n: [] for n in style}, "top": {n: [] for n in style}, "bottom": []}
+    for c_path, s_path in pairs:
+        t0 = time.time()
+        x = load_image(c_path, size=size, device=st.device)
+        e, tg = st.embed(s_path), Targets(loss.content_targets(x), loss.style_targets(st.style_image(s_path)))
+        with torch.no_grad():
+            y0 = m.net(x, *m.mlp.base(e))
+            ref = loss.raw_losses(y0, tg)[0]
+        ends = []
+        for r in rows:
+            w = torch.tensor(r, device=st.device) * gains
+            z = torch.logit(y0.clamp(1e-3, 1 - 1e-3)).requires_grad_(True)
+            opt = torch.optim.LBFGS([z], max_iter=iters, history_size=20, line_search_fn="strong_wolfe")
+
+            def closure() -> torch.Tensor:
+                opt.zero_grad()
+                obj = (w * loss.raw_losses(torch.sigmoid(z), tg)[0] / ref).sum()  # noqa: B023
+                obj.backward()
+                return obj
+
+            opt.step(closure)
+            with torch.no_grad():
+                ends.append(loss.raw_losses(torch.sigmoid(z), tg)[0])
+        raw = torch.stack([*ends, ref])
+        for i, n in enumerate(style):
+            out["own"][n].append(float(raw[2 * i + 1, 1 + i] / raw[2 * i, 1 + i]))
+            out["top"][n].append(float(raw[-2, 1 + i] / raw[-1, 1 + i]))
+        out["bottom"].append(float(raw[-3, 0] / raw[-1, 0]))
+        print(f"  {c_path.name[:18]:18} x {s_path.name[:24]:24} own " + " ".join(f"{v[-1]:.3f}" for v in out["own"].values())
+              + " | top/base " + " ".join(f"{v[-1]:.3f}" for v in out["top"].values())
+              + f" | bottom/base {out['bottom'][-1]:.3f} ({time.time() - t0:.0f} s)", flush=True)  # fmt: skip
+    return out
 
 
 def train_photos(n: int, crop: int, seed: int) -> list[torch.Tensor]:
@@ -234,7 +278,7 @@ def adapt(st: Stylizer, pairs: list, size: int, steps: int, gains: torch.Tensor,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["ceiling", "adapt", "fit", "distill"])
+    ap.add_argument("what", choices=["ceiling", "adapt", "fit", "distill", "gatys"])
     ap.add_argument("--out", default="", help="fit: folder for one D per train painting; distill: the exported model")
     ap.add_argument("--shard", default="0/1", help="fit: i/n, this process's share of the paintings")
     ap.add_argument("--teachers", default="", help="distill: the folder `fit` wrote")
@@ -260,7 +304,7 @@ def main() -> None:
     pairs = choose_pairs(contents, styles, args.pairs, args.seed)
     gains = torch.tensor([1.0] * len(st.schema.content) + [args.style_gain] * len(st.style_layers), device=st.device)
     med = statistics.median
-    if args.what in ("ceiling", "adapt"):
+    if args.what in ("ceiling", "adapt", "gatys"):
         print(f"{args.what}: {len(pairs)} held-out pairs from {where}; medians over pairs", flush=True)
     if args.what == "ceiling":
         own = ceiling(st, pairs, args.size or 192, args.steps or 60, gains, args.space)
@@ -274,8 +318,11 @@ def main() -> None:
             raise SystemExit("error: distill needs --teachers DIR and --out MODEL_DIR")
         distill(st, Path(args.teachers), Path(args.out), args.steps or 2000, args.seed)
     else:
-        r = adapt(st, pairs, args.size or 256, args.steps or 40, gains, args.crop, args.batch, args.seed)
-        print("adapt own ratio " + " / ".join(f"{n} {med(v):.3f}" for n, v in r["own"].items())
+        if args.what == "gatys":
+            r = gatys(st, pairs, args.size or 256, args.steps or 50, gains)
+        else:
+            r = adapt(st, pairs, args.size or 256, args.steps or 40, gains, args.crop, args.batch, args.seed)
+        print(f"{args.what} own ratio " + " / ".join(f"{n} {med(v):.3f}" for n, v in r["own"].items())
               + " | top/base " + " / ".join(f"{med(v):.3f}" for v in r["top"].values()) + f" | bottom/base {med(r['bottom']):.3f}")  # fmt: skip
 
 
