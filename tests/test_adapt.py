@@ -111,3 +111,30 @@ def test_cli_adapt_then_stylize(st: Stylizer, fitted: tuple, tmp_path: Path, cap
     before = path.read_bytes()
     assert main(["adapt", str(KANDINSKY), "-o", str(path), "--steps", "1", "--crop", "64", "--no-report"]) == 0
     assert path.read_bytes() == before and "skipped" in capsys.readouterr().out
+
+
+def test_adapter_folders(st: Stylizer, fitted: tuple, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from adjustable_style.adapt import add_adapters_from  # noqa: PLC0415
+
+    ad, _ = fitted
+    with pytest.raises(AdapterError, match="not a folder"):
+        add_adapters_from(st, tmp_path / "none")
+    with pytest.raises(AdapterError, match="holds no"):
+        add_adapters_from(st, tmp_path)
+    save_adapter(ad, tmp_path / "k.safetensors")
+    try:
+        assert add_adapters_from(st, tmp_path) == 1 and st.has_adapter(KANDINSKY)
+    finally:
+        st.remove_adapters()
+    # the same painting re-encoded as PNG under another name is the same painting (matched by pixels)
+    from PIL import Image  # noqa: PLC0415
+
+    png = tmp_path / "renamed.png"
+    Image.open(KANDINSKY).save(png)
+    st.add_adapter(ad)
+    try:
+        assert st.has_adapter(png)
+    finally:
+        st.remove_adapters()
+    assert main(["evaluate", "--adapters", str(tmp_path / "none"), "-o", str(tmp_path / "r"), "--no-peer"]) == 1
+    assert "not a folder" in capsys.readouterr().err and not (tmp_path / "r").exists()

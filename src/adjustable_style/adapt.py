@@ -233,6 +233,20 @@ def load_adapter(path: str | Path, st: Stylizer | None = None) -> Adapter:
     return ad
 
 
+def add_adapters_from(st: Stylizer, folder: str | Path) -> int:
+    """Add every adapter in ``folder`` (``*.safetensors``) to ``st``; returns how many. One-line errors for a missing
+    or empty folder and for files that are not adapters of this model."""
+    d = Path(folder)
+    if not d.is_dir():
+        raise AdapterError(f"adapter folder '{d}' is not a folder; give the folder that adjustable-style adapt wrote into")
+    files = sorted(d.glob("*.safetensors"))
+    if not files:
+        raise AdapterError(f"adapter folder '{d}' holds no .safetensors adapters; fit them with adjustable-style adapt")
+    for f in files:
+        st.add_adapter(load_adapter(f, st))
+    return len(files)
+
+
 def check_adapter(adapter: Adapter, st: Stylizer, what: str = "the adapter") -> None:
     """Raise :class:`AdapterError` unless ``adapter`` was fitted for a model of this layout (layers and CIN size)."""
     _check_model(st)

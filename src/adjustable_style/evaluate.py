@@ -838,16 +838,9 @@ class EvalResult:
 
 def _add_adapters(st: Stylizer, folder: str, pairs: Sequence[_Pair]) -> list[str]:
     """Add every adapter in ``folder`` to ``st``; return the names of the pairs' paintings that have one."""
-    from .adapt import load_adapter  # noqa: PLC0415
+    from .adapt import add_adapters_from  # noqa: PLC0415
 
-    d = Path(folder)
-    if not d.is_dir():
-        raise EvalError(f"--adapters '{d}' is not a folder; give the folder that adjustable-style adapt wrote into")
-    files = sorted(d.glob("*.safetensors"))
-    if not files:
-        raise EvalError(f"--adapters '{d}' holds no .safetensors adapters; fit them with adjustable-style adapt")
-    for f in files:
-        st.add_adapter(load_adapter(f, st))
+    add_adapters_from(st, folder)
     return sorted({p.style_path.name for p in pairs if st.has_adapter(p.style_path)})
 
 

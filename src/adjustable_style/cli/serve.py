@@ -26,7 +26,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         serve(model, host=args.host, port=args.port, device=device(args.device), share=args.share,
-              max_upload_mb=args.max_upload_mb, quiet=args.quiet, backend=args.backend)
+              max_upload_mb=args.max_upload_mb, quiet=args.quiet, backend=args.backend, adapters=args.adapters)
     except ImportError as e:
         if str(e) != GRADIO_MISSING:
             raise
@@ -50,6 +50,8 @@ def add_parsers(sub) -> None:  # noqa: ANN001 - argparse's private subparsers ac
     p.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto", help="what runs the network;"
                    " auto: onnxruntime on the CPU when installed (graphs exported once, ~25 s), else torch")
     p.add_argument("--max-upload-mb", type=float, default=20, help="larger uploads are refused (default: %(default)s)")
+    p.add_argument("--adapters", default=None, metavar="DIR", help="slider adapters (adjustable-style adapt): an "
+                   "uploaded painting with one gets its stronger sliders")
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link (needs internet)")
     p.add_argument("-q", "--quiet", action="store_true", help="no startup banner")
     p.set_defaults(func=cmd_serve)

@@ -201,6 +201,7 @@ def serve(
     block: bool = True,
     quiet: bool = False,
     backend: str = "auto",
+    adapters: str | None = None,
 ) -> "gradio.Blocks":
     """Load a model and serve the page (on loopback unless ``host`` says otherwise).
 
@@ -216,6 +217,8 @@ def serve(
         backend: what runs the network (see :meth:`Stylizer.load`); ``"auto"`` here means onnxruntime on the CPU
             whenever onnxruntime and onnxscript are installed (exporting the graphs once into the user cache,
             ~25 s at the first start): a server lives long enough for that to pay off (README: benchmark).
+        adapters: a folder of slider adapters (``adjustable-style adapt``): an uploaded painting that one was fitted
+            for gets its stronger sliders (matched by pixels, not by file name).
 
     Returns:
         The running app (``app.local_url`` is its address; ``app.close()`` stops it).
@@ -223,7 +226,12 @@ def serve(
     _gradio()  # fail with the install hint before spending time on the model
     if backend == "auto" and all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnxscript")):
         backend = "onnxruntime" if resolve_device(device).type == "cpu" else "torch"
-    app = build_app(Stylizer.load(model, device=device, backend=backend), max_upload_mb=max_upload_mb)
+    st = Stylizer.load(model, device=device, backend=backend)
+    if adapters is not None:
+        from ..adapt import add_adapters_from  # noqa: PLC0415
+
+        add_adapters_from(st, adapters)
+    app = build_app(st, max_upload_mb=max_upload_mb)
     app.launch(
         server_name=host, server_port=port, share=share, max_file_size=f"{max_upload_mb:g}mb",
         prevent_thread_lock=not block, quiet=quiet, ssr_mode=False, show_error=True,
