@@ -10,7 +10,8 @@ trained with the paper's objective — Σ_l α_l·L_l, each layer's loss divided
 same crop, style terms × the recipe's style gain — on random crops of a few photos, α drawn half the time from
 U(0, 1) (antithetic pairs) and half the time one slider at 0 and at 1 with the others at 0.5 (how sliders are
 used). D does not depend on the photo, so one adapter serves every photo and video frame of that painting. It
-costs one fit per painting: ~3–4 min on one CPU core for the default 60 steps, about a second on a GPU.
+costs one fit per painting: ~5.5 min on one core of a 2-core x86 CPU for the default 60 steps (a GPU should take
+seconds; not measured, none was lent).
 
 Example:
     >>> from adjustable_style.adapt import fit_adapter, save_adapter  # doctest: +SKIP
