@@ -137,7 +137,8 @@ def test_example_images_found(tmp_path: Path) -> None:
     assert all(p.name.startswith("photo_") for p in photos) and all(p.name.startswith("painting_") for p in paintings)
     shipped = ROOT / "src" / "adjustable_style" / "assets" / "examples"
     only_package = example_images([tmp_path / "missing", shipped])
-    assert [p.name for p in only_package[0]] == ["photo_cat.jpg"]
+    # the package ships three photos (the adapters fit on them) and one painting
+    assert [p.name for p in only_package[0]] == ["photo_astronaut.jpg", "photo_cat.jpg", "photo_rocket_launch.jpg"]
     assert [p.name for p in only_package[1]] == ["painting_hokusai_great_wave.jpg"]
 
 
