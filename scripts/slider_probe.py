@@ -6,7 +6,7 @@ every style slider at 1 and at 0 against the base network's own output on the sa
 style losses, "bottom / base" for the content loss). Medians over pairs; one Markdown row per model.
 
 Usage:
-    python scripts/slider_probe.py MODEL [MODEL ...] [--pairs 8] [--size 256]
+    python scripts/slider_probe.py MODEL [MODEL ...] [--pairs 8] [--size 256] [--adapters DIR]
 """
 
 from __future__ import annotations
@@ -21,8 +21,12 @@ from adjustable_style.image import load_image
 from adjustable_style.stylizer import Stylizer
 
 
-def probe(model: str, pairs: list, size: int, device: str = "cpu") -> dict[str, float]:  # noqa: ANN001
+def probe(model: str, pairs: list, size: int, device: str = "cpu", adapters: str | None = None) -> dict[str, float]:  # noqa: ANN001
     st = Stylizer.load(model, device=device)
+    if adapters:  # slider adapters (adjustable-style adapt), each used for its own painting
+        from adjustable_style.adapt import add_adapters_from  # noqa: PLC0415
+
+        add_adapters_from(st, adapters)
     keys = list(st.schema.keys)
     style = st.style_layers
     own: dict[str, list[float]] = {n: [] for n in style}
@@ -62,13 +66,16 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--adapters", default=None, metavar="DIR", help="also probe each model with these slider adapters")
     args = ap.parse_args()
     contents, styles, where = find_images(EvalSettings())
     pairs = choose_pairs(contents, styles, args.pairs, args.seed)
     print(f"{len(pairs)} held-out pairs from {where}, {args.size} px; medians over pairs\n")
     header = False
-    for m in args.models:
-        row = probe(m, pairs, args.size, args.device)
+    runs = [(m, None) for m in args.models] + ([(m, args.adapters) for m in args.models] if args.adapters else [])
+    for m, adapters in runs:
+        row = probe(m, pairs, args.size, args.device, adapters)
+        m = f"{m} + adapters" if adapters else m  # noqa: PLW2901
         if not header:
             print("| model | " + " | ".join(row) + " |")
             print("|---" * (len(row) + 1) + "|")
