@@ -8,12 +8,16 @@ import pytest
 import torch
 
 from adjustable_style.adapt import (
+    DESIGNS,
     Adapter,
     AdapterError,
     fit_adapter,
     load_adapter,
     save_adapter,
     slider_strength,
+    _alphas,
+    fit_calibration,
+    fold_offsets,
     style_digest,
 )
 from adjustable_style.cli import main
@@ -47,6 +51,37 @@ def test_zero_adapter_changes_nothing(st: Stylizer) -> None:
         assert torch.allclose(st.stylize_alphas(CAT, MONET, a, max_size=96), plain, atol=1e-6)
     finally:
         st.remove_adapters()
+
+
+def test_folded_offsets_equal_the_adapter_for_every_painting(st: Stylizer, fitted: tuple) -> None:
+    """fold_offsets puts a painting-independent D into Δ's bias exactly: the same images as D as an adapter."""
+    ad, _ = fitted
+    folded = Stylizer.load("default", device="cpu")
+    fold_offsets(folded, ad.offsets)
+    a = st.random_alphas(3, seed=2)
+    for style in (MONET, KANDINSKY):
+        st.add_adapter(Adapter(ad.offsets, style_digest(st, style)))
+        try:
+            want = st.stylize_alphas(CAT, style, a, max_size=96)
+        finally:
+            st.remove_adapters()
+        got = folded.stylize_alphas(CAT, style, a, max_size=96)
+        assert torch.allclose(got, want, atol=1e-5)
+        assert float((got - st.stylize_alphas(CAT, style, a, max_size=96)).abs().max()) > 1e-3  # D does change it
+    starry = Stylizer.load("starry_night", device="cpu")
+    with pytest.raises(AdapterError, match="base network"):
+        fold_offsets(starry, ad.offsets)
+
+
+def test_calibration_over_several_paintings(st: Stylizer) -> None:
+    """A real 4-step calibration over two paintings: every design, per-sample targets; nothing in the model moves."""
+    before = {k: v.clone() for k, v in st.model.state_dict().items()}
+    d = fit_calibration(st, [MONET, KANDINSKY], [CAT], steps=3, crop=96, batch=4, lr=0.02)
+    assert d.shape == (1 + len(st.schema.keys), 2 * st.model.net.cin_channels)
+    assert bool(torch.isfinite(d).all()) and float(d.abs().max()) > 0.01
+    assert all(torch.equal(v, before[k]) for k, v in st.model.state_dict().items())
+    with pytest.raises(ValueError, match="at least one painting"):
+        fit_calibration(st, [], [CAT], steps=1)
 
 
 def test_fit_makes_the_sliders_stronger_on_its_painting_only(st: Stylizer, fitted: tuple) -> None:
@@ -93,6 +128,25 @@ def test_only_models_with_a_base_network() -> None:
     starry = Stylizer.load("starry_night", device="cpu")
     with pytest.raises(AdapterError, match="base network"):
         fit_adapter(starry, MONET, steps=1)
+
+
+def test_alpha_designs(st: Stylizer) -> None:
+    keys = list(st.schema.keys)
+    style = torch.tensor([k.startswith("style/") for k in keys])
+    g = torch.Generator().manual_seed(0)
+    for design in DESIGNS:
+        a = _alphas(8, keys, design, g)
+        assert a.shape == (16, len(keys))
+        assert bool((a[:, ~style] == 1).all()), "content weights stay 1"
+        lo, hi = a[0::2][:, style], a[1::2][:, style]
+        if design == "random":
+            assert torch.allclose(lo + hi, torch.ones_like(lo)) and float(lo.std()) > 0.1
+        elif design == "corners":
+            assert bool((lo == 0).all() and (hi == 1).all())
+        else:  # one slider 0 → 1, the others at 0.5
+            assert bool(((hi - lo) != 0).sum(1).eq(1).all()) and set(lo.unique().tolist()) == {0.0, 0.5}
+    with pytest.raises(ValueError, match="design"):
+        fit_adapter(st, MONET, steps=1, design=("random", "sideways"))
 
 
 def test_cli_adapt_then_stylize(st: Stylizer, fitted: tuple, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -88,25 +88,97 @@ def _photo_pool(photos: Sequence[ImageLike], crop: int) -> list[torch.Tensor]:
     return pool
 
 
-def _alphas(n_pairs: int, keys: Sequence[str], one_at_a_time: bool, g: torch.Generator) -> torch.Tensor:
-    """2·n_pairs rows: antithetic pairs (α, 1 − α), or one slider at 0 and at 1 with the others at 0.5.
-    Content weights stay 1 (the sliders are the style layers)."""
+DESIGNS = ("random", "one", "corners")
+
+
+def _alphas(n_pairs: int, keys: Sequence[str], design: str, g: torch.Generator) -> torch.Tensor:
+    """2·n_pairs rows of α. ``design``: "random" = antithetic pairs (α, 1 − α) of U(0, 1); "one" = one slider at 0
+    and at 1 with the others at 0.5 (how sliders are used); "corners" = every slider at 0 and every slider at 1
+    (the two ends the sliders must span). Content weights stay 1 (the sliders are the style layers)."""
     style = [i for i, k in enumerate(keys) if k.startswith("style/")]
     rows = []
     for _ in range(n_pairs):
-        if one_at_a_time:
+        lo, hi = torch.ones(len(keys)), torch.ones(len(keys))
+        if design == "one":
             j = style[int(torch.randint(len(style), (1,), generator=g))]
-            lo, hi = torch.ones(len(keys)), torch.ones(len(keys))
             lo[style], hi[style] = 0.5, 0.5
             lo[j], hi[j] = 0.0, 1.0
-            rows += [lo, hi]
+        elif design == "corners":
+            lo[style] = 0.0
+        elif design == "random":
+            lo[style] = torch.rand(len(style), generator=g)
+            hi[style] = 1 - lo[style]
         else:
-            a = torch.ones(len(keys))
-            a[style] = torch.rand(len(style), generator=g)
-            b = a.clone()
-            b[style] = 1 - a[style]
-            rows += [a, b]
+            raise ValueError(f"unknown α design {design!r}; use one of {', '.join(DESIGNS)}")
+        rows += [lo, hi]
     return torch.stack(rows)
+
+
+def _check_fit_args(steps: int, crop: int, batch: int, design: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if isinstance(crop, bool) or not isinstance(crop, int) or crop < 64:
+        raise ValueError(f"crop must be an int >= 64 px, got {crop!r}")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 2 or batch % 2:
+        raise ValueError(f"batch must be an even int >= 2, got {batch!r}")
+    design = tuple(design)
+    if not design or any(x not in DESIGNS for x in design):
+        raise ValueError(f"design must be a non-empty sequence of {', '.join(DESIGNS)}, got {design!r}")
+    return design
+
+
+def _fit_offsets(
+    st: Stylizer, styles: Sequence[ImageLike], photos: Sequence[ImageLike], steps: int, crop: int, batch: int, lr: float,
+    seed: int, design: Sequence[str], progress: Callable[[int, int, float], None] | None,
+) -> torch.Tensor:  # fmt: skip
+    """D ((1 + L) × 2C, float32 on the CPU) minimising the objective over random crops of ``photos``, each pair of
+    α rows with one of ``styles`` (drawn at random when there are several; one painting = an adapter, many = a
+    calibration of the model)."""
+    m, loss, keys = st.model, st.loss_module(), list(st.schema.keys)
+    dev = st.device
+    gain = float(st.exported.config.get("train", {}).get("style_gain", 3.0))  # the recipe's, as in training
+    gains = torch.tensor([gain if k.startswith("style/") else 1.0 for k in keys], device=dev)
+    pool = _photo_pool(photos, crop)
+    es, targets = [], []
+    for s in styles:  # embedding and Gram targets once per painting
+        es.append(st.embed(s))
+        targets.append(loss.style_targets(st.style_image(s).to(dev)))
+    g = torch.Generator().manual_seed(seed)
+    d = torch.zeros(1 + len(keys), 2 * m.net.cin_channels, device=dev, requires_grad=True)
+    opt = torch.optim.Adam([d], lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * i / steps)))
+    params = [p for p in m.parameters() if p.requires_grad]
+    for p in params:  # only D learns; the model's own weights stay as they are (and get no .grad)
+        p.requires_grad_(False)
+    try:
+        for step in range(steps):
+            crops, which = [], []
+            for _ in range(batch // 2):
+                x = pool[int(torch.randint(len(pool), (1,), generator=g))]
+                i = int(torch.randint(x.shape[-2] - crop + 1, (1,), generator=g))
+                j = int(torch.randint(x.shape[-1] - crop + 1, (1,), generator=g))
+                crops += [x[..., i : i + crop, j : j + crop]] * 2  # the pair of α rows shares its crop and painting
+                which += [int(torch.randint(len(styles), (1,), generator=g)) if len(styles) > 1 else 0] * 2
+            c = torch.cat(crops).to(dev)
+            a = _alphas(batch // 2, keys, design[step % len(design)], g=g).to(dev)
+            e = torch.cat([es[w] for w in which])
+            tg = Targets(loss.content_targets(c), {k: torch.cat([targets[w][k] for w in which]) for k in targets[0]})
+            with torch.no_grad():
+                g0, b0 = m.mlp.base(e)
+                ref = loss.raw_losses(m.net(c, g0, b0), tg).clamp_min(1e-12)
+                gamma, beta = m.mlp(a, e)
+            dg, db = (torch.cat([torch.ones_like(a[:, :1]), 2 * a - 1], 1) @ d).chunk(2, 1)
+            obj = (a * gains * loss.raw_losses(m.net(c, gamma + dg, beta + db), tg) / ref).sum(1).mean()
+            opt.zero_grad()
+            obj.backward()
+            opt.step()
+            sched.step()
+            if progress is not None:
+                progress(step + 1, steps, float(obj.detach()))
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+    return d.detach().float().cpu()
 
 
 def fit_adapter(
@@ -118,6 +190,7 @@ def fit_adapter(
     batch: int = 4,
     lr: float = 0.01,
     seed: int = 0,
+    design: Sequence[str] = ("random", "one"),
     progress: Callable[[int, int, float], None] | None = None,
 ) -> Adapter:
     """Fit one painting's slider offsets D (see the module docstring).
@@ -131,67 +204,24 @@ def fit_adapter(
         crop: crop side in px; relu4_4's statistics need ≥ 160.
         batch: images per step (even: pairs of α).
         seed: crops and α.
+        design: the α design of each step, cycled (see ``_alphas``): "random", "one", "corners".
         progress: called as ``progress(step, steps, objective)`` after each step.
     """
     _check_model(st)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
-    if isinstance(crop, bool) or not isinstance(crop, int) or crop < 64:
-        raise ValueError(f"crop must be an int >= 64 px, got {crop!r}")
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 2 or batch % 2:
-        raise ValueError(f"batch must be an even int >= 2, got {batch!r}")
+    design = _check_fit_args(steps, crop, batch, design)
     photo_list = list(photos) if photos is not None else list(BUNDLED_PHOTOS)
     if not photo_list:
         raise ValueError("photos is empty; give at least one content photo (or None for the bundled ones)")
     t0 = time.time()
-    m, loss, keys = st.model, st.loss_module(), list(st.schema.keys)
-    dev = st.device
-    gain = float(st.exported.config.get("train", {}).get("style_gain", 3.0))  # the recipe's, as in training
-    gains = torch.tensor([gain if k.startswith("style/") else 1.0 for k in keys], device=dev)
-    pool = _photo_pool(photo_list, crop)
-    e = st.embed(style)
-    s_targets = loss.style_targets(st.style_image(style).to(dev))
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        g0, b0 = m.mlp.base(e)
-    d = torch.zeros(1 + len(keys), 2 * m.net.cin_channels, device=dev, requires_grad=True)
-    opt = torch.optim.Adam([d], lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * i / steps)))
-    params = [p for p in m.parameters() if p.requires_grad]
-    for p in params:  # only D learns; the model's own weights stay as they are (and get no .grad)
-        p.requires_grad_(False)
-    try:
-        for step in range(steps):
-            crops = []
-            for _ in range(batch // 2):
-                x = pool[int(torch.randint(len(pool), (1,), generator=g))]
-                i = int(torch.randint(x.shape[-2] - crop + 1, (1,), generator=g))
-                j = int(torch.randint(x.shape[-1] - crop + 1, (1,), generator=g))
-                crops += [x[..., i : i + crop, j : j + crop]] * 2  # the pair of α rows shares its crop
-            c = torch.cat(crops).to(dev)
-            a = _alphas(batch // 2, keys, one_at_a_time=step % 2 == 1, g=g).to(dev)
-            tg = Targets(loss.content_targets(c), {k: v.expand(len(c), *v.shape[1:]) for k, v in s_targets.items()})
-            with torch.no_grad():
-                ref = loss.raw_losses(m.net(c, g0.expand(len(c), -1), b0.expand(len(c), -1)), tg).clamp_min(1e-12)
-                gamma, beta = m.mlp(a, e.expand(len(c), -1))
-            dg, db = (torch.cat([torch.ones_like(a[:, :1]), 2 * a - 1], 1) @ d).chunk(2, 1)
-            obj = (a * gains * loss.raw_losses(m.net(c, gamma + dg, beta + db), tg) / ref).sum(1).mean()
-            opt.zero_grad()
-            obj.backward()
-            opt.step()
-            sched.step()
-            if progress is not None:
-                progress(step + 1, steps, float(obj.detach()))
-    finally:
-        for p in params:
-            p.requires_grad_(True)
+    d = _fit_offsets(st, [style], photo_list, steps, crop, batch, lr, seed, design, progress)
+    keys = list(st.schema.keys)
     name = Path(style).name if isinstance(style, (str, os.PathLike)) else "(image)"
     meta = {
         "format": FORMAT, "style": name, "steps": str(steps), "crop": str(crop), "batch": str(batch), "lr": str(lr),
-        "seed": str(seed), "photos": json.dumps([Path(p).name if isinstance(p, (str, os.PathLike)) else "(image)" for p in photo_list]),
-        "seconds": f"{time.time() - t0:.1f}", "keys": json.dumps(keys), "cin_channels": str(m.net.cin_channels),
+        "seed": str(seed), "design": ",".join(design), "photos": json.dumps([Path(p).name if isinstance(p, (str, os.PathLike)) else "(image)" for p in photo_list]),
+        "seconds": f"{time.time() - t0:.1f}", "keys": json.dumps(keys), "cin_channels": str(st.model.net.cin_channels),
     }  # fmt: skip
-    return Adapter(d.detach().float().cpu(), style_digest(st, style), meta)
+    return Adapter(d, style_digest(st, style), meta)
 
 
 def save_adapter(adapter: Adapter, path: str | Path) -> Path:
@@ -271,3 +301,39 @@ def slider_strength(st: Stylizer, content: ImageLike, style: ImageLike, size: in
     raw = st.layer_losses(imgs, content, style)
     keys = list(st.schema.keys)
     return {n: float(raw[2 * i + 1, keys.index(f"style/{n}")] / raw[2 * i, keys.index(f"style/{n}")]) for i, n in enumerate(st.style_layers)}
+
+
+def fit_calibration(
+    st: Stylizer,
+    styles: Sequence[ImageLike],
+    photos: Sequence[ImageLike],
+    steps: int = 300,
+    crop: int = 192,
+    batch: int = 4,
+    lr: float = 0.01,
+    seed: int = 0,
+    design: Sequence[str] = ("random", "one", "corners"),
+    progress: Callable[[int, int, float], None] | None = None,
+) -> torch.Tensor:
+    """One set of slider offsets D for *all* paintings: the adapter fit run over many paintings (each pair of α
+    rows with a random one of ``styles``). Painting-independent, so it carries to paintings it never saw; fold it
+    into the model with :func:`fold_offsets`. Used to calibrate the shipped model's α range (issue 12:
+    every slider at 0 should reach back below the base network's content loss)."""
+    _check_model(st)
+    design = _check_fit_args(steps, crop, batch, design)
+    if not list(styles) or not list(photos):
+        raise ValueError("fit_calibration needs at least one painting and one photo")
+    return _fit_offsets(st, list(styles), list(photos), steps, crop, batch, lr, seed, design, progress)
+
+
+def fold_offsets(st: Stylizer, offsets: torch.Tensor) -> None:
+    """Add painting-independent offsets D ((1 + L) × 2C) to Δ's output bias, exactly: afterwards the model gives
+    what it gave with D applied as an adapter to every painting. Needs Δ on γ, β in the bilinear form."""
+    _check_model(st)
+    lam = st.model.mlp
+    head = getattr(lam, "delta_params", None)
+    if head is None or getattr(lam, "terms", 1) != offsets.shape[0]:
+        raise AdapterError("fold_offsets needs a model whose Δ adds to γ, β in the bilinear form (model.delta=params, "
+                           "model.delta_form=bilinear)")  # fmt: skip
+    with torch.no_grad():
+        head.bias += offsets.to(head.bias).reshape(-1)

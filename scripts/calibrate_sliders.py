@@ -1,0 +1,84 @@
+"""Calibrate a model's sliders with one painting-independent set of offsets (issue 12), then export it.
+
+The shipped Λ was trained with α ~ U(0, 1): every slider near 0 at once is rare, so at "all sliders 0" the default
+stays more stylized than Magenta's own output, and one slider moved alone (others 0.5) moves its layer little.
+This fits offsets D ((1 + L) × 2C; γ, β += [1, 2α − 1]·D, the slider-adapter form of ``adjustable_style.adapt``)
+shared by *all* paintings, with the same objective (per-pair base-network normalisation, the recipe's style gain)
+and α designs that include those uses ("random" U(0, 1) antithetic pairs, "one" slider 0 → 1 with the others at
+0.5, "corners" all 0 / all 1), on the train split of ../shared/data only (train photos × train paintings). D is
+folded exactly into Δ's output bias (``fold_offsets``) and the model is written as an fp16 export (+ its LICENSE
+and NOTICE). Measure it on held-out pairs with ``python scripts/slider_probe.py OUT --pairs 16``.
+
+Usage:
+    OMP_WAIT_POLICY=PASSIVE python scripts/calibrate_sliders.py --out runs/calibrated [--steps 300] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from adjustable_style.adapt import fit_calibration, fold_offsets
+from adjustable_style.evaluate import shared_data_dir
+from adjustable_style.export import resolve_model, write_export
+from adjustable_style.stylizer import Stylizer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--out", required=True, help="folder for the calibrated export (must not exist)")
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--crop", type=int, default=192)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--lr", type=float, default=0.01)
+    ap.add_argument("--design", default="random,one,corners")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    out = Path(args.out)
+    if out.exists():
+        raise SystemExit(f"error: {out} exists; give a new folder (nothing is overwritten)")
+    data = shared_data_dir()
+    if data is None:
+        raise SystemExit("error: ../shared/data not found; calibration uses its train split")
+    torch.set_num_threads(args.threads)
+    split = json.loads((ROOT / "configs" / "splits" / "shared_data.json").read_text())
+    photos = [data / "content" / n for n in sorted(split["content"]["train"])]
+    styles = [data / "style" / n for n in sorted(split["style"]["train"])]
+    st = Stylizer.load(args.model, device=args.device, backend="torch")
+    t0 = time.time()
+    print(f"{len(photos)} train photos, {len(styles)} train paintings; {args.steps} steps of {args.batch} x {args.crop} px", flush=True)
+
+    def progress(step: int, steps: int, obj: float) -> None:
+        if step % 10 == 0 or step == steps:
+            print(f"  step {step}/{steps}: objective {obj:.3f} ({time.time() - t0:.0f} s)", flush=True)
+
+    d = fit_calibration(st, styles, photos, steps=args.steps, crop=args.crop, batch=args.batch, lr=args.lr, seed=args.seed,
+                        design=args.design.split(","), progress=progress)  # fmt: skip
+    fold_offsets(st, d)
+    recipe = (f"scripts/calibrate_sliders.py --steps {args.steps} --crop {args.crop} --batch {args.batch} --lr {args.lr} "
+              f"--design {args.design} --seed {args.seed} on {args.model}: {len(styles)} train paintings x {len(photos)} train photos")  # fmt: skip
+    config = {**st.exported.config, "calibrated": recipe}
+
+    def licence(folder: Path) -> list[str]:
+        src = resolve_model(args.model)
+        names = [n for n in ("LICENSE", "NOTICE") if (src / n).exists()]
+        for n in names:
+            shutil.copy(src / n, folder / n)
+        return names
+
+    write_export(config, st.model.state_dict(), out, extra=licence)
+    print(f"wrote {out} ({time.time() - t0:.0f} s); |D| = {float(d.norm()):.3f}")
+
+
+if __name__ == "__main__":
+    main()
