@@ -67,7 +67,8 @@ def main() -> None:
     fold_offsets(st, d)
     recipe = (f"scripts/calibrate_sliders.py --steps {args.steps} --crop {args.crop} --batch {args.batch} --lr {args.lr} "
               f"--design {args.design} --seed {args.seed} on {args.model}: {len(styles)} train paintings x {len(photos)} train photos")  # fmt: skip
-    config = {**st.exported.config, "calibrated": recipe}
+    earlier = st.exported.config.get("calibrated", [])
+    config = {**st.exported.config, "calibrated": [*(earlier if isinstance(earlier, list) else [earlier]), recipe]}
 
     def licence(folder: Path) -> list[str]:
         src = resolve_model(args.model)

@@ -7,9 +7,9 @@ parametrisation is much stronger (docs/magenta_finetune.md, "Where the headroom 
     γ, β = Λ(α, e) + [1, 2α_1 − 1, …, 2α_L − 1] · D,      D of shape (1 + L, 2·C), zero = no change,
 
 trained with the paper's objective — Σ_l α_l·L_l, each layer's loss divided by the base network's own loss on the
-same crop, style terms × the recipe's style gain — on random crops of a few photos, α drawn half the time from
-U(0, 1) (antithetic pairs) and half the time one slider at 0 and at 1 with the others at 0.5 (how sliders are
-used). D does not depend on the photo, so one adapter serves every photo and video frame of that painting. It
+same crop, style terms × the recipe's style gain — on random crops of a few photos, α cycling through three
+designs: U(0, 1) antithetic pairs, one slider at 0 and at 1 with the others at 0.5 (how sliders are used), and
+every slider at 0 and at 1 (the two ends). D does not depend on the photo, so one adapter serves every photo and video frame of that painting. It
 costs one fit per painting: ~5.5 min on one core of a 2-core x86 CPU for the default 60 steps (a GPU should take
 seconds; not measured, none was lent).
 
@@ -190,7 +190,7 @@ def fit_adapter(
     batch: int = 4,
     lr: float = 0.01,
     seed: int = 0,
-    design: Sequence[str] = ("random", "one"),
+    design: Sequence[str] = ("random", "one", "corners"),
     progress: Callable[[int, int, float], None] | None = None,
 ) -> Adapter:
     """Fit one painting's slider offsets D (see the module docstring).
