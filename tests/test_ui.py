@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from adjustable_style.stylizer import Stylizer
-from adjustable_style.ui.callbacks import NEED_IMAGES, Studio, UploadError, check_upload, example_images
+from adjustable_style.ui.callbacks import NEED_IMAGES, NEED_STYLE, Studio, UploadError, check_upload, example_images
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT / "examples" / "photo_cat.jpg"  # 451x300
@@ -159,6 +159,9 @@ def test_build_app_wires_every_slider(studio: Studio) -> None:
         assert deps and result in deps[0]["outputs"], f"{elem_id}: no live preview on input"
         assert deps[0]["trigger_mode"] == "always_last"
         assert any([cid, "release"] in [list(t) for t in d["targets"]] for d in config["dependencies"]), elem_id
+    tune = next(c for c in config["components"] if c["props"].get("elem_id") == "tune-button")
+    assert tune["props"]["visible"] is False  # the tiny model has no base network to tune
+    assert any([tune["id"], "click"] in [list(t) for t in d["targets"]] for d in config["dependencies"])
 
 
 def test_gradio_missing_is_one_line(studio: Studio, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -262,3 +265,26 @@ def test_serve_removes_its_folder_on_sigterm(tiny_model_dir: Path, tmp_path: Pat
 def _listening(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_tune_fits_an_adapter_for_the_painting(tmp_path: Path, studio: Studio) -> None:
+    """The "Tune" button: a real (2-step) adapter fit for the current painting, saved, used by the next renders."""
+    assert studio.tune(None) == NEED_STYLE
+    assert "base network" in studio.tune(str(PAINTING))  # the tiny model was trained from scratch
+    monet = ROOT / "examples" / "painting_monet_water_lilies.jpg"
+    page = Studio(Stylizer.load("default", device="cpu"), preview_size=96, full_size=128, out_dir=tmp_path / "out",
+                  adapter_dir=tmp_path / "adapters", adapt_steps=2)
+    before, status = page.preview(str(PHOTO), str(monet), 1.0, False, 0.0, 1.0, 0.5)
+    assert "tuned" not in status
+    ticks: list[int] = []
+    message = page.tune(str(monet), progress=lambda i, n, obj: ticks.append(i))
+    assert message.startswith("sliders tuned to 'painting_monet_water_lilies.jpg'"), message
+    assert ticks == [1, 2]
+    saved = list((tmp_path / "adapters").iterdir())
+    assert len(saved) == 1 and saved[0].suffix == ".safetensors" and saved[0].name in message
+    after, status = page.preview(str(PHOTO), str(monet), 1.0, False, 0.0, 1.0, 0.5)
+    assert "sliders tuned to this painting" in status
+    assert np.abs(_px(after) - _px(before)).mean() > 0.5  # the adapter changes what the sliders give
+    assert "already tuned" in page.tune(str(monet))
+    with page._tuning:  # a fit in progress elsewhere: refused with a message, nothing blocks
+        assert "another painting is being tuned" in page.tune(str(PAINTING))

@@ -50,8 +50,8 @@ def add_parsers(sub) -> None:  # noqa: ANN001 - argparse's private subparsers ac
     p.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto", help="what runs the network;"
                    " auto: onnxruntime on the CPU when installed (graphs exported once, ~25 s), else torch")
     p.add_argument("--max-upload-mb", type=float, default=20, help="larger uploads are refused (default: %(default)s)")
-    p.add_argument("--adapters", default=None, metavar="DIR", help="slider adapters (adjustable-style adapt): an "
-                   "uploaded painting with one gets its stronger sliders")
+    p.add_argument("--adapters", default=None, metavar="DIR", help="a folder of slider adapters (adjustable-style adapt): an "
+                   "uploaded painting with one gets its stronger sliders; the page's Tune button saves new ones there")
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link (needs internet)")
     p.add_argument("-q", "--quiet", action="store_true", help="no startup banner")
     p.set_defaults(func=cmd_serve)

@@ -13,7 +13,9 @@ makes each slower), except the live preview:
   overlap the next one's forward pass (50 clients at once: p90 5.5 s → 3.7 s on 2 cores, README);
 * a slider ``.release`` → full render at ``full_size`` + a PNG for the download button;
 * an upload or a click on an example → check the file, then a full render;
-* "Variations" → a gallery of seeded random weights; clicking one loads its weights into the sliders.
+* "Variations" → a gallery of seeded random weights; clicking one loads its weights into the sliders;
+* "Tune the sliders to this painting" → fits a slider adapter for the current painting (minutes on a CPU, with a
+  progress bar, on its own ``"tune"`` line so renders go on meanwhile), then re-renders with it.
 
 Example:
     >>> from adjustable_style.stylizer import Stylizer
@@ -66,6 +68,8 @@ def build_app(
     preview_size: int = 256,
     full_size: int = 1024,
     n_variations: int = 6,
+    adapter_dir: Optional[Union[str, Path]] = None,
+    adapt_steps: int = 60,
 ) -> "gradio.Blocks":
     """Build the page (not started) over one loaded :class:`~adjustable_style.stylizer.Stylizer`.
 
@@ -75,6 +79,8 @@ def build_app(
         preview_size: longer side of the live preview and the variations, px (small = fast).
         full_size: longer side of the render on release and of the download, px.
         n_variations: images drawn by the "Variations" button.
+        adapter_dir: where the "Tune" button saves the adapters it fits (None: memory only).
+        adapt_steps: optimisation steps of one tuning (``adjustable-style adapt --steps``).
 
     Returns:
         A ``gradio.Blocks`` with its queue configured; start it with :func:`serve` or ``.launch()``.
@@ -83,7 +89,8 @@ def build_app(
         ImportError: gradio is not installed (one line saying how to install it).
     """
     gr = _gradio()
-    studio = Studio(stylizer, max_upload_mb, preview_size, full_size, n_variations)
+    studio = Studio(stylizer, max_upload_mb, preview_size, full_size, n_variations, adapter_dir=adapter_dir,
+                    adapt_steps=adapt_steps)
     photos, paintings = example_images()
     # Start on the pair that ships inside the package (small, so the first render is quick).
     photos.sort(key=lambda p: p.name != "photo_cat.jpg")
@@ -126,6 +133,8 @@ def build_app(
                 ]
                 strength = gr.Slider(0.0, 1.0, value=1.0, step=0.01, label="style strength", elem_id="strength")
                 preserve = gr.Checkbox(False, label="preserve the photo's colours", elem_id="preserve-color")
+                tune = gr.Button("Tune the sliders to this painting (minutes on a CPU)", variant="secondary",
+                                 elem_id="tune-button", visible=stylizer.has_base)
             with gr.Column(scale=1):
                 with gr.Row():
                     seed = gr.Number(0, label="seed", precision=0, minimum=0, elem_id="seed")
@@ -185,6 +194,11 @@ def build_app(
         preserve.input(studio.full, settings, full_outputs, **render)
         vary.click(studio.variations, [content, style, strength, preserve, seed], [gallery, table, status], **render)
         gallery.select(pick_variation, [table], sliders, **render).then(studio.full, settings, full_outputs, **render)
+        def tune_sliders(style_path: Optional[str], progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008
+            return studio.tune(style_path, lambda i, n, obj: progress((i, n), desc="tuning the sliders"))
+
+        tune.click(tune_sliders, [style], [status], concurrency_id="tune", concurrency_limit=1).then(
+            studio.full, settings, full_outputs, **render)
         app.load(studio.full, settings, full_outputs, **render)
 
     app.queue(default_concurrency_limit=1)
@@ -218,7 +232,8 @@ def serve(
             whenever onnxruntime and onnxscript are installed (exporting the graphs once into the user cache,
             ~25 s at the first start): a server lives long enough for that to pay off (README: benchmark).
         adapters: a folder of slider adapters (``adjustable-style adapt``): an uploaded painting that one was fitted
-            for gets its stronger sliders (matched by pixels, not by file name).
+            for gets its stronger sliders (matched by pixels, not by file name); the page's "Tune" button saves
+            the adapters it fits there too (the folder is created if missing).
 
     Returns:
         The running app (``app.local_url`` is its address; ``app.close()`` stops it).
@@ -226,12 +241,14 @@ def serve(
     _gradio()  # fail with the install hint before spending time on the model
     if backend == "auto" and all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnxscript")):
         backend = "onnxruntime" if resolve_device(device).type == "cpu" else "torch"
+    if adapters is not None and Path(adapters).exists() and not Path(adapters).is_dir():
+        raise ValueError(f"--adapters '{adapters}' is a file; give a folder (the page saves new adapters into it)")
     st = Stylizer.load(model, device=device, backend=backend)
-    if adapters is not None:
+    if adapters is not None and any(Path(adapters).glob("*.safetensors")):
         from ..adapt import add_adapters_from  # noqa: PLC0415
 
         add_adapters_from(st, adapters)
-    app = build_app(st, max_upload_mb=max_upload_mb)
+    app = build_app(st, max_upload_mb=max_upload_mb, adapter_dir=adapters)
     app.launch(
         server_name=host, server_port=port, share=share, max_file_size=f"{max_upload_mb:g}mb",
         prevent_thread_lock=not block, quiet=quiet, ssr_mode=False, show_error=True,

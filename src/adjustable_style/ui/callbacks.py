@@ -21,7 +21,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -48,6 +48,7 @@ KEEP_DOWNLOADS = 64
 """How many rendered PNGs (offered for download) a :class:`Studio` keeps on disk."""
 
 NEED_IMAGES = "Pick a content photo and a style image (upload one or click an example)."
+NEED_STYLE = "Pick a style image first (upload one or click an example), then tune the sliders to it."
 
 _REPO_EXAMPLES = Path(__file__).resolve().parents[3] / "examples"  # a source checkout: <repo>/examples
 _PACKAGE_EXAMPLES = Path(__file__).resolve().parents[1] / "assets" / "examples"  # shipped in the wheel
@@ -165,6 +166,8 @@ class Studio:
         full_size: longer side of the render on slider release and of the download, px.
         n_variations: how many seeded variations the button draws.
         out_dir: where downloadable PNGs are written (default: a new temporary folder).
+        adapter_dir: where :meth:`tune` saves the slider adapters it fits (None: kept in memory only).
+        adapt_steps: optimisation steps of :meth:`tune` (``adjustable-style adapt --steps``).
     """
 
     def __init__(
@@ -175,6 +178,8 @@ class Studio:
         full_size: int = 1024,
         n_variations: int = 6,
         out_dir: str | Path | None = None,
+        adapter_dir: str | Path | None = None,
+        adapt_steps: int = 60,
     ) -> None:
         if not 0 < max_upload_mb:
             raise ValueError(f"max_upload_mb must be positive, got {max_upload_mb!r}")
@@ -193,6 +198,9 @@ class Studio:
             self._cleanup = weakref.finalize(self, shutil.rmtree, str(self.out_dir), True)
         else:
             self.out_dir = Path(out_dir)
+        self.adapter_dir = Path(adapter_dir) if adapter_dir is not None else None
+        self.adapt_steps = adapt_steps
+        self._tuning = threading.Lock()  # one fit at a time: it takes minutes of the CPU
         self.layers: tuple[str, ...] = stylizer.style_layers
         self._contents: OrderedDict[tuple, torch.Tensor] = OrderedDict()
         self._lock = threading.Lock()  # gradio runs callbacks in worker threads
@@ -261,7 +269,13 @@ class Studio:
         except (ValueError, OSError) as e:  # ImageError is a ValueError; a vanished upload is an OSError
             return None, " ".join(str(e).split()) or type(e).__name__
         img = tensor_to_pil(y)
-        return img, self._status(weights, strength, img, dt)
+        return img, self._status(weights, strength, img, dt, " · sliders tuned to this painting" if self._tuned(style) else "")
+
+    def _tuned(self, style: str | Path) -> bool:
+        try:
+            return self.stylizer.has_adapter(style)
+        except (ValueError, OSError):
+            return False
 
     def preview(
         self, content: str | None, style: str | None, strength: float, preserve_color: bool, *values: float
@@ -368,3 +382,36 @@ class Studio:
             return None
         row = [float(v) for v in table[int(index)]]
         return row if len(row) == len(self.layers) else None
+
+    # ------------------------------------------------------------------------------------------- tuning
+    def tune(self, style: str | None, progress: Callable[[int, int, float], None] | None = None) -> str:
+        """Fit a slider adapter for this painting (:func:`adjustable_style.adapt.fit_adapter`, minutes on a CPU)
+        and use it from now on for every photo; saved into ``adapter_dir`` when one is set. Returns the status
+        line (a user mistake or a busy tuner is a message, not an exception)."""
+        from ..adapt import fit_adapter, save_adapter  # noqa: PLC0415
+
+        if not style:
+            return NEED_STYLE
+        st = self.stylizer
+        if not st.has_base:
+            return ("tuning the sliders needs a model built on a base network (the bundled 'default'); this one "
+                    "was trained from scratch")  # fmt: skip
+        if not self._tuning.acquire(blocking=False):
+            return "another painting is being tuned on this server; try again when it is done"
+        try:
+            name = Path(style).name
+            if st.has_adapter(style):
+                return f"the sliders are already tuned to '{name}'"
+            t0 = time.perf_counter()
+            adapter = fit_adapter(st, style, steps=self.adapt_steps, progress=progress)
+            saved = ""
+            if self.adapter_dir is not None:
+                self.adapter_dir.mkdir(parents=True, exist_ok=True)
+                path = save_adapter(adapter, self.adapter_dir / f"{Path(style).stem[:40]}-{adapter.style_digest[:8]}.safetensors")
+                saved = f", saved as {path.name}"
+            st.add_adapter(adapter)
+        except (ValueError, OSError) as e:
+            return " ".join(str(e).split()) or type(e).__name__
+        finally:
+            self._tuning.release()
+        return f"sliders tuned to '{name}' in {time.perf_counter() - t0:.0f} s{saved}; each now moves its own layer more"
