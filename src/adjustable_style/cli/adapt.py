@@ -76,7 +76,7 @@ def add_parsers(sub) -> None:  # noqa: ANN001 - argparse's private subparsers ac
     p.add_argument("style", help="painting, or a folder of paintings")
     p.add_argument("-o", "--output", required=True, help="adapter file (.safetensors), or a folder for a folder of paintings")
     p.add_argument("--photos", nargs="+", default=None, help="photos or folders to fit on (default: the 3 bundled photos)")
-    p.add_argument("--steps", type=int, default=60, help="Adam steps (default %(default)s; ~5.5 min on one CPU core)")
+    p.add_argument("--steps", type=int, default=60, help="Adam steps (default %(default)s; ~5 min on one CPU core)")
     p.add_argument("--crop", type=int, default=192, help="crop side in px (default %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--check", default=None, help="photo for the before/after slider report (default: the bundled cat)")
