@@ -9,9 +9,9 @@ parametrisation is much stronger (docs/magenta_finetune.md, "Where the headroom 
 trained with the paper's objective — Σ_l α_l·L_l, each layer's loss divided by the base network's own loss on the
 same crop, style terms × the recipe's style gain — on random crops of a few photos, α cycling through three
 designs: U(0, 1) antithetic pairs, one slider at 0 and at 1 with the others at 0.5 (how sliders are used), and
-every slider at 0 and at 1 (the two ends). D does not depend on the photo, so one adapter serves every photo and video frame of that painting. It
-costs one fit per painting: ~5 min on one core of a 2-core x86 CPU for the default 60 steps (a GPU should take
-seconds; not measured, none was lent).
+every slider at 0 and at 1 (the two ends). D does not depend on the photo, so one adapter serves every photo
+and video frame of that painting. It costs one fit per painting: ~5 min on one core of a 2-core x86 CPU for the
+default 60 steps (a GPU should take seconds; not measured, none was lent).
 
 Example:
     >>> from adjustable_style.adapt import fit_adapter, save_adapter  # doctest: +SKIP
