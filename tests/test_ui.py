@@ -284,6 +284,8 @@ def test_tune_fits_an_adapter_for_the_painting(tmp_path: Path, studio: Studio) -
     assert len(saved) == 1 and saved[0].suffix == ".safetensors" and saved[0].name in message
     after, status = page.preview(str(PHOTO), str(monet), 1.0, False, 0.0, 1.0, 0.5)
     assert "sliders tuned to this painting" in status
+    _, batched = page.preview_batch([str(PHOTO)] * 2, [str(monet)] * 2, [1.0] * 2, [False] * 2, [0.0, 1.0], [1.0] * 2, [0.5] * 2)
+    assert all("batch of 2" in m and "sliders tuned to this painting" in m for m in batched), batched
     assert np.abs(_px(after) - _px(before)).mean() > 0.5  # the adapter changes what the sliders give
     assert "already tuned" in page.tune(str(monet))
     with page._tuning:  # a fit in progress elsewhere: refused with a message, nothing blocks

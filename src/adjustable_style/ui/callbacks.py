@@ -269,13 +269,14 @@ class Studio:
         except (ValueError, OSError) as e:  # ImageError is a ValueError; a vanished upload is an OSError
             return None, " ".join(str(e).split()) or type(e).__name__
         img = tensor_to_pil(y)
-        return img, self._status(weights, strength, img, dt, " · sliders tuned to this painting" if self._tuned(style) else "")
+        return img, self._status(weights, strength, img, dt, self._tuned(style))
 
-    def _tuned(self, style: str | Path) -> bool:
+    def _tuned(self, style: str | Path) -> str:
+        """The status-line note for a painting whose sliders are tuned (an adapter), else ""."""
         try:
-            return self.stylizer.has_adapter(style)
+            return " · sliders tuned to this painting" if self.stylizer.has_adapter(style) else ""
         except (ValueError, OSError):
-            return False
+            return ""
 
     def preview(
         self, content: str | None, style: str | None, strength: float, preserve_color: bool, *values: float
@@ -323,7 +324,7 @@ class Studio:
                 continue
             for k, y in zip(ks, ys):
                 images[k] = tensor_to_pil(y[None])
-                messages[k] = self._status(self.weights(rows[k]), strength, images[k], dt, f" (batch of {len(ks)})")
+                messages[k] = self._status(self.weights(rows[k]), strength, images[k], dt, f" (batch of {len(ks)}){self._tuned(style)}")
         return images, messages
 
     @staticmethod
