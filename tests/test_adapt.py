@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,10 @@ def test_folded_offsets_equal_the_adapter_for_every_painting(st: Stylizer, fitte
     starry = Stylizer.load("starry_night", device="cpu")
     with pytest.raises(AdapterError, match="base network"):
         fold_offsets(starry, ad.offsets)
+    if importlib.util.find_spec("onnxruntime") is not None:  # the ONNX graphs would keep the old weights
+        folded.backend = "onnxruntime"
+        with pytest.raises(AdapterError, match="backend='torch'"):
+            fold_offsets(folded, ad.offsets)
 
 
 def test_calibration_over_several_paintings(st: Stylizer) -> None:

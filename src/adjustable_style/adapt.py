@@ -330,6 +330,8 @@ def fold_offsets(st: Stylizer, offsets: torch.Tensor) -> None:
     """Add painting-independent offsets D ((1 + L) × 2C) to Δ's output bias, exactly: afterwards the model gives
     what it gave with D applied as an adapter to every painting. Needs Δ on γ, β in the bilinear form."""
     _check_model(st)
+    if st.backend != "torch":  # the ONNX graphs hold the old weights: folding would not reach the renders
+        raise AdapterError(f"fold_offsets changes the torch weights; load the model with backend='torch', not {st.backend!r}")
     lam = st.model.mlp
     head = getattr(lam, "delta_params", None)
     if head is None or getattr(lam, "terms", 1) != offsets.shape[0]:
