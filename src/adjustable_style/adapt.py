@@ -35,6 +35,7 @@ import torch
 
 from .image import load_image, resize
 from .losses import Targets
+from .model import slider_coefficients
 
 if TYPE_CHECKING:
     from .stylizer import ImageLike, Stylizer
@@ -167,7 +168,7 @@ def _fit_offsets(
                 g0, b0 = m.mlp.base(e)
                 ref = loss.raw_losses(m.net(c, g0, b0), tg).clamp_min(1e-12)
                 gamma, beta = m.mlp(a, e)
-            dg, db = (torch.cat([torch.ones_like(a[:, :1]), 2 * a - 1], 1) @ d).chunk(2, 1)
+            dg, db = (slider_coefficients(a) @ d).chunk(2, 1)
             obj = (a * gains * loss.raw_losses(m.net(c, gamma + dg, beta + db), tg) / ref).sum(1).mean()
             opt.zero_grad()
             obj.backward()

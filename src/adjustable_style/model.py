@@ -340,6 +340,12 @@ class ConditioningMLP(nn.Module):
         return self.gamma(h), self.beta(h)
 
 
+def slider_coefficients(alpha: torch.Tensor) -> torch.Tensor:
+    """[1, 2α − 1] (B, 1 + L) for α (B, L): the weights of the bilinear Δ's terms and of slider offsets D
+    (γ, β += coefficients · D), so that α = 0.5 is the centre of every slider and its two ends are symmetric."""
+    return torch.cat([torch.ones_like(alpha[:, :1]), 2 * alpha - 1], dim=1)
+
+
 class BaseDeltaConditioning(nn.Module):
     """Λ on a trained base model: γ, β = base maps of (e + Δe) + (Δγ, Δβ), with Δ = MLP(α, e).
 
@@ -404,7 +410,7 @@ class BaseDeltaConditioning(nn.Module):
             raise ValueError(f"alpha must have shape (B, {self.n_alpha}), got {tuple(alpha.shape)}")
         a = alpha.to(embedding.dtype)
         h = self.body(torch.cat([2 * a - 1, self.in_norm(embedding)], dim=1))  # inputs centred, O(1) per entry
-        coef = torch.cat([torch.ones_like(a[:, :1]), 2 * a - 1], dim=1) if self.terms > 1 else None  # (B, 1 + L)
+        coef = slider_coefficients(a) if self.terms > 1 else None  # (B, 1 + L)
 
         def head(layer: nn.Linear) -> torch.Tensor:
             out = layer(h)

@@ -34,6 +34,7 @@ from .export import ExportedModel, load_model, resolve_model
 from .image import MIN_SIDE, load_image, pil_to_tensor, resize
 from .layers import LayerSchema, layer_label
 from .losses import PerceptualLoss, Targets
+from .model import slider_coefficients
 
 if TYPE_CHECKING:
     from .adapt import Adapter
@@ -451,7 +452,7 @@ class Stylizer:
         gamma, beta = self.model.mlp(alpha, embedding)
         if offsets is not None:  # an adapter: γ, β += [1, 2α − 1] · D
             a = alpha.to(offsets.dtype)
-            dg, db = (torch.cat([torch.ones_like(a[:, :1]), 2 * a - 1], 1) @ offsets).chunk(2, 1)
+            dg, db = (slider_coefficients(a) @ offsets).chunk(2, 1)
             gamma, beta = gamma + dg.to(gamma.dtype), beta + db.to(beta.dtype)
         if tile is not None:
             return tiling.stylize_tiled(self.model.net, content, gamma, beta, tile=tile).float()
