@@ -53,16 +53,20 @@ def widen(net: StyleTransferNet, config: ModelConfig, k: int, noise: float = 1e-
     return wide, index
 
 
-def fit_pair(st: Stylizer, c: torch.Tensor, s_path, layer: str, variant: str, args: argparse.Namespace) -> list[torch.Tensor]:  # noqa: ANN001
-    """Losses / base losses on the whole photo at the two ends (α = 0, α = 1) after fitting."""
+def fit_pair(
+    st: Stylizer, start: tuple[StyleTransferNet, torch.Tensor | slice], c: torch.Tensor, s_path, layer: str, variant: str,  # noqa: ANN001
+    args: argparse.Namespace,
+) -> list[torch.Tensor]:  # fmt: skip
+    """Losses / base losses on the whole photo at the two ends (α = 0, α = 1) after fitting, starting from
+    ``start`` = (T or its widened copy, the index from T's flat γ, β to that network's)."""
     m, loss, style = st.model, st.loss_module(), st.style_layers
     gain = float(st.exported.config.get("train", {}).get("style_gain", 3.0))
     gains = torch.tensor([1.0] * len(st.content_layers) + [gain] * len(style))
+    base_net, idx = start
     e = st.embed(s_path)
     sg = loss.style_targets(st.style_image(s_path))
     with torch.no_grad():
         g0, b0 = m.mlp.base(e)
-    base_net, idx = (m.net, slice(None)) if args.widen == 1 else widen(m.net, m.config, args.widen)
     gw, bw = g0[:, idx], b0[:, idx]
 
     def targets(x: torch.Tensor) -> Targets:
@@ -121,7 +125,6 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--widen", type=int, default=1, help="fit on T widened k× (Net2Wider: same function at the start)")
     args = ap.parse_args()
-    torch.manual_seed(0)
     st = Stylizer.load(args.model, backend="torch")
     if not st.has_base:
         raise SystemExit(f"error: {args.model} is not built on a base network (conditioning base_delta)")
@@ -135,12 +138,14 @@ def main() -> None:
     print(f"{len(pairs)} held-out pairs from {where}; {args.steps} steps of {args.batch} × {args.crop} px crops at "
           f"{args.size} px, measured on the whole photo\n", flush=True)  # fmt: skip
     j = list(st.schema.keys).index(f"style/{args.layer}")
+    start = (st.model.net, slice(None)) if args.widen == 1 else widen(st.model.net, st.model.config, args.widen)
+    start[0].requires_grad_(False)  # frozen like T; the variants that train it switch its copies back on
     own: dict[str, list[float]] = {v: [] for v in args.variants}
     for c_path, s_path in pairs:
         c = load_image(c_path, size=args.size)
         for variant in args.variants:
             t0 = time.perf_counter()
-            lo, hi = fit_pair(st, c, s_path, args.layer, variant, args)
+            lo, hi = fit_pair(st, start, c, s_path, args.layer, variant, args)
             own[variant].append(float(hi[j] / lo[j]))
             print(f"{c_path.name} × {s_path.name} {variant}: own {args.layer} {own[variant][-1]:.3f}; losses / base at "
                   f"α=0 {[round(float(x), 2) for x in lo]}, α=1 {[round(float(x), 2) for x in hi]} "
