@@ -42,7 +42,7 @@ class _Payload:
 
 def make_files(tmp: Path) -> dict[str, Path]:
     """The hostile inputs, written into ``tmp``."""
-    import torch  # noqa: PLC0415 - only to write pickles
+    import torch
 
     photo = PHOTO.read_bytes()
     files = {
@@ -92,19 +92,46 @@ def cases(f: dict[str, Path]) -> list[Case]:
     run = ("--max-size", "64")
     train = ("train", str(QUICK), f"log.out_dir={out / 'runs'}", "data.num_workers=0")
     return [
-        Case("optimize", "missing content file", ("optimize", str(out / "nope.jpg"), str(PAINTING), "-o", png), "does not exist"),
+        Case(
+            "optimize",
+            "missing content file",
+            ("optimize", str(out / "nope.jpg"), str(PAINTING), "-o", png),
+            "does not exist",
+        ),
         Case("optimize", "empty image file", ("optimize", str(f["empty"]), str(PAINTING), "-o", png), "empty"),
-        Case("optimize", "text file named .jpg", ("optimize", str(f["text"]), str(PAINTING), "-o", png), "cannot read image"),
+        Case(
+            "optimize",
+            "text file named .jpg",
+            ("optimize", str(f["text"]), str(PAINTING), "-o", png),
+            "cannot read image",
+        ),
         Case("optimize", "truncated JPEG", ("optimize", str(f["truncated"]), str(PAINTING), "-o", png), "truncated"),
-        Case("optimize", "output with no image extension", ("optimize", *pair, "-o", str(out / "o.txt")), "must end in"),
-        Case("optimize", "output folder is a file", ("optimize", *pair, "-o", str(f["a_file"] / "o.png")), "not a writable"),
+        Case(
+            "optimize", "output with no image extension", ("optimize", *pair, "-o", str(out / "o.txt")), "must end in"
+        ),
+        Case(
+            "optimize",
+            "output folder is a file",
+            ("optimize", *pair, "-o", str(f["a_file"] / "o.png")),
+            "not a writable",
+        ),
         Case("optimize", "`--device foo`", (*opt, "--device", "foo"), "not a device"),
         Case("optimize", "`--size 100000`", (*opt, "--size", "100000"), "memory limit"),
         Case("optimize", "`--style-size 100000`", (*opt, "--size", "64", "--style-size", "100000"), "memory limit"),
         Case("optimize", "`--style-size 0`", (*opt, "--size", "64", "--style-size", "0"), "--style-size"),
-        Case("optimize", "`--style-layers \"\"`", (*opt, "--size", "64", "--style-layers", ""), "no layer names"),
-        Case("optimize", "`--style-weights \"\"`", (*opt, "--size", "64", "--style-weights", ""), "--style-weights is empty"),
-        Case("optimize", "unknown layer in `--style-weights`", (*opt, "--size", "64", "--style-weights", "relu9_9=1"), "relu9_9"),
+        Case("optimize", '`--style-layers ""`', (*opt, "--size", "64", "--style-layers", ""), "no layer names"),
+        Case(
+            "optimize",
+            '`--style-weights ""`',
+            (*opt, "--size", "64", "--style-weights", ""),
+            "--style-weights is empty",
+        ),
+        Case(
+            "optimize",
+            "unknown layer in `--style-weights`",
+            (*opt, "--size", "64", "--style-weights", "relu9_9=1"),
+            "relu9_9",
+        ),
         Case("optimize", "negative `--content-weight`", (*opt, "--size", "64", "--content-weight", "-1"), "content"),
         Case("optimize", "`--steps 0`", ("optimize", *pair, "-o", png, "--steps", "0", "--size", "64"), "steps"),
         Case("train", "missing config file", ("train", str(out / "nope.yaml")), "not found"),
@@ -112,35 +139,94 @@ def cases(f: dict[str, Path]) -> list[Case]:
         Case("train", "`trainer.max_steps=-5`", (*train, "trainer.max_steps=-5"), "trainer.max_steps"),
         Case("train", "`loss.alpha_high=1e9`", (*train, "loss.alpha_high=1e9"), "alpha_high"),
         Case("train", "`trainer.devices=-3`", (*train, "trainer.devices=-3"), "bad trainer settings"),
-        Case("train", "resume from a checkpoint holding code", (*train, f"resume={f['evil_ckpt']}"), "nothing in it was run"),
+        Case(
+            "train",
+            "resume from a checkpoint holding code",
+            (*train, f"resume={f['evil_ckpt']}"),
+            "nothing in it was run",
+        ),
         Case("train", "resume from a garbage file", (*train, f"resume={f['garbage_ckpt']}"), "corrupt"),
         Case("train", "resume from an empty file", (*train, f"resume={f['empty']}"), "empty"),
         Case("export", "checkpoint holding code", ("export", str(f["evil_ckpt"]), "-o", str(out / "m")), "evil.ckpt"),
         Case("export", "garbage checkpoint", ("export", str(f["garbage_ckpt"]), "-o", str(out / "m")), "corrupt"),
         Case("export", "output is a file", ("export", str(f["garbage_ckpt"]), "-o", str(f["a_file"])), "is a file"),
-        Case("stylize", "`--model` checkpoint holding code", ("stylize", *pair, "-o", png, "--model", str(f["evil_ckpt"])), "evil.ckpt"),
-        Case("stylize", "model config naming /etc/passwd as VGG weights", ("stylize", *pair, "-o", png, "--model", str(f["model_passwd"])), "vgg.weights"),
-        Case("stylize", "model config with a NaN EMA", ("stylize", *pair, "-o", png, "--model", str(f["model_nan"])), "ema"),
-        Case("stylize", "model config with `alpha_high=1e9`", ("stylize", *pair, "-o", png, "--model", str(f["model_big"])), "alpha_high"),
+        Case(
+            "stylize",
+            "`--model` checkpoint holding code",
+            ("stylize", *pair, "-o", png, "--model", str(f["evil_ckpt"])),
+            "evil.ckpt",
+        ),
+        Case(
+            "stylize",
+            "model config naming /etc/passwd as VGG weights",
+            ("stylize", *pair, "-o", png, "--model", str(f["model_passwd"])),
+            "vgg.weights",
+        ),
+        Case(
+            "stylize",
+            "model config with a NaN EMA",
+            ("stylize", *pair, "-o", png, "--model", str(f["model_nan"])),
+            "ema",
+        ),
+        Case(
+            "stylize",
+            "model config with `alpha_high=1e9`",
+            ("stylize", *pair, "-o", png, "--model", str(f["model_big"])),
+            "alpha_high",
+        ),
         Case("stylize", "no such bundled model", ("stylize", *pair, "-o", png, "--model", "nope"), "no bundled model"),
-        Case("stylize", "`--style-weights \"\"`", ("stylize", *pair, "-o", png, *run, "--style-weights", ""), "--style-weights is empty"),
+        Case(
+            "stylize",
+            '`--style-weights ""`',
+            ("stylize", *pair, "-o", png, *run, "--style-weights", ""),
+            "--style-weights is empty",
+        ),
         Case("stylize", "`--strength 2`", ("stylize", *pair, "-o", png, *run, "--strength", "2"), "--strength"),
         Case("stylize", "`--max-size 5`", ("stylize", *pair, "-o", png, "--max-size", "5"), "--max-size"),
-        Case("stylize", "bit-flipped JPEG content", ("stylize", str(f["flipped"]), str(PAINTING), "-o", png, *run), "flipped.jpg"),
-        Case("stylize", "folder mode, `-o` under a file", ("stylize", str(ROOT / "examples"), str(PAINTING), "-o", str(f["a_file"] / "d"), *run), "not a writable"),
+        Case(
+            "stylize",
+            "bit-flipped JPEG content",
+            ("stylize", str(f["flipped"]), str(PAINTING), "-o", png, *run),
+            "flipped.jpg",
+        ),
+        Case(
+            "stylize",
+            "folder mode, `-o` under a file",
+            ("stylize", str(ROOT / "examples"), str(PAINTING), "-o", str(f["a_file"] / "d"), *run),
+            "not a writable",
+        ),
         Case("variations", "`-n 0`", ("variations", *pair, "-o", png, "-n", "0"), "-n"),
-        Case("variations", "`--save-dir` under a file", ("variations", *pair, "-o", png, *run, "-n", "2", "--save-dir", str(f["a_file"] / "d")), "--save-dir"),
+        Case(
+            "variations",
+            "`--save-dir` under a file",
+            ("variations", *pair, "-o", png, *run, "-n", "2", "--save-dir", str(f["a_file"] / "d")),
+            "--save-dir",
+        ),
         Case("sweep", "unknown `--layer`", ("sweep", *pair, "-o", png, *run, "--layer", "relu9_9"), "relu9_9"),
-        Case("sweep", "`--style-weights \"\"`", ("sweep", *pair, "-o", png, *run, "--layer", "relu2_2", "--style-weights", ""), "--style-weights is empty"),
-        Case("sweep", "`--steps 1`", ("sweep", *pair, "-o", png, *run, "--layer", "relu2_2", "--steps", "1"), "--steps"),
-        Case("evaluate", "`--model` checkpoint holding code", ("evaluate", "--model", str(f["evil_ckpt"]), "-o", str(out / "e")), "evil.ckpt"),
+        Case(
+            "sweep",
+            '`--style-weights ""`',
+            ("sweep", *pair, "-o", png, *run, "--layer", "relu2_2", "--style-weights", ""),
+            "--style-weights is empty",
+        ),
+        Case(
+            "sweep", "`--steps 1`", ("sweep", *pair, "-o", png, *run, "--layer", "relu2_2", "--steps", "1"), "--steps"
+        ),
+        Case(
+            "evaluate",
+            "`--model` checkpoint holding code",
+            ("evaluate", "--model", str(f["evil_ckpt"]), "-o", str(out / "e")),
+            "evil.ckpt",
+        ),
         Case("serve", "`--model` checkpoint holding code", ("serve", "--model", str(f["evil_ckpt"])), "evil.ckpt"),
     ]
 
 
 def _row(case: Case, tmp: Path, files: dict[str, Path]) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "adjustable_style", *case.argv], capture_output=True, text=True, env=env, cwd=tmp)
+    proc = subprocess.run(
+        [sys.executable, "-m", "adjustable_style", *case.argv], capture_output=True, text=True, env=env, cwd=tmp
+    )
     line = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "(nothing on stderr)"
     line = line.replace(str(tmp) + "/", "").replace(str(ROOT) + "/", "")
     left = sorted(p.name for p in files["outdir"].iterdir())

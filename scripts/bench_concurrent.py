@@ -33,10 +33,10 @@ def _free_port() -> int:
 
 def _preview_api(url: str) -> tuple[str, int]:
     """(api_name of the first slider's live preview, number of style sliders)."""
-    import json  # noqa: PLC0415
-    import urllib.request  # noqa: PLC0415
+    import json
+    import urllib.request
 
-    with urllib.request.urlopen(f"{url.rstrip('/')}/config", timeout=30) as r:  # noqa: S310 - our own loopback server
+    with urllib.request.urlopen(f"{url.rstrip('/')}/config", timeout=30) as r:
         config = json.load(r)
     sliders = [c["id"] for c in config["components"] if c["type"] == "slider"]
     for d in config["dependencies"]:
@@ -70,15 +70,17 @@ def _predict(url: str, api_name: str, data: list) -> None:
     """One request as a browser-like client would make it, over gradio's HTTP API (no gradio_client: 50 of
     those in one process cost more CPU than the server): POST the inputs, read the event stream until the result
     arrives, fetch the preview image."""
-    import json  # noqa: PLC0415
-    import urllib.request  # noqa: PLC0415
+    import json
+    import urllib.request
 
     base = f"{url.rstrip('/')}/gradio_api/call/{api_name}"
-    req = urllib.request.Request(base, data=json.dumps({"data": data}).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=600) as r:  # noqa: S310 - our own loopback server
+    req = urllib.request.Request(
+        base, data=json.dumps({"data": data}).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=600) as r:
         event_id = json.load(r)["event_id"]
     event = ""
-    with urllib.request.urlopen(f"{base}/{event_id}", timeout=600) as r:  # noqa: S310
+    with urllib.request.urlopen(f"{base}/{event_id}", timeout=600) as r:
         for raw in r:
             line = raw.decode().strip()
             if line.startswith("event:"):
@@ -87,7 +89,7 @@ def _predict(url: str, api_name: str, data: list) -> None:
                 if event == "error":
                     raise RuntimeError(f"server error: {line}")
                 image = json.loads(line[5:])[0]
-                with urllib.request.urlopen(image["url"], timeout=600) as img:  # noqa: S310
+                with urllib.request.urlopen(image["url"], timeout=600) as img:
                     img.read()
                 return
     raise RuntimeError("the event stream ended without a result")
@@ -105,7 +107,7 @@ def run_round(url: str, api_name: str, n_layers: int, clients: int, seed: int) -
         t0 = time.perf_counter()
         try:
             _predict(url, api_name, [1.0, False, *values])
-        except BaseException as e:  # noqa: BLE001 - reported after the round
+        except BaseException as e:
             errors.append(e)
         times[k] = time.perf_counter() - t0
 
@@ -130,22 +132,41 @@ def main(argv: list[str] | None = None) -> int:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [sys.executable, "-m", "adjustable_style", "serve", "--model", args.model, "--backend", args.backend,
-         "--device", "cpu", "--port", str(port), "-q"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "adjustable_style",
+            "serve",
+            "--model",
+            args.model,
+            "--backend",
+            args.backend,
+            "--device",
+            "cpu",
+            "--port",
+            str(port),
+            "-q",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         api_name, n_layers = _wait_for(url, server)
         run_round(url, api_name, n_layers, 2, seed=999)  # warm-up: first renders, connections
-        print(f"{args.clients} clients, one preview each, released together; model {args.model}, backend "
-              f"{args.backend}, torch threads {torch.get_num_threads()}; {_cpu()}; load average {os.getloadavg()[0]:.1f}")
+        print(
+            f"{args.clients} clients, one preview each, released together; model {args.model}, backend "
+            f"{args.backend}, torch threads {torch.get_num_threads()}; {_cpu()}; load average {os.getloadavg()[0]:.1f}"
+        )
         print(f"{'round':>5} {'p50 s':>7} {'p90 s':>7} {'max s':>7}")
         every: list[float] = []
         for r in range(args.rounds):
             t = sorted(run_round(url, api_name, n_layers, args.clients, seed=r))
             every += t
             print(f"{r + 1:>5} {statistics.median(t):>7.2f} {statistics.quantiles(t, n=10)[-1]:>7.2f} {t[-1]:>7.2f}")
-        print(f"{'all':>5} {statistics.median(every):>7.2f} {statistics.quantiles(every, n=10)[-1]:>7.2f} {max(every):>7.2f}")
+        print(
+            f"{'all':>5} {statistics.median(every):>7.2f} {statistics.quantiles(every, n=10)[-1]:>7.2f} {max(every):>7.2f}"
+        )
     finally:
         server.terminate()
         server.wait(timeout=60)

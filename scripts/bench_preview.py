@@ -35,9 +35,15 @@ from adjustable_style.stylizer import Stylizer
 from adjustable_style.ui.callbacks import Studio, example_images
 
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _values(n: int) -> list[float]:
@@ -68,15 +74,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _http(app, n: int, layer_index: int) -> tuple[list[float], str]:  # noqa: ANN001 - a gradio Blocks
+def _http(app, n: int, layer_index: int) -> tuple[list[float], str]:
     try:
-        from gradio_client import Client  # noqa: PLC0415
+        from gradio_client import Client
     except ImportError:
         return [], "skipped: pip install gradio_client"
     config = app.get_config_file()
     sliders = [c["id"] for c in config["components"] if c["type"] == "slider"]
-    fn_index = next(i for i, d in enumerate(config["dependencies"])
-                    if [sliders[layer_index], "input"] in [list(t) for t in d["targets"]])
+    fn_index = next(
+        i
+        for i, d in enumerate(config["dependencies"])
+        if [sliders[layer_index], "input"] in [list(t) for t in d["targets"]]
+    )
     api_name = config["dependencies"][fn_index].get("api_name")
     downloads = tempfile.mkdtemp(prefix="bench-preview-")
     client = Client(app.local_url, verbose=False, download_files=downloads, analytics_enabled=False)
@@ -97,7 +106,7 @@ def _http(app, n: int, layer_index: int) -> tuple[list[float], str]:  # noqa: AN
 
 def _browser(url: str, n: int, layer: str, preview_size: int, chromium: str) -> tuple[list[float], str]:
     try:
-        from playwright.sync_api import sync_playwright  # noqa: PLC0415
+        from playwright.sync_api import sync_playwright
     except ImportError:
         return [], "skipped: pip install playwright"
     if not Path(chromium).is_file():
@@ -117,7 +126,9 @@ def _browser(url: str, n: int, layer: str, preview_size: int, chromium: str) -> 
             page.mouse.move(x, y)
             t0 = time.perf_counter()
             page.mouse.down()  # the press moves the slider (input event → preview)
-            page.wait_for_function(f"() => {{ const r = ({js})(); return r && r[0] !== {before!r} && r[1] <= {preview_size}; }}")
+            page.wait_for_function(
+                f"() => {{ const r = ({js})(); return r && r[0] !== {before!r} && r[1] <= {preview_size}; }}"
+            )
             times.append(time.perf_counter() - t0)
             page.mouse.up()  # release → full render; wait for it so runs do not overlap
             page.wait_for_function(f"() => {{ const r = ({js})(); return r && r[1] > {preview_size}; }}")
@@ -143,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
 
     photos, paintings = example_images()
     content = Path(args.content) if args.content else next(p for p in photos if p.name == "photo_cat.jpg")
-    style = Path(args.style) if args.style else next(p for p in paintings if p.name == "painting_hokusai_great_wave.jpg")
+    style = (
+        Path(args.style) if args.style else next(p for p in paintings if p.name == "painting_hokusai_great_wave.jpg")
+    )
     st = Stylizer.load(args.model, device="cpu")
     layer = st.style_layers[-1]
     studio = Studio(st, preview_size=args.preview_size, full_size=args.full_size)
@@ -167,23 +180,30 @@ def main(argv: list[str] | None = None) -> int:
     ]
     full_times = _time(full, _values(max(3, args.n // 4)), warmup=1)
     if not args.no_http:
-        from adjustable_style.ui import build_app  # noqa: PLC0415
+        from adjustable_style.ui import build_app
 
         app = build_app(st, preview_size=args.preview_size, full_size=args.full_size)
-        app.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True,
-                   ssr_mode=False)
+        app.launch(
+            server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True, ssr_mode=False
+        )
         try:
             rows.append(_row("http", *_http(app, args.n, len(st.style_layers) - 1)))
             if args.browser:
-                rows.append(_row("browser", *_browser(app.local_url, max(3, args.n // 4), layer,
-                                                      args.preview_size, args.chromium)))
+                rows.append(
+                    _row(
+                        "browser",
+                        *_browser(app.local_url, max(3, args.n // 4), layer, args.preview_size, args.chromium),
+                    )
+                )
         finally:
             app.close()
     fh, fw = load_image(content, max_size=args.full_size).shape[-2:]
     rows.append(_row("full", full_times, f"Studio.full {fw}x{fh} + PNG for download (on release)"))
 
-    print(f"model {args.model}; {content.name} x {style.name}; slider {layer}; torch threads "
-          f"{torch.get_num_threads()}, {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"model {args.model}; {content.name} x {style.name}; slider {layer}; torch threads "
+        f"{torch.get_num_threads()}, {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}"
+    )
     print(f"{'what':<10} {'n':>4} {'median':>9} {'p90':>9}  how")
     for r in rows:
         print(r)

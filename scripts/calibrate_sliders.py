@@ -56,17 +56,32 @@ def main() -> None:
     styles = [data / "style" / n for n in sorted(split["style"]["train"])]
     st = Stylizer.load(args.model, device=args.device, backend="torch")
     t0 = time.time()
-    print(f"{len(photos)} train photos, {len(styles)} train paintings; {args.steps} steps of {args.batch} x {args.crop} px", flush=True)
+    print(
+        f"{len(photos)} train photos, {len(styles)} train paintings; {args.steps} steps of {args.batch} x {args.crop} px",
+        flush=True,
+    )
 
     def progress(step: int, steps: int, obj: float) -> None:
         if step % 10 == 0 or step == steps:
             print(f"  step {step}/{steps}: objective {obj:.3f} ({time.time() - t0:.0f} s)", flush=True)
 
-    d = fit_calibration(st, styles, photos, steps=args.steps, crop=args.crop, batch=args.batch, lr=args.lr, seed=args.seed,
-                        design=args.design.split(","), progress=progress)  # fmt: skip
+    d = fit_calibration(
+        st,
+        styles,
+        photos,
+        steps=args.steps,
+        crop=args.crop,
+        batch=args.batch,
+        lr=args.lr,
+        seed=args.seed,
+        design=args.design.split(","),
+        progress=progress,
+    )
     fold_offsets(st, d)
-    recipe = (f"scripts/calibrate_sliders.py --steps {args.steps} --crop {args.crop} --batch {args.batch} --lr {args.lr} "
-              f"--design {args.design} --seed {args.seed} on {args.model}: {len(styles)} train paintings x {len(photos)} train photos")  # fmt: skip
+    recipe = (
+        f"scripts/calibrate_sliders.py --steps {args.steps} --crop {args.crop} --batch {args.batch} --lr {args.lr} "
+        f"--design {args.design} --seed {args.seed} on {args.model}: {len(styles)} train paintings x {len(photos)} train photos"
+    )
     earlier = st.exported.config.get("calibrated", [])
     config = {**st.exported.config, "calibrated": [*(earlier if isinstance(earlier, list) else [earlier]), recipe]}
 

@@ -28,7 +28,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _time(fn, device: torch.device, iters: int) -> float:  # noqa: ANN001
+def _time(fn, device: torch.device, iters: int) -> float:
     for _ in range(3):
         fn()
     _sync(device)
@@ -54,7 +54,7 @@ def run(size: tuple[int, int], model: str, iters: int, device: str) -> list[dict
                 c = c.contiguous(memory_format=torch.channels_last)
             a, eb = alpha.to(dev).expand(batch, -1), e.expand(batch, -1)
 
-            def net(c=c, eb=eb, a=a) -> None:  # noqa: ANN001
+            def net(c=c, eb=eb, a=a) -> None:
                 with torch.inference_mode(), st._autocast():
                     st.model(c, eb, a)
 
@@ -62,11 +62,31 @@ def run(size: tuple[int, int], model: str, iters: int, device: str) -> list[dict
                 torch.cuda.reset_peak_memory_stats(dev)
             s = _time(net, dev, iters)
             peak = torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else float("nan")
-            rows.append({"size": f"{w}x{h}", "precision": "bf16 autocast" if st.autocast else "float32", "batch": batch,
-                         "what": "network (GPU tensor)", "ms_per_frame": 1e3 * s / batch, "fps": batch / s, "peak_gib": peak})
-        s = _time(lambda st=st, photo=photo, alpha=alpha: st.stylize_alphas(photo, PAINTING, alpha, max_size=None), dev, iters)
-        rows.append({"size": f"{w}x{h}", "precision": "bf16 autocast" if st.autocast else "float32", "batch": 1,
-                     "what": "stylize_alphas (host in/out)", "ms_per_frame": 1e3 * s, "fps": 1 / s, "peak_gib": float("nan")})
+            rows.append(
+                {
+                    "size": f"{w}x{h}",
+                    "precision": "bf16 autocast" if st.autocast else "float32",
+                    "batch": batch,
+                    "what": "network (GPU tensor)",
+                    "ms_per_frame": 1e3 * s / batch,
+                    "fps": batch / s,
+                    "peak_gib": peak,
+                }
+            )
+        s = _time(
+            lambda st=st, photo=photo, alpha=alpha: st.stylize_alphas(photo, PAINTING, alpha, max_size=None), dev, iters
+        )
+        rows.append(
+            {
+                "size": f"{w}x{h}",
+                "precision": "bf16 autocast" if st.autocast else "float32",
+                "batch": 1,
+                "what": "stylize_alphas (host in/out)",
+                "ms_per_frame": 1e3 * s,
+                "fps": 1 / s,
+                "peak_gib": float("nan"),
+            }
+        )
     return rows
 
 
@@ -85,7 +105,9 @@ def main() -> None:
     print("| frame | precision | batch | what | ms / frame | frames / s | peak GPU memory (GiB) |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['size']} | {r['precision']} | {r['batch']} | {r['what']} | {r['ms_per_frame']:.2f} | {r['fps']:.1f} | {r['peak_gib']:.2f} |")
+        print(
+            f"| {r['size']} | {r['precision']} | {r['batch']} | {r['what']} | {r['ms_per_frame']:.2f} | {r['fps']:.1f} | {r['peak_gib']:.2f} |"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": name, "torch": torch.__version__, "rows": rows}, f, indent=1)

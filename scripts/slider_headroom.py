@@ -42,7 +42,9 @@ from adjustable_style.stylizer import Stylizer
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def ceiling(st: Stylizer, pairs: list, size: int, steps: int, gains: torch.Tensor, space: str) -> dict[str, list[float]]:
+def ceiling(
+    st: Stylizer, pairs: list, size: int, steps: int, gains: torch.Tensor, space: str
+) -> dict[str, list[float]]:
     m, loss, keys, style = st.model, st.loss_module(), list(st.schema.keys), st.style_layers
     own: dict[str, list[float]] = {n: [] for n in style}
     for c_path, s_path in pairs:
@@ -57,10 +59,10 @@ def ceiling(st: Stylizer, pairs: list, size: int, steps: int, gains: torch.Tenso
                 w = torch.tensor([1.0] + [v if k == n else 0.5 for k in style], device=st.device) * gains
                 if space == "params":
                     dg, db = torch.zeros_like(g0, requires_grad=True), torch.zeros_like(b0, requires_grad=True)
-                    opt, make = torch.optim.Adam([dg, db], lr=0.02), lambda: (g0 + dg, b0 + db)  # noqa: B023
+                    opt, make = torch.optim.Adam([dg, db], lr=0.02), lambda: (g0 + dg, b0 + db)
                 else:
                     de = torch.zeros_like(e, requires_grad=True)
-                    opt, make = torch.optim.Adam([de], lr=0.05), lambda: m.mlp.base(e + de)  # noqa: B023
+                    opt, make = torch.optim.Adam([de], lr=0.05), lambda: m.mlp.base(e + de)
                 for _ in range(steps):
                     obj = (w * loss.raw_losses(m.net(c, *make()), tg)[0] / ref).sum()
                     opt.zero_grad()
@@ -70,8 +72,11 @@ def ceiling(st: Stylizer, pairs: list, size: int, steps: int, gains: torch.Tenso
                     ends.append(loss.raw_losses(m.net(c, *make()), tg)[0] / ref)
             j = keys.index(f"style/{n}")
             own[n].append(float(ends[1][j] / ends[0][j]))
-            print(f"  {c_path.name[:18]:18} x {s_path.name[:24]:24} {n}: own {own[n][-1]:.3f}; losses / Magenta's at α=0 "
-                  f"{[round(float(x), 2) for x in ends[0]]}, at α=1 {[round(float(x), 2) for x in ends[1]]}", flush=True)  # fmt: skip
+            print(
+                f"  {c_path.name[:18]:18} x {s_path.name[:24]:24} {n}: own {own[n][-1]:.3f}; losses / Magenta's at α=0 "
+                f"{[round(float(x), 2) for x in ends[0]]}, at α=1 {[round(float(x), 2) for x in ends[1]]}",
+                flush=True,
+            )
     return own
 
 
@@ -81,7 +86,11 @@ def gatys(st: Stylizer, pairs: list, size: int, iters: int, gains: torch.Tensor)
     m, loss, style = st.model, st.loss_module(), st.style_layers
     rows = [[1.0] + [v if k == n else 0.5 for k in style] for n in style for v in (0.0, 1.0)]
     rows += [[1.0] + [0.0] * len(style), [1.0] + [1.0] * len(style)]
-    out: dict[str, dict[str, list[float]] | list[float]] = {"own": {n: [] for n in style}, "top": {n: [] for n in style}, "bottom": []}
+    out: dict[str, dict[str, list[float]] | list[float]] = {
+        "own": {n: [] for n in style},
+        "top": {n: [] for n in style},
+        "bottom": [],
+    }
     for c_path, s_path in pairs:
         t0 = time.time()
         x = load_image(c_path, size=size, device=st.device)
@@ -97,7 +106,7 @@ def gatys(st: Stylizer, pairs: list, size: int, iters: int, gains: torch.Tensor)
 
             def closure() -> torch.Tensor:
                 opt.zero_grad()
-                obj = (w * loss.raw_losses(torch.sigmoid(z), tg)[0] / ref).sum()  # noqa: B023
+                obj = (w * loss.raw_losses(torch.sigmoid(z), tg)[0] / ref).sum()
                 obj.backward()
                 return obj
 
@@ -109,9 +118,14 @@ def gatys(st: Stylizer, pairs: list, size: int, iters: int, gains: torch.Tensor)
             out["own"][n].append(float(raw[2 * i + 1, 1 + i] / raw[2 * i, 1 + i]))
             out["top"][n].append(float(raw[-2, 1 + i] / raw[-1, 1 + i]))
         out["bottom"].append(float(raw[-3, 0] / raw[-1, 0]))
-        print(f"  {c_path.name[:18]:18} x {s_path.name[:24]:24} own " + " ".join(f"{v[-1]:.3f}" for v in out["own"].values())
-              + " | top/base " + " ".join(f"{v[-1]:.3f}" for v in out["top"].values())
-              + f" | bottom/base {out['bottom'][-1]:.3f} ({time.time() - t0:.0f} s)", flush=True)  # fmt: skip
+        print(
+            f"  {c_path.name[:18]:18} x {s_path.name[:24]:24} own "
+            + " ".join(f"{v[-1]:.3f}" for v in out["own"].values())
+            + " | top/base "
+            + " ".join(f"{v[-1]:.3f}" for v in out["top"].values())
+            + f" | bottom/base {out['bottom'][-1]:.3f} ({time.time() - t0:.0f} s)",
+            flush=True,
+        )
     return out
 
 
@@ -129,8 +143,15 @@ def train_photos(n: int, crop: int, seed: int) -> list[torch.Tensor]:
     return photos
 
 
-def fit_directions(st: Stylizer, s_path: Path, photos: list[torch.Tensor], steps: int, gains: torch.Tensor, batch: int,
-                   rng: random.Random) -> torch.Tensor:  # fmt: skip
+def fit_directions(
+    st: Stylizer,
+    s_path: Path,
+    photos: list[torch.Tensor],
+    steps: int,
+    gains: torch.Tensor,
+    batch: int,
+    rng: random.Random,
+) -> torch.Tensor:
     """One painting's slider directions D ((1 + L) × 2C): γ, β = base(e) + [1, 2α − 1] · D, fitted by the objective."""
     m, loss, n_a = st.model, st.loss_module(), len(st.schema.keys)
     e, sg = st.embed(s_path), loss.style_targets(st.style_image(s_path))
@@ -150,18 +171,28 @@ def fit_directions(st: Stylizer, s_path: Path, photos: list[torch.Tensor], steps
         opt.zero_grad()
         obj.backward()
         opt.step()
-    print(f"  fitted {s_path.name}: {steps} steps, {time.time() - t0:.0f} s, last objective {obj.item():.3f}", flush=True)
+    print(
+        f"  fitted {s_path.name}: {steps} steps, {time.time() - t0:.0f} s, last objective {obj.item():.3f}", flush=True
+    )
     return d.detach()
 
 
 def fit_all(
-    st: Stylizer, out: Path, steps: int, gains: torch.Tensor, crop: int, batch: int, seed: int, shard: str = "0/1", limit: int = 0
+    st: Stylizer,
+    out: Path,
+    steps: int,
+    gains: torch.Tensor,
+    crop: int,
+    batch: int,
+    seed: int,
+    shard: str = "0/1",
+    limit: int = 0,
 ) -> None:
     """Fit D for every train-split painting, one file each (skipped when present): teachers for an amortised Λ.
 
     ``shard`` "i/n": only the paintings whose index is i mod n (n processes can share the list).
     """
-    from safetensors.torch import save_file  # noqa: PLC0415
+    from safetensors.torch import save_file
 
     data = shared_data_dir()
     split = json.loads((ROOT / "configs" / "splits" / "shared_data.json").read_text())
@@ -174,8 +205,11 @@ def fit_all(
             continue
         d = fit_directions(st, data / "style" / name, photos, steps, gains, batch, random.Random(f"{seed}:{name}"))
         tmp = dest.with_suffix(".tmp")
-        save_file({"D": d.cpu().contiguous(), "embedding": st.embed(data / "style" / name)[0].cpu().contiguous()}, str(tmp),
-                  metadata={"style": name, "steps": str(steps), "crop": str(crop), "batch": str(batch)})  # fmt: skip
+        save_file(
+            {"D": d.cpu().contiguous(), "embedding": st.embed(data / "style" / name)[0].cpu().contiguous()},
+            str(tmp),
+            metadata={"style": name, "steps": str(steps), "crop": str(crop), "batch": str(batch)},
+        )
         tmp.replace(dest)
 
 
@@ -184,12 +218,16 @@ def distill(st: Stylizer, teachers: Path, out: Path, steps: int, seed: int) -> N
 
     A fifth of the teachers (every fifth file) is held out and reported as the relative error of Δ's γ, β offsets.
     """
-    from safetensors import safe_open  # noqa: PLC0415
+    from safetensors import safe_open
 
-    from adjustable_style.export import write_export  # noqa: PLC0415
+    from adjustable_style.export import write_export
 
     lam = st.model.mlp
-    if getattr(lam, "delta_params", None) is None or getattr(lam, "delta_embedding", None) is not None or lam.terms == 1:
+    if (
+        getattr(lam, "delta_params", None) is None
+        or getattr(lam, "delta_embedding", None) is not None
+        or lam.terms == 1
+    ):
         raise SystemExit("error: distill needs a model with model.delta=params and model.delta_form=bilinear")
     files = sorted(teachers.glob("*.safetensors"))
     if len(files) < 2:
@@ -201,8 +239,14 @@ def distill(st: Stylizer, teachers: Path, out: Path, steps: int, seed: int) -> N
             d_all.append(t.get_tensor("D"))
     e_all, d_all = torch.stack(e_all).to(st.device), torch.stack(d_all).to(st.device)  # (N, 100), (N, 1 + L, 2C)
     held = torch.arange(len(files)) % 5 == 4 if len(files) >= 5 else torch.zeros(len(files), dtype=torch.bool)
-    params = [p for p in lam.parameters() if p is not lam.base_gamma.weight and p is not lam.base_gamma.bias
-              and p is not lam.base_beta.weight and p is not lam.base_beta.bias]  # fmt: skip
+    params = [
+        p
+        for p in lam.parameters()
+        if p is not lam.base_gamma.weight
+        and p is not lam.base_gamma.bias
+        and p is not lam.base_beta.weight
+        and p is not lam.base_beta.bias
+    ]
     for p in params:
         p.requires_grad_(True)
     opt = torch.optim.Adam(params, lr=1e-3)
@@ -239,17 +283,26 @@ def distill(st: Stylizer, teachers: Path, out: Path, steps: int, seed: int) -> N
                 if held.any():
                     msg += f", held-out teachers {error(held):.3f}"
             print("  " + msg, flush=True)
-    config = {**st.exported.config, "distilled_from": f"{len(files)} per-painting fits in {teachers.name} "
-              f"({int(held.sum())} held out), scripts/slider_headroom.py distill --steps {steps}"}  # fmt: skip
+    config = {
+        **st.exported.config,
+        "distilled_from": f"{len(files)} per-painting fits in {teachers.name} "
+        f"({int(held.sum())} held out), scripts/slider_headroom.py distill --steps {steps}",
+    }
     write_export(config, st.model.state_dict(), out)
     print(f"wrote {out}")
 
 
-def adapt(st: Stylizer, pairs: list, size: int, steps: int, gains: torch.Tensor, crop: int, batch: int, seed: int) -> dict:
+def adapt(
+    st: Stylizer, pairs: list, size: int, steps: int, gains: torch.Tensor, crop: int, batch: int, seed: int
+) -> dict:
     m, loss, keys, style = st.model, st.loss_module(), list(st.schema.keys), st.style_layers
     rng = random.Random(seed)
     photos = train_photos(16, crop, seed)
-    out: dict[str, dict[str, list[float]] | list[float]] = {"own": {n: [] for n in style}, "top": {n: [] for n in style}, "bottom": []}
+    out: dict[str, dict[str, list[float]] | list[float]] = {
+        "own": {n: [] for n in style},
+        "top": {n: [] for n in style},
+        "bottom": [],
+    }
     fitted: dict[Path, torch.Tensor] = {}
     for c_path, s_path in pairs:
         e, sg = st.embed(s_path), loss.style_targets(st.style_image(s_path))
@@ -270,9 +323,14 @@ def adapt(st: Stylizer, pairs: list, size: int, steps: int, gains: torch.Tensor,
             out["own"][n].append(float(raw[2 * i + 1, j] / raw[2 * i, j]))
             out["top"][n].append(float(raw[-1, j] / base[j]))
         out["bottom"].append(float(raw[-2, 0] / base[0]))
-        print(f"  {c_path.name[:18]:18} x {s_path.name[:24]:24} own " + " ".join(f"{v[-1]:.3f}" for v in out["own"].values())
-              + " | top/base " + " ".join(f"{v[-1]:.3f}" for v in out["top"].values()) + f" | bottom/base {out['bottom'][-1]:.3f}",
-              flush=True)  # fmt: skip
+        print(
+            f"  {c_path.name[:18]:18} x {s_path.name[:24]:24} own "
+            + " ".join(f"{v[-1]:.3f}" for v in out["own"].values())
+            + " | top/base "
+            + " ".join(f"{v[-1]:.3f}" for v in out["top"].values())
+            + f" | bottom/base {out['bottom'][-1]:.3f}",
+            flush=True,
+        )
     return out
 
 
@@ -285,7 +343,9 @@ def main() -> None:
     ap.add_argument("--model", default="default", help="a base_delta model: its base maps, T and P are used, not its Δ")
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--size", type=int, default=None, help="held-out photo size (default: ceiling 192, adapt 256)")
-    ap.add_argument("--steps", type=int, default=None, help="Adam steps (default: ceiling 60 per α, adapt 40 per painting)")
+    ap.add_argument(
+        "--steps", type=int, default=None, help="Adam steps (default: ceiling 60 per α, adapt 40 per painting)"
+    )
     ap.add_argument("--space", choices=["params", "embedding"], default="params", help="ceiling: what is optimised")
     ap.add_argument("--style-gain", type=float, default=3.0)
     ap.add_argument("--crop", type=int, default=160, help="adapt: train-photo crop")
@@ -322,8 +382,13 @@ def main() -> None:
             r = gatys(st, pairs, args.size or 256, args.steps or 50, gains)
         else:
             r = adapt(st, pairs, args.size or 256, args.steps or 40, gains, args.crop, args.batch, args.seed)
-        print(f"{args.what} own ratio " + " / ".join(f"{n} {med(v):.3f}" for n, v in r["own"].items())
-              + " | top/base " + " / ".join(f"{med(v):.3f}" for v in r["top"].values()) + f" | bottom/base {med(r['bottom']):.3f}")  # fmt: skip
+        print(
+            f"{args.what} own ratio "
+            + " / ".join(f"{n} {med(v):.3f}" for n, v in r["own"].items())
+            + " | top/base "
+            + " / ".join(f"{med(v):.3f}" for v in r["top"].values())
+            + f" | bottom/base {med(r['bottom']):.3f}"
+        )
 
 
 if __name__ == "__main__":

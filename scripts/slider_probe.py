@@ -21,10 +21,10 @@ from adjustable_style.image import load_image
 from adjustable_style.stylizer import Stylizer
 
 
-def probe(model: str, pairs: list, size: int, device: str = "cpu", adapters: str | None = None) -> dict[str, float]:  # noqa: ANN001
+def probe(model: str, pairs: list, size: int, device: str = "cpu", adapters: str | None = None) -> dict[str, float]:
     st = Stylizer.load(model, device=device)
     if adapters:  # slider adapters (adjustable-style adapt), each used for its own painting
-        from adjustable_style.adapt import add_adapters_from  # noqa: PLC0415
+        from adjustable_style.adapt import add_adapters_from
 
         add_adapters_from(st, adapters)
     keys = list(st.schema.keys)
@@ -75,7 +75,7 @@ def main() -> None:
     runs = [(m, None) for m in args.models] + ([(m, args.adapters) for m in args.models] if args.adapters else [])
     for m, adapters in runs:
         row = probe(m, pairs, args.size, args.device, adapters)
-        m = f"{m} + adapters" if adapters else m  # noqa: PLW2901
+        m = f"{m} + adapters" if adapters else m
         if not header:
             print("| model | " + " | ".join(row) + " |")
             print("|---" * (len(row) + 1) + "|")

@@ -35,7 +35,9 @@ from adjustable_style.stylizer import Stylizer
 VARIANTS = ("gb", "gbT", "shared")
 
 
-def widen(net: StyleTransferNet, config: ModelConfig, k: int, noise: float = 1e-3, seed: int = 0) -> tuple[StyleTransferNet, torch.Tensor]:
+def widen(
+    net: StyleTransferNet, config: ModelConfig, k: int, noise: float = 1e-3, seed: int = 0
+) -> tuple[StyleTransferNet, torch.Tensor]:
     """T with k× the channels computing the same function (Net2Wider: each channel copied k times, every conv's
     input weights divided by k; small noise breaks the symmetry) and the index that maps its flat γ, β to T's."""
     cfg = dataclasses.replace(config, channels=tuple(k * c for c in config.channels))
@@ -48,15 +50,26 @@ def widen(net: StyleTransferNet, config: ModelConfig, k: int, noise: float = 1e-
             idx = [torch.arange(n) % m for n, m in zip(p.shape[:2], q.shape[:2])]
             w = q[idx[0]][:, idx[1]] / (p.shape[1] // q.shape[1]) if p.ndim == 4 else q[idx[0]]
             p.copy_(w + noise * w.std() * torch.randn(w.shape, generator=g) if p.ndim == 4 else w)
-    index = torch.cat([off + torch.arange(c) % c_old for (_, c), (_, c_old), off in zip(
-        wide.cin_layers, net.cin_layers, torch.tensor([0, *[c for _, c in net.cin_layers]]).cumsum(0).tolist())])
+    index = torch.cat(
+        [
+            off + torch.arange(c) % c_old
+            for (_, c), (_, c_old), off in zip(
+                wide.cin_layers, net.cin_layers, torch.tensor([0, *[c for _, c in net.cin_layers]]).cumsum(0).tolist()
+            )
+        ]
+    )
     return wide, index
 
 
 def fit_pair(
-    st: Stylizer, start: tuple[StyleTransferNet, torch.Tensor | slice], c: torch.Tensor, s_path, layer: str, variant: str,  # noqa: ANN001
+    st: Stylizer,
+    start: tuple[StyleTransferNet, torch.Tensor | slice],
+    c: torch.Tensor,
+    s_path,
+    layer: str,
+    variant: str,
     args: argparse.Namespace,
-) -> list[torch.Tensor]:  # fmt: skip
+) -> list[torch.Tensor]:
     """Losses / base losses on the whole photo at the two ends (α = 0, α = 1) after fitting, starting from
     ``start`` = (T or its widened copy, the index from T's flat γ, β to that network's)."""
     m, loss, style = st.model, st.loss_module(), st.style_layers
@@ -72,7 +85,10 @@ def fit_pair(
     def targets(x: torch.Tensor) -> Targets:
         return Targets(loss.content_targets(x), {k: v.expand(len(x), *v.shape[1:]) for k, v in sg.items()})
 
-    ws = [torch.tensor([1.0] * len(st.content_layers) + [v if k == layer else 0.5 for k in style]) * gains for v in (0.0, 1.0)]
+    ws = [
+        torch.tensor([1.0] * len(st.content_layers) + [v if k == layer else 0.5 for k in style]) * gains
+        for v in (0.0, 1.0)
+    ]
     nets = [copy.deepcopy(base_net) for _ in ws] if variant == "gbT" else [copy.deepcopy(base_net)] * len(ws)
     offsets = [(torch.zeros_like(gw, requires_grad=True), torch.zeros_like(bw, requires_grad=True)) for _ in ws]
     groups = [{"params": [t for o in offsets for t in o], "lr": args.lr}]
@@ -96,7 +112,9 @@ def fit_pair(
         with torch.no_grad():
             ref = loss.raw_losses(m.net(x, g0.expand(len(x), -1), b0.expand(len(x), -1)), tg)
         obj = sum(
-            (wt * loss.raw_losses(net(x, (gw + dg).expand(len(x), -1), (bw + db).expand(len(x), -1)), tg) / ref).sum(1).mean()
+            (wt * loss.raw_losses(net(x, (gw + dg).expand(len(x), -1), (bw + db).expand(len(x), -1)), tg) / ref)
+            .sum(1)
+            .mean()
             for wt, net, (dg, db) in zip(ws, nets, offsets)
         )
         opt.zero_grad()
@@ -114,7 +132,9 @@ def main() -> None:
     ap.add_argument("--layer", default="relu4_4")
     ap.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     ap.add_argument("--pairs", type=int, default=16, help="held-out pairs to choose from (as evaluate)")
-    ap.add_argument("--styles", nargs="*", default=["monet", "stone"], help="keep pairs whose painting name contains one")
+    ap.add_argument(
+        "--styles", nargs="*", default=["monet", "stone"], help="keep pairs whose painting name contains one"
+    )
     ap.add_argument("--limit", type=int, default=4, help="at most this many pairs")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--crop", type=int, default=160)
@@ -133,10 +153,17 @@ def main() -> None:
     for p in st.model.parameters():
         p.requires_grad_(False)
     contents, styles, where = find_images(EvalSettings())
-    pairs = [p for p in choose_pairs(contents, styles, args.pairs, 0) if not args.styles or any(k in p[1].name for k in args.styles)]
+    pairs = [
+        p
+        for p in choose_pairs(contents, styles, args.pairs, 0)
+        if not args.styles or any(k in p[1].name for k in args.styles)
+    ]
     pairs = pairs[: args.limit]
-    print(f"{len(pairs)} held-out pairs from {where}; {args.steps} steps of {args.batch} × {args.crop} px crops at "
-          f"{args.size} px, measured on the whole photo\n", flush=True)  # fmt: skip
+    print(
+        f"{len(pairs)} held-out pairs from {where}; {args.steps} steps of {args.batch} × {args.crop} px crops at "
+        f"{args.size} px, measured on the whole photo\n",
+        flush=True,
+    )
     j = list(st.schema.keys).index(f"style/{args.layer}")
     start = (st.model.net, slice(None)) if args.widen == 1 else widen(st.model.net, st.model.config, args.widen)
     start[0].requires_grad_(False)  # frozen like T; the variants that train it switch its copies back on
@@ -147,9 +174,12 @@ def main() -> None:
             t0 = time.perf_counter()
             lo, hi = fit_pair(st, start, c, s_path, args.layer, variant, args)
             own[variant].append(float(hi[j] / lo[j]))
-            print(f"{c_path.name} × {s_path.name} {variant}: own {args.layer} {own[variant][-1]:.3f}; losses / base at "
-                  f"α=0 {[round(float(x), 2) for x in lo]}, α=1 {[round(float(x), 2) for x in hi]} "
-                  f"({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
+            print(
+                f"{c_path.name} × {s_path.name} {variant}: own {args.layer} {own[variant][-1]:.3f}; losses / base at "
+                f"α=0 {[round(float(x), 2) for x in lo]}, α=1 {[round(float(x), 2) for x in hi]} "
+                f"({time.perf_counter() - t0:.0f} s)",
+                flush=True,
+            )
     print(f"\n| variant | own {args.layer} (median of {len(pairs)}) |\n|---|---|")
     for v, r in own.items():
         print(f"| {v} | {statistics.median(r):.3f} |")

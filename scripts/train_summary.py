@@ -35,7 +35,10 @@ def main() -> None:
     for name, lo, hi in (("first", 0, args.window), ("last", last - args.window, last)):
         sel = [r for r in rows if lo <= int(r["step"]) < hi]
         med = {k: statistics.median(float(r[f"train/{k}"]) for r in sel) for k in KEYS}
-        print(f"median raw loss, {name} {args.window} steps ({len(sel)} rows): " + ", ".join(f"{k} {v:.3g}" for k, v in med.items()))
+        print(
+            f"median raw loss, {name} {args.window} steps ({len(sel)} rows): "
+            + ", ".join(f"{k} {v:.3g}" for k, v in med.items())
+        )
     ema = {k.split("train/")[1]: float(v) for k, v in rows[-1].items() if "_ema/" in k and v}
     print("EMA at the end: " + ", ".join(f"{k} {v:.3g}" for k, v in ema.items()))
     ckpts = sorted((args.runs[-1] / "checkpoints").glob("step*.ckpt"), key=lambda p: int(re.findall(r"\d+", p.stem)[0]))

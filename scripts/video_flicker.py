@@ -37,8 +37,11 @@ from adjustable_style.video import Keyframes, read_frames, stylize_frames, styli
 
 ROOT = Path(__file__).resolve().parents[1]
 EX = ROOT / "examples"
-PAIRS = [("photo_cat.jpg", "painting_kandinsky_small_worlds_i.jpg"), ("photo_astronaut.jpg", "painting_hokusai_great_wave.jpg"),
-         ("photo_rocket_launch.jpg", "painting_monet_water_lilies.jpg")]  # fmt: skip
+PAIRS = [
+    ("photo_cat.jpg", "painting_kandinsky_small_worlds_i.jpg"),
+    ("photo_astronaut.jpg", "painting_hokusai_great_wave.jpg"),
+    ("photo_rocket_launch.jpg", "painting_monet_water_lilies.jpg"),
+]
 
 
 def cin_statistics_ema(model: torch.nn.Module, decay: float) -> list:
@@ -74,10 +77,14 @@ class ClipLoss:
 
 
 def flicker_table(st: Stylizer, n_frames: int, size: tuple[int, int], blends: list[float], ema: float) -> list[str]:
-    lines = [f"clips: {n_frames} frames of {size[1]}x{size[0]}, camera pans across and zooms 1.25x into the photo",
-             "warping error (MSE x 1e3); losses relative to per-frame (content, then each style layer)"]  # fmt: skip
+    lines = [
+        f"clips: {n_frames} frames of {size[1]}x{size[0]}, camera pans across and zooms 1.25x into the photo",
+        "warping error (MSE x 1e3); losses relative to per-frame (content, then each style layer)",
+    ]
     keys = [k.replace("content/", "c:").replace("style/", "s:") for k in st.schema.keys]
-    lines.append(f"{'clip':<34} {'method':<24} {'warp err':>9} {'vs per-frame':>12}  " + " ".join(f"{k:>9}" for k in keys))
+    lines.append(
+        f"{'clip':<34} {'method':<24} {'warp err':>9} {'vs per-frame':>12}  " + " ".join(f"{k:>9}" for k in keys)
+    )
     ratios: dict[str, list[float]] = {}
     style_change: dict[str, list[float]] = {}
     for photo, painting in PAIRS:
@@ -95,8 +102,13 @@ def flicker_table(st: Stylizer, n_frames: int, size: tuple[int, int], blends: li
         half_px = torch.tensor([[1.0, 0.0, 1 / size[1]], [0.0, 1.0, 1 / size[0]]])
         shifted = torch.cat([warp(y[None], half_px, "bicubic") for y in per_frame])
         restored = torch.cat([restore_spectrum(s[None], y[None]) for s, y in zip(shifted, per_frame)]).clamp(0, 1)
-        runs = {"input clip": frames, "per-frame": per_frame, "per-frame, 1/2 px shift": shifted.clamp(0, 1),
-                "1/2 px shift, restored": restored, f"CIN stats EMA {ema:g}": smoothed}  # fmt: skip
+        runs = {
+            "input clip": frames,
+            "per-frame": per_frame,
+            "per-frame, 1/2 px shift": shifted.clamp(0, 1),
+            "1/2 px shift, restored": restored,
+            f"CIN stats EMA {ema:g}": smoothed,
+        }
         for b in blends:
             stab = FlickerStabiliser(blend=b)
             runs[f"stabilised, blend {b:g}"] = torch.cat([stab(f[None], y[None]) for f, y in zip(frames, per_frame)])
@@ -107,9 +119,11 @@ def flicker_table(st: Stylizer, n_frames: int, size: tuple[int, int], blends: li
             rel = (clip_loss(v) / base_loss).tolist() if name != "input clip" else []
             ratios.setdefault(name, []).append(err / base_err)
             if rel:
-                style_change.setdefault(name, []).append(max(rel[len(st.schema.content):]))
-            lines.append(f"{photo[6:-4] + ' x ' + painting[9:-4]:<34} {name:<24} {err * 1e3:>9.3f} {err / base_err:>12.2f}  "
-                         + " ".join(f"{r:>9.3f}" for r in rel))  # fmt: skip
+                style_change.setdefault(name, []).append(max(rel[len(st.schema.content) :]))
+            lines.append(
+                f"{photo[6:-4] + ' x ' + painting[9:-4]:<34} {name:<24} {err * 1e3:>9.3f} {err / base_err:>12.2f}  "
+                + " ".join(f"{r:>9.3f}" for r in rel)
+            )
     lines.append("mean over the clips: warping error relative to per-frame | each clip's largest style-loss ratio")
     for k, v in ratios.items():
         worst = f"{sum(style_change[k]) / len(style_change[k]):.3f}" if k in style_change else ""
@@ -123,8 +137,9 @@ def speed_480p(st: Stylizer, n_frames: int, tmp: Path) -> list[str]:
     clip = write_video(frames.split(1), tmp / "clip480.mp4", 24)
     lines = []
     for stabilise in (False, True):
-        r = stylize_video(st, clip, EX / "painting_hokusai_great_wave.jpg", tmp / "out480.mp4", stabilise=stabilise,
-                          progress=False)  # fmt: skip
+        r = stylize_video(
+            st, clip, EX / "painting_hokusai_great_wave.jpg", tmp / "out480.mp4", stabilise=stabilise, progress=False
+        )
         what = "stabilised" if stabilise else "per-frame"
         lines.append(f"480p (854x480), {r.frames} frames, {what}: {r.frames_per_second:.2f} frames/s end to end")
     return lines
@@ -134,15 +149,20 @@ def strip(st: Stylizer, tmp: Path, out: Path, n_frames: int = 48) -> list[str]:
     frames, _ = pan_zoom_clip(load_image(EX / "photo_cat.jpg"), n_frames, (240, 360), pan=(0.8, 0.1), zoom=1.2)
     clip = write_video(frames.split(1), tmp / "cat.mp4", 24)
     keys = "0s:relu2_2=0,relu3_4=0,relu4_4=0; 2s:relu2_2=1,relu3_4=1,relu4_4=1"
-    r = stylize_video(st, clip, EX / "painting_kandinsky_small_worlds_i.jpg", tmp / "cat_styled.mp4", keyframes=keys,
-                      progress=False)  # fmt: skip
+    r = stylize_video(
+        st, clip, EX / "painting_kandinsky_small_worlds_i.jpg", tmp / "cat_styled.mp4", keyframes=keys, progress=False
+    )
     decoded = list(read_frames(r.path))
     picks = [round(i * (r.frames - 1) / 4) for i in range(5)]
-    labels = [f"frame {k} ({k / float(r.fps):.1f} s)\n" + format_weights(st.schema.to_dicts(r.alphas[k])[0]) for k in picks]
+    labels = [
+        f"frame {k} ({k / float(r.fps):.1f} s)\n" + format_weights(st.schema.to_dicts(r.alphas[k])[0]) for k in picks
+    ]
     sheet = contact_sheet([decoded[k] for k in picks], labels, cell=256)
     save_image(sheet, out, quality=85)
-    return [f"strip: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} ({out.stat().st_size // 1024} KB), "
-            f"keyframes {keys!r}, frames {picks}"]  # fmt: skip
+    return [
+        f"strip: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} ({out.stat().st_size // 1024} KB), "
+        f"keyframes {keys!r}, frames {picks}"
+    ]
 
 
 def main() -> None:
@@ -157,9 +177,11 @@ def main() -> None:
     args = ap.parse_args()
     st = Stylizer.load(args.model, device="cpu", backend="torch")
     h, w = (int(v) for v in args.size.lower().split("x"))
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch "
-          f"{torch.__version__}, {torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}; "
-          f"model {args.model}")  # fmt: skip
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch "
+        f"{torch.__version__}, {torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}; "
+        f"model {args.model}"
+    )
     for line in flicker_table(st, args.frames, (h, w), args.blend, args.ema) if args.frames else []:
         print(line, flush=True)
     with tempfile.TemporaryDirectory() as d:

@@ -15,7 +15,9 @@ import pytest
 from adjustable_style.image import is_image_file
 
 # $ADJUSTABLE_STYLE_DATA (as in the configs) points elsewhere, e.g. on a machine without ../shared
-SHARED_DATA = Path(os.environ.get("ADJUSTABLE_STYLE_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+SHARED_DATA = Path(
+    os.environ.get("ADJUSTABLE_STYLE_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data"
+)
 
 
 def _images_in(folder: Path) -> list[Path]:
@@ -59,8 +61,8 @@ def style_images(shared_data: Path) -> list[Path]:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real model (caffe VGG19, real images) trained for 2 steps at 64 px: its Lightning ``last.ckpt``."""
-    from adjustable_style.config import load_config  # noqa: PLC0415 - Lightning is slow to import
-    from adjustable_style.train import fit  # noqa: PLC0415
+    from adjustable_style.config import load_config
+    from adjustable_style.train import fit
 
     out = tmp_path_factory.mktemp("tiny_run")
     cfg = load_config(
@@ -88,6 +90,6 @@ def tiny_checkpoint(shared_data: Path, tmp_path_factory: pytest.TempPathFactory)
 @pytest.fixture(scope="session")
 def tiny_model_dir(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``tiny_checkpoint`` exported for inference (float16 ``model.safetensors`` + ``config.json``)."""
-    from adjustable_style.export import export_checkpoint  # noqa: PLC0415
+    from adjustable_style.export import export_checkpoint
 
     return export_checkpoint(tiny_checkpoint, tmp_path_factory.mktemp("tiny_model") / "model")

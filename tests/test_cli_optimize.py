@@ -57,7 +57,9 @@ def _expected_size(path: Path, longer: int) -> tuple[int, int]:
 
 def test_optimize_in_process(photo: Path, painting: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "result.png"
-    code = main(["optimize", str(photo), str(painting), "-o", str(out), "--size", "64", "--steps", "3", "-q", "--device", "cpu"])
+    code = main(
+        ["optimize", str(photo), str(painting), "-o", str(out), "--size", "64", "--steps", "3", "-q", "--device", "cpu"]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert out.is_file()
@@ -81,7 +83,7 @@ def test_optimize_with_a_models_normalizers(
 ) -> None:
     # --normalizers MODEL: the weighted terms are the raw losses scaled by that model's EMA (eq. 9), so the
     # weights mean what its sliders mean; the default normalisers (end-point distances) give other scales.
-    from adjustable_style.export import load_model  # noqa: PLC0415
+    from adjustable_style.export import load_model
 
     model = load_model("default")
     argv = ["optimize", str(photo), str(painting), "--size", "48", "--steps", "2", "-q", "--device", "cpu"]
@@ -106,7 +108,17 @@ def test_normalizers_and_layer_flags_conflict(
     photo: Path, painting: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "x.png"
-    argv = ["optimize", str(photo), str(painting), "-o", str(out), "--normalizers", "default", "--style-layers", "relu1_1"]
+    argv = [
+        "optimize",
+        str(photo),
+        str(painting),
+        "-o",
+        str(out),
+        "--normalizers",
+        "default",
+        "--style-layers",
+        "relu1_1",
+    ]
     assert main(argv) == 1
     _assert_one_line_error(capsys.readouterr().err, "--normalizers")
     assert main([*argv[:-4], "--normalizers", str(tmp_path / "nope")]) == 1
@@ -121,9 +133,27 @@ def test_optimize_as_a_subprocess(tmp_path: Path) -> None:
         pytest.skip("examples folder missing")
     out = tmp_path / "sub" / "cat.jpg"  # a missing folder is created
     proc = subprocess.run(
-        [sys.executable, "-m", "adjustable_style", "optimize", str(content), str(style), "-o", str(out),
-         "--size", "64", "--steps", "3", "-q", "--style-weights", "relu2_2=2,relu4_4=0.5"],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONWARNINGS": "error"},
+        [
+            sys.executable,
+            "-m",
+            "adjustable_style",
+            "optimize",
+            str(content),
+            str(style),
+            "-o",
+            str(out),
+            "--size",
+            "64",
+            "--steps",
+            "3",
+            "-q",
+            "--style-weights",
+            "relu2_2=2,relu4_4=0.5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONWARNINGS": "error"},
     )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -165,7 +195,12 @@ def _bad_files(tmp_path: Path, photo: Path) -> dict[str, Path]:
 )
 @pytest.mark.parametrize("role", ["content", "style"])
 def test_bad_image_files(
-    which: str, needles: tuple[str, ...], role: str, photo: Path, painting: Path, tmp_path: Path,
+    which: str,
+    needles: tuple[str, ...],
+    role: str,
+    photo: Path,
+    painting: Path,
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     files = _bad_files(tmp_path, photo)
@@ -199,7 +234,11 @@ def test_bad_image_files(
     ],
 )
 def test_bad_arguments(
-    extra: list[str], needles: tuple[str, ...], photo: Path, painting: Path, tmp_path: Path,
+    extra: list[str],
+    needles: tuple[str, ...],
+    photo: Path,
+    painting: Path,
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     out = tmp_path / "out.png"
@@ -210,7 +249,9 @@ def test_bad_arguments(
     assert not out.exists()
 
 
-def test_cuda_device_without_cuda(photo: Path, painting: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cuda_device_without_cuda(
+    photo: Path, painting: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import torch
 
     if torch.cuda.is_available():
@@ -229,7 +270,9 @@ def test_missing_required_arguments_is_one_line(capsys: pytest.CaptureFixture[st
     _assert_one_line_error(capsys.readouterr().err, "required")
 
 
-def test_output_under_a_regular_file(photo: Path, painting: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_output_under_a_regular_file(
+    photo: Path, painting: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     blocker = tmp_path / "file.txt"
     blocker.write_text("I am a file")
     out = blocker / "out.png"
@@ -239,7 +282,9 @@ def test_output_under_a_regular_file(photo: Path, painting: Path, tmp_path: Path
     assert blocker.read_text() == "I am a file"
 
 
-def test_output_with_unknown_extension(photo: Path, painting: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_output_with_unknown_extension(
+    photo: Path, painting: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "out.xyz"
     code = _run(["optimize", str(photo), str(painting), "-o", str(out), "--size", "64", "--steps", "1", "-q"])
     assert code == 1
@@ -276,7 +321,9 @@ def test_argparse_error_as_a_subprocess(tmp_path: Path) -> None:
     out = tmp_path / "out.png"
     proc = subprocess.run(
         [sys.executable, "-m", "adjustable_style", "optimize", "a.jpg", "b.jpg", "-o", str(out), "--steps", "abc"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 1
     _assert_one_line_error(proc.stderr, "--steps", "abc")

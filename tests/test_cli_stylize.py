@@ -149,13 +149,18 @@ def test_bad_stylize_inputs(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_bad_sweep_and_variations_inputs(tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_sweep_and_variations_inputs(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     model = ["--model", str(tiny_model_dir), "--max-size", "64"]
     out = str(tmp_path / "s.png")
     for argv, message in [
         (["sweep", CAT, WAVE, "--layer", "relu5_1", "-o", out, *model], "unknown style layer 'relu5_1'"),
         (["sweep", CAT, WAVE, "--layer", "relu4_4", "--steps", "1", "-o", out, *model], "--steps must be >= 2"),
-        (["sweep", CAT, WAVE, "--layer", "relu4_4", "--high", "1.5", "-o", out, *model], "sweep high must be in [0, 1]"),
+        (
+            ["sweep", CAT, WAVE, "--layer", "relu4_4", "--high", "1.5", "-o", out, *model],
+            "sweep high must be in [0, 1]",
+        ),
         (["variations", CAT, WAVE, "-n", "0", "-o", out, *model], "-n must be >= 1"),
         (["variations", CAT, str(tmp_path / "nope.jpg"), "-o", out, *model], "style '"),
     ]:
@@ -178,7 +183,9 @@ def test_bundled_default_model_stylizes_with_no_model_path(tmp_path: Path) -> No
     assert (model / "model.safetensors").stat().st_size < 20 * 2**20
     out = tmp_path / "out.png"
     photo = EXAMPLES / "photo_cat.jpg"
-    code = main(["stylize", str(photo), str(EXAMPLES / "painting_vangogh_starry_night.jpg"), "-o", str(out), "--max-size", "96"])
+    code = main(
+        ["stylize", str(photo), str(EXAMPLES / "painting_vangogh_starry_night.jpg"), "-o", str(out), "--max-size", "96"]
+    )
     assert code == 0 and out.is_file()
     result, original = load_image(out), load_image(photo, size=96)
     assert result.shape == original.shape

@@ -38,7 +38,9 @@ def test_split_keeps_validation_disjoint_and_names_real_files(path: Path, shared
         assert train and (val or single_style), f"{path.name}: {kind} train or val is empty"
         assert not train & val, f"{path.name}: {kind} train and val overlap"
         on_disk = {p.name for p in list_images([shared_data / kind])}
-        assert train | val <= on_disk, f"{path.name}: names not in {shared_data / kind}: {sorted((train | val) - on_disk)[:3]}"
+        assert train | val <= on_disk, (
+            f"{path.name}: names not in {shared_data / kind}: {sorted((train | val) - on_disk)[:3]}"
+        )
 
 
 def test_cpu_default_split_is_a_subset_with_the_same_held_out_styles() -> None:
@@ -52,8 +54,10 @@ def test_cpu_default_split_is_a_subset_with_the_same_held_out_styles() -> None:
 def test_single_style_config_trains_and_validates_on_its_one_painting(shared_data: Path) -> None:
     from adjustable_style.data import StyleDataModule
 
-    cfg = load_config(ROOT / "configs" / "train" / "cpu_starry_night.yaml", [f"data.style_dirs=[{shared_data / 'style'}]",
-                      f"data.content_dirs=[{shared_data / 'content'}]"])
+    cfg = load_config(
+        ROOT / "configs" / "train" / "cpu_starry_night.yaml",
+        [f"data.style_dirs=[{shared_data / 'style'}]", f"data.content_dirs=[{shared_data / 'content'}]"],
+    )
     dm = StyleDataModule(cfg.data)
     dm.setup()
     assert [p.name for p in dm.train_set.style] == ["vangogh_starry_night.jpg"]
@@ -76,7 +80,7 @@ def test_single_style_config_trains_and_validates_on_its_one_painting(shared_dat
     ],
 )
 def test_out_of_range_settings_fail_at_load_time(override: str, match: str) -> None:
-    from adjustable_style.config import ConfigError, load_config  # noqa: PLC0415
+    from adjustable_style.config import ConfigError, load_config
 
     with pytest.raises(ConfigError, match=match) as e:
         load_config(None, [override])

@@ -56,7 +56,7 @@ def test_replacement_is_seeded_random_not_the_sorted_neighbour(content_images: l
 
 
 def _fail(p: Path) -> Path:
-    from adjustable_style.image import ImageError  # noqa: PLC0415
+    from adjustable_style.image import ImageError
 
     raise ImageError(f"cannot read image '{p}'")
 
@@ -69,23 +69,44 @@ def _path_or_fail(p: Path) -> Path:
 def test_distinct_skipped_files_survive_a_resume(
     content_images: list[Path], style_images: list[Path], tmp_path: Path
 ) -> None:
-    from adjustable_style.config import load_config  # noqa: PLC0415
-    from adjustable_style.train import fit  # noqa: PLC0415
+    from adjustable_style.config import load_config
+    from adjustable_style.train import fit
 
     _folder_with_broken(content_images, tmp_path, n=3)  # 6 files, half of them broken: met within a few steps
     style_dir = tmp_path / "style"
     style_dir.mkdir()
     (style_dir / "s.jpg").symlink_to(style_images[0])
 
-    def run(out: str, *extra: str):  # noqa: ANN202
-        return fit(load_config(None, [
-            f"data.content_dirs=[{tmp_path / 'content'}]", f"data.style_dirs=[{style_dir}]", "data.val_fraction=0",
-            "data.crop_size=32", "data.style_size=32", "data.batch_size=2", "data.num_workers=0",
-            f"log.out_dir={tmp_path / out}", "log.progress_bar=false", "log.image_every_n_steps=0", "log.logger=csv",
-            "trainer.val_check_interval=100000", "trainer.accelerator=cpu", "trainer.devices=1",
-            "trainer.precision=32-true", "log.checkpoint_every_n_steps=3", "log.keep_checkpoints=-1",
-            "model.channels=[8,16,16]", "model.n_residual=1", "optim.warmup_steps=1", "channels_last=false", *extra,
-        ]))  # fmt: skip
+    def run(out: str, *extra: str):
+        return fit(
+            load_config(
+                None,
+                [
+                    f"data.content_dirs=[{tmp_path / 'content'}]",
+                    f"data.style_dirs=[{style_dir}]",
+                    "data.val_fraction=0",
+                    "data.crop_size=32",
+                    "data.style_size=32",
+                    "data.batch_size=2",
+                    "data.num_workers=0",
+                    f"log.out_dir={tmp_path / out}",
+                    "log.progress_bar=false",
+                    "log.image_every_n_steps=0",
+                    "log.logger=csv",
+                    "trainer.val_check_interval=100000",
+                    "trainer.accelerator=cpu",
+                    "trainer.devices=1",
+                    "trainer.precision=32-true",
+                    "log.checkpoint_every_n_steps=3",
+                    "log.keep_checkpoints=-1",
+                    "model.channels=[8,16,16]",
+                    "model.n_residual=1",
+                    "optim.warmup_steps=1",
+                    "channels_last=false",
+                    *extra,
+                ],
+            )
+        )
 
     full, sys_full = run("full", "trainer.max_steps=6")
     assert 1 <= len(sys_full.skipped_files) <= 3

@@ -78,7 +78,7 @@ def test_choose_pairs_is_seeded_and_distinct() -> None:
 
 
 def test_images_fall_back_to_bundled_examples(monkeypatch: pytest.MonkeyPatch) -> None:
-    import adjustable_style.evaluate as ev  # noqa: PLC0415
+    import adjustable_style.evaluate as ev
 
     monkeypatch.setattr(ev, "shared_data_dir", lambda: None)
     contents, styles, where = ev.find_images(ev.EvalSettings())
@@ -87,7 +87,7 @@ def test_images_fall_back_to_bundled_examples(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_single_style_split_evaluates_its_painting_on_held_out_photos(shared_data: Path) -> None:
-    import adjustable_style.evaluate as ev  # noqa: PLC0415
+    import adjustable_style.evaluate as ev
 
     split = "configs/splits/shared_data_starry_night.json"
     contents, styles, where = ev.find_images(ev.EvalSettings(split=split))
@@ -98,7 +98,7 @@ def test_single_style_split_evaluates_its_painting_on_held_out_photos(shared_dat
 
 
 def test_data_env_must_be_a_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from adjustable_style.evaluate import shared_data_dir  # noqa: PLC0415
+    from adjustable_style.evaluate import shared_data_dir
 
     monkeypatch.setenv(DATA_ENV, str(tmp_path / "missing"))
     with pytest.raises(EvalError, match=DATA_ENV):
@@ -133,7 +133,9 @@ def test_update_readme_replaces_only_the_block(tmp_path: Path) -> None:
     assert [f.name for f in tmp_path.iterdir()] == ["README.md"]  # no temp files left behind
 
 
-@pytest.mark.parametrize("text", ["# no markers\n", f"{README_END}\nx\n{README_BEGIN}\n", f"{README_BEGIN}\n{README_BEGIN}\n{README_END}\n"])
+@pytest.mark.parametrize(
+    "text", ["# no markers\n", f"{README_END}\nx\n{README_BEGIN}\n", f"{README_BEGIN}\n{README_BEGIN}\n{README_END}\n"]
+)
 def test_update_readme_needs_markers(tmp_path: Path, text: str) -> None:
     p = tmp_path / "README.md"
     p.write_text(text, encoding="utf-8")
@@ -168,8 +170,14 @@ def test_evaluate_end_to_end(
     assert "relu2_2" in printed and "wrote" in printed
 
     names = {p.name for p in out.iterdir()}
-    expected = {"report.md", "results.json", "controllability.png", "gatys_0.png", "diversity_0.png",
-                *(f"sweep_{n}.png" for n in ("relu2_2", "relu3_4", "relu4_4"))}  # fmt: skip
+    expected = {
+        "report.md",
+        "results.json",
+        "controllability.png",
+        "gatys_0.png",
+        "diversity_0.png",
+        *(f"sweep_{n}.png" for n in ("relu2_2", "relu3_4", "relu4_4")),
+    }
     assert expected <= names
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # temp folders cleaned up
 
@@ -200,7 +208,12 @@ def test_evaluate_end_to_end(
 
     # Running again replaces the report folder (it is recognised as one) instead of refusing.
     (out / "stale.png").write_bytes(b"")
-    assert main(["evaluate", "--model", str(tiny_model_dir), *TINY, "-o", str(out), "-q", "--gatys-pairs", "0", "--no-peer"]) == 0
+    assert (
+        main(
+            ["evaluate", "--model", str(tiny_model_dir), *TINY, "-o", str(out), "-q", "--gatys-pairs", "0", "--no-peer"]
+        )
+        == 0
+    )
     assert not (out / "stale.png").exists()
     assert json.loads((out / "results.json").read_text(encoding="utf-8"))["gatys"] is None
 
@@ -219,7 +232,7 @@ def test_evaluate_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     empty.mkdir()
     photos = tmp_path / "photos"
     photos.mkdir()
-    from adjustable_style.image import save_image  # noqa: PLC0415
+    from adjustable_style.image import save_image
 
     save_image(torch.rand(1, 3, 40, 40), photos / "a.png")
     # Folders, output and README are checked before the model is even looked for.
@@ -230,18 +243,50 @@ def test_evaluate_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     _one_line_error(capsys, "not found")
     assert main(["evaluate", *model, *out, "--content", str(empty), "--style", str(photos)]) == 1
     _one_line_error(capsys, "no images")
-    assert main(["evaluate", "--model", str(tmp_path / "missing_model"), *out, "--content", str(photos), "--style", str(photos)]) == 1
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(tmp_path / "missing_model"),
+                *out,
+                "--content",
+                str(photos),
+                "--style",
+                str(photos),
+            ]
+        )
+        == 1
+    )
     _one_line_error(capsys, "not found")
     assert main(["evaluate", "--model", str(empty), *out, "--content", str(photos), "--style", str(photos)]) == 1
     _one_line_error(capsys, "config.json")
     assert main(["evaluate", *model, *out, "--content", str(photos), "--style", str(photos), "--pairs", "0"]) == 1
     _one_line_error(capsys, "--pairs")
-    assert main(["evaluate", *model, *out, "--content", str(photos), "--style", str(photos), "--split", str(empty / "x.json")]) == 1
+    assert (
+        main(
+            [
+                "evaluate",
+                *model,
+                *out,
+                "--content",
+                str(photos),
+                "--style",
+                str(photos),
+                "--split",
+                str(empty / "x.json"),
+            ]
+        )
+        == 1
+    )
     _one_line_error(capsys, "split")
 
     # Output: a file, or a folder that holds something else, is refused before any compute.
     (tmp_path / "file.txt").write_text("x")
-    assert main(["evaluate", *model, "-o", str(tmp_path / "file.txt"), "--content", str(photos), "--style", str(photos)]) == 1
+    assert (
+        main(["evaluate", *model, "-o", str(tmp_path / "file.txt"), "--content", str(photos), "--style", str(photos)])
+        == 1
+    )
     _one_line_error(capsys, "is a file")
     assert main(["evaluate", *model, "-o", str(tmp_path), "--content", str(photos), "--style", str(photos)]) == 1
     _one_line_error(capsys, "refusing to overwrite")
@@ -249,7 +294,9 @@ def test_evaluate_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     # README without markers: a clear error, nothing computed, README untouched.
     readme = tmp_path / "README.md"
     readme.write_text("# no markers\n")
-    assert main(["evaluate", *model, *out, "--content", str(photos), "--style", str(photos), "--readme", str(readme)]) == 1
+    assert (
+        main(["evaluate", *model, *out, "--content", str(photos), "--style", str(photos), "--readme", str(readme)]) == 1
+    )
     _one_line_error(capsys, "eval:begin")
     assert readme.read_text() == "# no markers\n"
     assert not (tmp_path / "out").exists()

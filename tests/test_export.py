@@ -24,7 +24,6 @@ from adjustable_style.export import (
 )
 
 
-
 def _one_line(e: pytest.ExceptionInfo) -> str:
     msg = str(e.value)
     assert "\n" not in msg, msg
@@ -184,8 +183,8 @@ def test_out_of_range_config_values_are_refused(
 
 def test_torchvision_named_but_missing_is_one_line(tiny_model_dir: Path, tmp_path: Path) -> None:
     try:
-        import torchvision  # noqa: F401, PLC0415
-    except Exception:  # noqa: BLE001 - missing or a broken CUDA wheel: exactly the case under test
+        pass
+    except Exception:
         pass
     else:
         pytest.skip("torchvision works here: the weights would download instead")
@@ -231,7 +230,7 @@ def test_unsafe_objects_become_inert_placeholders(tiny_checkpoint: Path, tmp_pat
     # Objects a weights-only load refuses, outside what the export needs: loaded as placeholders.
     ckpt["loops"]["extra"] = argparse.Namespace(a=1)
     torch.save(ckpt, tmp_path / "odd.ckpt")
-    with pytest.raises(Exception):  # noqa: B017 - the plain safe load refuses it
+    with pytest.raises(Exception):
         torch.load(tmp_path / "odd.ckpt", weights_only=True)
     config, state = checkpoint_payload(tmp_path / "odd.ckpt")
     assert config["train"]["step"] == 2 and state
@@ -246,7 +245,7 @@ def test_unsafe_objects_become_inert_placeholders(tiny_checkpoint: Path, tmp_pat
     marker = tmp_path / "pwned"
 
     class Evil:
-        def __reduce__(self):  # noqa: ANN204
+        def __reduce__(self):
             return (os.system, (f"touch {marker}",))
 
     del ckpt["hyper_parameters"]["config"]["seed"]

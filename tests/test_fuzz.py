@@ -29,9 +29,12 @@ from adjustable_style.image import ImageError, load_image
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 N_EXAMPLES = 500  # per test: 1000 generated files in all
 FUZZ = settings(
-    max_examples=N_EXAMPLES, deadline=None, database=None, derandomize=True,
+    max_examples=N_EXAMPLES,
+    deadline=None,
+    database=None,
+    derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)  # fmt: skip
+)
 FORMATS = {  # format → modes PIL can write in it
     "PNG": ("1", "L", "LA", "P", "RGB", "RGBA", "I;16"),  # 32-bit "I" PNGs are deprecated in Pillow
     "JPEG": ("L", "RGB", "CMYK"),
@@ -148,7 +151,9 @@ def test_cli_error_path_is_one_line_for_any_file(fuzz_dir: Path, capsys: pytest.
         path.write_bytes(data)
         images = [str(painting), str(path)] if as_style else [str(path), str(painting)]
         # A zero memory limit stops valid images right after both were decoded: only the error path runs.
-        code = main(["optimize", *images, "-o", str(out), "--memory-limit", "1e-12", "--steps", "1", "-q", "--device", "cpu"])
+        code = main(
+            ["optimize", *images, "-o", str(out), "--memory-limit", "1e-12", "--steps", "1", "-q", "--device", "cpu"]
+        )
         err = capsys.readouterr().err
         assert code == 1, err
         lines = err.strip().splitlines()

@@ -35,11 +35,11 @@ def pair(content_images: list[Path], style_images: list[Path]) -> tuple[torch.Te
 
 
 @pytest.fixture(scope="module")
-def run(pair: tuple[torch.Tensor, torch.Tensor], vgg: VGG19Features):  # noqa: ANN201
+def run(pair: tuple[torch.Tensor, torch.Tensor], vgg: VGG19Features):
     """``run(**config)`` → optimize() on the shared pair, cached per config so that tests share runs."""
     cache: dict[tuple, tuple[torch.Tensor, LossBreakdown]] = {}
 
-    def _run(**kwargs) -> tuple[torch.Tensor, LossBreakdown]:  # noqa: ANN003
+    def _run(**kwargs) -> tuple[torch.Tensor, LossBreakdown]:
         key = tuple(sorted((k, tuple(sorted(v.items())) if isinstance(v, dict) else v) for k, v in kwargs.items()))
         if key not in cache:
             cache[key] = optimize(*pair, GatysConfig(**{"steps": STEPS, **kwargs}), vgg=vgg)
@@ -48,7 +48,9 @@ def run(pair: tuple[torch.Tensor, torch.Tensor], vgg: VGG19Features):  # noqa: A
     return _run
 
 
-def _start_loss(pair: tuple[torch.Tensor, torch.Tensor], vgg: VGG19Features, cfg: GatysConfig, start: torch.Tensor) -> LossBreakdown:
+def _start_loss(
+    pair: tuple[torch.Tensor, torch.Tensor], vgg: VGG19Features, cfg: GatysConfig, start: torch.Tensor
+) -> LossBreakdown:
     """The objective optimize() minimises, evaluated at ``start`` (same normalisation and weights)."""
     content, style = pair
     loss = PerceptualLoss(cfg.schema, vgg, tv_weight=cfg.tv_weight).eval()
@@ -60,7 +62,7 @@ def _start_loss(pair: tuple[torch.Tensor, torch.Tensor], vgg: VGG19Features, cfg
 # ---------------------------------------------------------------------------------------------------------
 
 
-def test_loss_decreases_and_output_stays_in_range(pair, vgg, run) -> None:  # noqa: ANN001
+def test_loss_decreases_and_output_stays_in_range(pair, vgg, run) -> None:
     content, _ = pair
     out, final = run()
     assert out.shape == content.shape
@@ -73,7 +75,7 @@ def test_loss_decreases_and_output_stays_in_range(pair, vgg, run) -> None:  # no
     assert not torch.allclose(out, content, atol=0.05)
 
 
-def test_callback_sees_every_step(pair, vgg) -> None:  # noqa: ANN001
+def test_callback_sees_every_step(pair, vgg) -> None:
     seen: list[tuple[int, LossBreakdown]] = []
     optimize(*pair, GatysConfig(steps=3), vgg=vgg, callback=lambda step, br: seen.append((step, br)))
     assert [s for s, _ in seen] == [1, 2, 3]
@@ -83,7 +85,7 @@ def test_callback_sees_every_step(pair, vgg) -> None:  # noqa: ANN001
         assert br.raw.shape == (1, 4)
 
 
-def test_raising_a_style_weight_lowers_that_layers_loss(run) -> None:  # noqa: ANN001
+def test_raising_a_style_weight_lowers_that_layers_loss(run) -> None:
     # The paper's central claim, checked on the optimisation reference: each layer's weight controls its term.
     _, low = run(style_weights={"relu2_2": 0.1})
     _, high = run(style_weights={"relu2_2": 10.0})
@@ -94,7 +96,7 @@ def test_raising_a_style_weight_lowers_that_layers_loss(run) -> None:  # noqa: A
     assert float(high.raw[0, 0]) > float(low.raw[0, 0])
 
 
-def test_a_small_content_weight_does_not_stall(pair, vgg) -> None:  # noqa: ANN001
+def test_a_small_content_weight_does_not_stall(pair, vgg) -> None:
     # Regression: with L-BFGS's default max_eval the line search had no evaluations; when the unit step
     # was rejected (here, at content_weight 0.1) every later step retried it and the image never moved.
     content, _ = pair
@@ -103,7 +105,7 @@ def test_a_small_content_weight_does_not_stall(pair, vgg) -> None:  # noqa: ANN0
 
 
 @pytest.mark.slow
-def test_raising_the_content_weight_keeps_closer_to_the_photo(pair, run) -> None:  # noqa: ANN001
+def test_raising_the_content_weight_keeps_closer_to_the_photo(pair, run) -> None:
     content, _ = pair
     out_low, low = run(content_weight=0.1)
     out_high, high = run(content_weight=10.0)
@@ -112,7 +114,7 @@ def test_raising_the_content_weight_keeps_closer_to_the_photo(pair, run) -> None
 
 
 @pytest.mark.parametrize("init", ["content", "style", "noise"])
-def test_every_init_works(pair, vgg, run, init: str) -> None:  # noqa: ANN001
+def test_every_init_works(pair, vgg, run, init: str) -> None:
     content, style = pair
     steps = 5
     cfg = GatysConfig(steps=steps, init=init)
@@ -129,13 +131,13 @@ def test_every_init_works(pair, vgg, run, init: str) -> None:  # noqa: ANN001
     assert float(final.total) < float(_start_loss(pair, vgg, cfg, start).total)
 
 
-def test_inits_lead_to_different_images(run) -> None:  # noqa: ANN001
+def test_inits_lead_to_different_images(run) -> None:
     outs = {init: run(steps=5, init=init)[0] for init in ("content", "style", "noise")}
     assert float((outs["content"] - outs["style"]).abs().mean()) > 0.02
     assert float((outs["content"] - outs["noise"]).abs().mean()) > 0.02
 
 
-def test_noise_init_is_reproducible_by_seed(pair, vgg) -> None:  # noqa: ANN001
+def test_noise_init_is_reproducible_by_seed(pair, vgg) -> None:
     a, _ = optimize(*pair, GatysConfig(steps=2, init="noise", seed=7), vgg=vgg)
     b, _ = optimize(*pair, GatysConfig(steps=2, init="noise", seed=7), vgg=vgg)
     c, _ = optimize(*pair, GatysConfig(steps=2, init="noise", seed=8), vgg=vgg)
@@ -148,12 +150,12 @@ def test_noise_init_is_reproducible_by_seed(pair, vgg) -> None:  # noqa: ANN001
     assert torch.equal(torch.get_rng_state(), before)
 
 
-def test_preserve_color_keeps_the_content_chroma(pair, run) -> None:  # noqa: ANN001
+def test_preserve_color_keeps_the_content_chroma(pair, run) -> None:
     content, _ = pair
     plain, _ = run(steps=5, init="content")
     kept, _ = run(steps=5, init="content", preserve_color=True)
-    chroma = lambda x: rgb_to_ycbcr(x)[:, 1:]  # noqa: E731
-    luma = lambda x: rgb_to_ycbcr(x)[:, :1]  # noqa: E731
+    chroma = lambda x: rgb_to_ycbcr(x)[:, 1:]
+    luma = lambda x: rgb_to_ycbcr(x)[:, :1]
     kept_err = float((chroma(kept) - chroma(content)).abs().mean())
     plain_err = float((chroma(plain) - chroma(content)).abs().mean())
     assert kept_err < 0.01  # only clipping to [0, 1] can move it
@@ -163,7 +165,7 @@ def test_preserve_color_keeps_the_content_chroma(pair, run) -> None:  # noqa: AN
     assert float(kept.min()) >= 0.0 and float(kept.max()) <= 1.0
 
 
-def test_reference_scales_are_positive_and_finite(pair, vgg) -> None:  # noqa: ANN001
+def test_reference_scales_are_positive_and_finite(pair, vgg) -> None:
     content, style = pair
     schema = LayerSchema()
     loss = PerceptualLoss(schema, vgg)
@@ -196,7 +198,7 @@ def test_config_rejects_weights_for_other_layers() -> None:
         GatysConfig(style_weights={"relu1_1": 1.0}).alpha()
 
 
-def test_optimize_rejects_batches_and_bad_shapes(vgg) -> None:  # noqa: ANN001
+def test_optimize_rejects_batches_and_bad_shapes(vgg) -> None:
     img = torch.rand(1, 3, 32, 32)
     with pytest.raises(ValueError, match=r"content must have shape \(1, 3, H, W\), got \(2, 3, 32, 32\)"):
         optimize(torch.rand(2, 3, 32, 32), img, GatysConfig(steps=1), vgg=vgg)

@@ -32,9 +32,15 @@ def test_bf16_channels_last_inference_matches_float32() -> None:
 def test_training_steps_on_the_gpu_in_bf16(shared_data: Path, tmp_path: Path) -> None:
     cfg = load_config(
         ROOT / "configs" / "train" / "magenta_gpu.yaml",
-        [f"data.content_dirs=[{shared_data / 'content'}]", f"data.style_dirs=[{shared_data / 'style'}]",
-         "data.num_workers=2", "trainer.max_steps=20", f"log.out_dir={tmp_path}", "log.checkpoint_every_n_steps=10"],
-    )  # fmt: skip
+        [
+            f"data.content_dirs=[{shared_data / 'content'}]",
+            f"data.style_dirs=[{shared_data / 'style'}]",
+            "data.num_workers=2",
+            "trainer.max_steps=20",
+            f"log.out_dir={tmp_path}",
+            "log.checkpoint_every_n_steps=10",
+        ],
+    )
     trainer, system = fit(cfg)
     assert trainer.global_step == 20
     assert system.device.type == "cuda" and next(system.model.mlp.parameters()).is_cuda

@@ -49,19 +49,33 @@ sys.exit(main(sys.argv[1:]))
 
 def _overrides(shared_data: Path, out: Path, *extra: str) -> list[str]:
     return [
-        f"data.content_dirs=[{shared_data / 'content'}]", f"data.style_dirs=[{shared_data / 'style'}]",
-        "data.crop_size=64", "data.style_size=64", "data.batch_size=2", "data.num_workers=0",
-        f"log.out_dir={out}", "log.progress_bar=false", "log.image_every_n_steps=0",
-        "trainer.val_check_interval=100000", "optim.warmup_steps=2", f"trainer.max_steps={STEPS}",
-        f"log.checkpoint_every_n_steps={EVERY}", "log.keep_checkpoints=-1", *extra,
-    ]  # fmt: skip
+        f"data.content_dirs=[{shared_data / 'content'}]",
+        f"data.style_dirs=[{shared_data / 'style'}]",
+        "data.crop_size=64",
+        "data.style_size=64",
+        "data.batch_size=2",
+        "data.num_workers=0",
+        f"log.out_dir={out}",
+        "log.progress_bar=false",
+        "log.image_every_n_steps=0",
+        "trainer.val_check_interval=100000",
+        "optim.warmup_steps=2",
+        f"trainer.max_steps={STEPS}",
+        f"log.checkpoint_every_n_steps={EVERY}",
+        "log.keep_checkpoints=-1",
+        *extra,
+    ]
 
 
 def _train(driver: Path, overrides: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, str(driver), "train", str(QUICK), *overrides],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _weights(ckpt: Path) -> dict[str, torch.Tensor]:
@@ -71,7 +85,7 @@ def _weights(ckpt: Path) -> dict[str, torch.Tensor]:
 @pytest.fixture(scope="module")
 def reference(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, torch.Tensor]:
     """Final weights of the same run, uninterrupted (in this process: same threads, same seed)."""
-    from adjustable_style.config import load_config  # noqa: PLC0415
+    from adjustable_style.config import load_config
 
     out = tmp_path_factory.mktemp("uninterrupted")
     trainer, _ = fit(load_config(QUICK, _overrides(shared_data, out)))
@@ -106,7 +120,9 @@ def test_sigkill_then_resume_gives_the_uninterrupted_weights(
         assert proc.returncode == 0, info
         pytest.skip(f"the run ended before the kill ({info[:40]})")
 
-    resumed = _train(driver, _overrides(shared_data, out, f"resume={ckpts / 'last.ckpt'}"), {**env, "KILL_AT_SAVE": "0"})
+    resumed = _train(
+        driver, _overrides(shared_data, out, f"resume={ckpts / 'last.ckpt'}"), {**env, "KILL_AT_SAVE": "0"}
+    )
     _, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, info + "\nresume: " + err[-3000:]
     final = out / "quick" / "version_1" / "checkpoints" / "last.ckpt"

@@ -26,7 +26,13 @@ def test_vgg19_layer_names_in_network_order() -> None:
     assert len(VGG19_LAYERS) == 16
     assert VGG19_LAYERS[:4] == ("relu1_1", "relu1_2", "relu2_1", "relu2_2")
     assert VGG19_LAYERS[-1] == "relu5_4"
-    assert [layer_channels(n) for n in ("relu1_2", "relu2_1", "relu3_4", "relu4_1", "relu5_4")] == [64, 128, 256, 512, 512]
+    assert [layer_channels(n) for n in ("relu1_2", "relu2_1", "relu3_4", "relu4_1", "relu5_4")] == [
+        64,
+        128,
+        256,
+        512,
+        512,
+    ]
     assert sort_layers(["relu4_4", "relu2_2", "relu4_4", "relu1_1"]) == ("relu1_1", "relu2_2", "relu4_4")
 
 

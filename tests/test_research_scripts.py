@@ -16,7 +16,7 @@ CAT = ROOT / "examples" / "photo_cat.jpg"
 MONET = ROOT / "examples" / "painting_monet_water_lilies.jpg"
 
 
-def _script(name: str):  # noqa: ANN202
+def _script(name: str):
     spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

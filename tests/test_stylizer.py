@@ -159,11 +159,17 @@ def test_preserve_color_keeps_chroma(st: Stylizer) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"weights": {"relu2_2": 1.5}}, r"^weight for relu2_2 must be in \[0, 1\] \(the range the model was trained on\), got 1.5$"),
+        (
+            {"weights": {"relu2_2": 1.5}},
+            r"^weight for relu2_2 must be in \[0, 1\] \(the range the model was trained on\), got 1.5$",
+        ),
         ({"weights": {"relu2_2": -0.1}}, r"weight for relu2_2 must be in \[0, 1\]"),
         ({"weights": {"relu2_2": math.nan}}, r"weight for relu2_2 must be a number in \[0, 1\], got nan"),
         ({"weights": {"relu2_2": "x"}}, r"weight for relu2_2 must be a number"),
-        ({"weights": {"relu1_1": 0.5}}, r"unknown style layer 'relu1_1'; this model's style layers are relu2_2, relu3_4, relu4_4"),
+        (
+            {"weights": {"relu1_1": 0.5}},
+            r"unknown style layer 'relu1_1'; this model's style layers are relu2_2, relu3_4, relu4_4",
+        ),
         ({"content_weights": {"relu3_4": 0.5}}, r"content weight for relu3_4 is fixed at 1"),
         ({"strength": 1.5}, r"strength must be in \[0, 1\], got 1.5"),
         ({"strength": math.nan}, r"strength must be a number"),
@@ -228,7 +234,7 @@ def test_bundled_default_sliders_act_on_held_out_paintings() -> None:
     bundled photos are not training photos): raising one style slider, the others at 0.5, lowers that layer's
     style loss — the median over the 6 pairs, as the README reports medians (single pairs can go the other way:
     relu3_4 on Kandinsky does) — and the base network's output (Δ off) differs from the sliders'."""
-    from adjustable_style.adapt import BUNDLED_PHOTOS, slider_strength  # noqa: PLC0415
+    from adjustable_style.adapt import BUNDLED_PHOTOS, slider_strength
 
     st = Stylizer.load("default", device="cpu")
     assert st.has_base

@@ -65,7 +65,9 @@ def test_tiled_1024_uses_less_memory_and_matches(tmp_path: Path) -> None:
     peaks, outs = {}, {}
     for name, limit in (("untiled", "100"), ("tiled", "0.15")):
         path = tmp_path / f"{name}.pt"
-        done = subprocess.run([sys.executable, "-c", code, limit, str(path)], capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            [sys.executable, "-c", code, limit, str(path)], capture_output=True, text=True, check=True
+        )
         peaks[name] = int(done.stdout.split()[-1]) / 1024  # MiB
         outs[name] = torch.load(path, weights_only=True)
     assert (outs["tiled"] - outs["untiled"]).abs().mean() < 0.01

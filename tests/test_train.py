@@ -109,7 +109,9 @@ def test_styles_per_batch_shares_one_style_per_group(shared_data: Path, tmp_path
         torch.testing.assert_close(deduped[name], f, rtol=1e-4, atol=1e-3)
 
 
-def _fixed_loss(system: StyleTransferSystem, batch: dict[str, torch.Tensor], scales: tuple[torch.Tensor, torch.Tensor]) -> float:
+def _fixed_loss(
+    system: StyleTransferSystem, batch: dict[str, torch.Tensor], scales: tuple[torch.Tensor, torch.Tensor]
+) -> float:
     """α-weighted loss of a fixed batch, with fixed α and fixed normalisation, so steps compare fairly."""
     system.eval()
     with torch.no_grad():
@@ -158,7 +160,7 @@ def test_freeze_ema_at_stops_the_normalisers_and_only_them(shared_data: Path, tm
 
 
 def test_freeze_ema_at_must_be_a_step(shared_data: Path, tmp_path: Path) -> None:
-    from adjustable_style.config import ConfigError  # noqa: PLC0415
+    from adjustable_style.config import ConfigError
 
     with pytest.raises(ConfigError, match="freeze_ema_at"):
         tiny_config(shared_data, tmp_path, "loss.freeze_ema_at=0")
@@ -195,12 +197,26 @@ def test_resume_continues_exactly(shared_data: Path, tmp_path: Path) -> None:
 
 def test_two_process_ddp_keeps_ema_identical(shared_data: Path, tmp_path: Path) -> None:
     args = [
-        sys.executable, "-m", "adjustable_style", "train", str(QUICK),
-        f"data.content_dirs=[{shared_data / 'content'}]", f"data.style_dirs=[{shared_data / 'style'}]",
-        "data.crop_size=64", "data.style_size=64", "data.batch_size=2", "data.num_workers=0",
-        f"log.out_dir={tmp_path}", "log.version=ddp", "log.progress_bar=false", "log.image_every_n_steps=0",
-        "trainer.max_steps=2", "trainer.devices=2", "trainer.strategy=ddp", "trainer.val_check_interval=100000",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "adjustable_style",
+        "train",
+        str(QUICK),
+        f"data.content_dirs=[{shared_data / 'content'}]",
+        f"data.style_dirs=[{shared_data / 'style'}]",
+        "data.crop_size=64",
+        "data.style_size=64",
+        "data.batch_size=2",
+        "data.num_workers=0",
+        f"log.out_dir={tmp_path}",
+        "log.version=ddp",
+        "log.progress_bar=false",
+        "log.image_every_n_steps=0",
+        "trainer.max_steps=2",
+        "trainer.devices=2",
+        "trainer.strategy=ddp",
+        "trainer.val_check_interval=100000",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for _attempt in range(2):
         proc = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
@@ -228,7 +244,7 @@ class _Payload:
 
 
 def _resume_refused(shared_data: Path, tmp_path: Path, ckpt: Path, match: str) -> None:
-    from adjustable_style.config import ConfigError  # noqa: PLC0415
+    from adjustable_style.config import ConfigError
 
     out = tmp_path / "runs"
     with pytest.raises(ConfigError, match=match) as e:
@@ -265,8 +281,13 @@ def test_damaged_resume_checkpoint_is_one_line(
         ckpt = torch.load(tiny_checkpoint, map_location="cpu", weights_only=True)
         ckpt["state_dict"] = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith("model.mlp.")}
         torch.save(ckpt, bad)
-    match = {"empty": "empty", "truncated": "corrupt or truncated", "garbage": "corrupt or truncated",
-             "not_ours": "not a training checkpoint", "other_model": "does not fit"}[damage]  # fmt: skip
+    match = {
+        "empty": "empty",
+        "truncated": "corrupt or truncated",
+        "garbage": "corrupt or truncated",
+        "not_ours": "not a training checkpoint",
+        "other_model": "does not fit",
+    }[damage]
     _resume_refused(shared_data, tmp_path, bad, match)
 
 
@@ -274,7 +295,7 @@ def test_damaged_resume_checkpoint_is_one_line(
 def test_resume_from_lagging_last_uses_newest_and_clears_temporaries(
     shared_data: Path, tiny_checkpoint: Path, tmp_path: Path
 ) -> None:
-    from adjustable_style.train import newest_checkpoint  # noqa: PLC0415
+    from adjustable_style.train import newest_checkpoint
 
     # A run killed between writing step0000003.ckpt and last.ckpt (Lightning's order), and mid-save before that.
     folder = tmp_path / "checkpoints"
@@ -287,7 +308,9 @@ def test_resume_from_lagging_last_uses_newest_and_clears_temporaries(
     stale = folder / ".last.ckpt.abc123_x.tmp"
     stale.write_bytes(b"partial")
     assert newest_checkpoint(folder / "last.ckpt") == folder / "step0000003.ckpt"
-    trainer, _ = fit(tiny_config(shared_data, tmp_path / "runs", "trainer.max_steps=4", f"resume={folder / 'last.ckpt'}"))
+    trainer, _ = fit(
+        tiny_config(shared_data, tmp_path / "runs", "trainer.max_steps=4", f"resume={folder / 'last.ckpt'}")
+    )
     assert trainer.global_step == 4
     assert not stale.exists()
     assert not list((tmp_path / "runs").rglob("*.tmp"))

@@ -25,8 +25,9 @@ PAINTING = ROOT / "examples" / "painting_vangogh_starry_night.jpg"
 @pytest.fixture(scope="module")
 def studio(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Studio:
     st = Stylizer.load(tiny_model_dir, device="cpu")
-    return Studio(st, max_upload_mb=1, preview_size=128, full_size=256, n_variations=4,
-                  out_dir=tmp_path_factory.mktemp("ui_out"))
+    return Studio(
+        st, max_upload_mb=1, preview_size=128, full_size=256, n_variations=4, out_dir=tmp_path_factory.mktemp("ui_out")
+    )
 
 
 def _px(img: Image.Image) -> np.ndarray:
@@ -180,7 +181,7 @@ def test_serve_cli_wiring(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
     calls: list[tuple] = []
     monkeypatch.setattr(ui, "serve", lambda *a, **kw: calls.append((a, kw)))
     assert main(["serve", "--model", str(tiny_model_dir), "--port", "8123", "--device", "cpu"]) == 0
-    (args, kw), = calls
+    ((args, kw),) = calls
     assert Path(args[0]) == tiny_model_dir
     assert kw["host"] == "127.0.0.1" and kw["port"] == 8123 and kw["device"] == "cpu" and kw["share"] is False
 
@@ -243,10 +244,26 @@ def test_serve_removes_its_folder_on_sigterm(tiny_model_dir: Path, tmp_path: Pat
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "adjustable_style", "serve", "--model", str(tiny_model_dir), "--port", str(port),
-         "--device", "cpu", "--backend", "torch", "-q"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "adjustable_style",
+            "serve",
+            "--model",
+            str(tiny_model_dir),
+            "--port",
+            str(port),
+            "--device",
+            "cpu",
+            "--backend",
+            "torch",
+            "-q",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         for _ in range(1200):  # the folder appears when the page is built; then wait for the port to listen
             if list(tmp_path.glob("adjustable-style-ui-*")) and _listening(port):
@@ -272,8 +289,14 @@ def test_tune_fits_an_adapter_for_the_painting(tmp_path: Path, studio: Studio) -
     assert studio.tune(None) == NEED_STYLE
     assert "base network" in studio.tune(str(PAINTING))  # the tiny model was trained from scratch
     monet = ROOT / "examples" / "painting_monet_water_lilies.jpg"
-    page = Studio(Stylizer.load("default", device="cpu"), preview_size=96, full_size=128, out_dir=tmp_path / "out",
-                  adapter_dir=tmp_path / "adapters", adapt_steps=2)
+    page = Studio(
+        Stylizer.load("default", device="cpu"),
+        preview_size=96,
+        full_size=128,
+        out_dir=tmp_path / "out",
+        adapter_dir=tmp_path / "adapters",
+        adapt_steps=2,
+    )
     before, status = page.preview(str(PHOTO), str(monet), 1.0, False, 0.0, 1.0, 0.5)
     assert "tuned" not in status
     ticks: list[int] = []
@@ -284,7 +307,9 @@ def test_tune_fits_an_adapter_for_the_painting(tmp_path: Path, studio: Studio) -
     assert len(saved) == 1 and saved[0].suffix == ".safetensors" and saved[0].name in message
     after, status = page.preview(str(PHOTO), str(monet), 1.0, False, 0.0, 1.0, 0.5)
     assert "sliders tuned to this painting" in status
-    _, batched = page.preview_batch([str(PHOTO)] * 2, [str(monet)] * 2, [1.0] * 2, [False] * 2, [0.0, 1.0], [1.0] * 2, [0.5] * 2)
+    _, batched = page.preview_batch(
+        [str(PHOTO)] * 2, [str(monet)] * 2, [1.0] * 2, [False] * 2, [0.0, 1.0], [1.0] * 2, [0.5] * 2
+    )
     assert all("batch of 2" in m and "sliders tuned to this painting" in m for m in batched), batched
     assert np.abs(_px(after) - _px(before)).mean() > 0.5  # the adapter changes what the sliders give
     assert "already tuned" in page.tune(str(monet))

@@ -31,17 +31,25 @@ STYLE_NAME = "painting_kandinsky_small_worlds_i"
 PREVIEW, FULL = 256, 1024  # build_app's defaults, which `serve` uses
 CHROMIUM = os.environ.get("ADJUSTABLE_STYLE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 RENDER_TIMEOUT_MS = 90_000  # a full render on a busy 2-core CPU takes seconds, not minutes
 PREVIEW_TIMEOUT_MS = 45_000
 
 pytest.importorskip("gradio", reason="the web page needs gradio (pip install 'adjustable-style[ui]')")
 sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install playwright)")
 if not Path(CHROMIUM).is_file():
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set ADJUSTABLE_STYLE_CHROMIUM)",
-                allow_module_level=True)
+    pytest.skip(
+        f"no Chromium at {CHROMIUM} (apt-get install chromium, or set ADJUSTABLE_STYLE_CHROMIUM)",
+        allow_module_level=True,
+    )
 
 # The <img> of the result panel, as [src, naturalWidth, naturalHeight] once loaded (else null).
 RESULT_JS = """() => { const i = document.querySelector('#result img');
@@ -67,12 +75,30 @@ def server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     port = _free_port()
     tmp = tmp_path_factory.mktemp("ui_server")
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(tmp / "gradio")}
-    log = open(tmp / "server.log", "w+")  # noqa: SIM115 - closed below, after the process
+    log = open(tmp / "server.log", "w+")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "adjustable_style", "serve", "--model", str(model_dir), "--port", str(port),
-         "--device", "cpu", "--backend", "torch", "--max-upload-mb", "5", "-q"],  # the references below are torch's
-        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "adjustable_style",
+            "serve",
+            "--model",
+            str(model_dir),
+            "--port",
+            str(port),
+            "--device",
+            "cpu",
+            "--backend",
+            "torch",
+            "--max-upload-mb",
+            "5",
+            "-q",
+        ],  # the references below are torch's
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=tmp,
+    )
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + 120
@@ -114,13 +140,20 @@ def page(server: str) -> Iterator[sync_api.Page]:
             browser.close()
 
 
-def _wait_result(page: sync_api.Page, *, not_src: str | None = None, width: int | None = None,
-                 status: str | None = None, timeout_ms: float | None = None) -> list:
+def _wait_result(
+    page: sync_api.Page,
+    *,
+    not_src: str | None = None,
+    width: int | None = None,
+    status: str | None = None,
+    timeout_ms: float | None = None,
+) -> list:
     """Wait until the result image is loaded (and differs from ``not_src`` / has ``width``), then return it."""
     cond = [f"r[0] !== {not_src!r}" if not_src else "true", f"r[1] === {width}" if width else "true"]
     status_js = f"document.querySelector('#status').innerText.includes({status!r})" if status else "true"
-    page.wait_for_function(f"() => {{ const r = ({RESULT_JS})(); return r && {' && '.join(cond)} && {status_js}; }}",
-                           timeout=timeout_ms)
+    page.wait_for_function(
+        f"() => {{ const r = ({RESULT_JS})(); return r && {' && '.join(cond)} && {status_js}; }}", timeout=timeout_ms
+    )
     return page.evaluate(RESULT_JS)
 
 
@@ -159,8 +192,9 @@ def test_dragging_a_slider_drives_the_preview(page: sync_api.Page, model_dir: Pa
     value = float(page.input_value("#w-relu4_4 input[type=number]"))
     assert 0.0 < value < 0.5, f"the drag did not move the slider (value {value})"
     # While the button is still held, the preview must follow: a new, smaller image at the dragged value.
-    preview_src = _wait_result(page, not_src=before, width=PREVIEW, status=f"relu4_4={value:.2f}",
-                               timeout_ms=PREVIEW_TIMEOUT_MS)[0]
+    preview_src = _wait_result(
+        page, not_src=before, width=PREVIEW, status=f"relu4_4={value:.2f}", timeout_ms=PREVIEW_TIMEOUT_MS
+    )[0]
     assert page.evaluate(RESULT_JS)[1] == PREVIEW
 
     # The preview is the model's output at the slider's value (not at 1, not a stale image). The test model
@@ -182,7 +216,8 @@ def test_dragging_a_slider_drives_the_preview(page: sync_api.Page, model_dir: Pa
     miss_value, miss_one = int((shown != ref_value).sum()), int((shown != ref_one).sum())
     assert miss_value < miss_one, (
         f"the preview does not follow the slider: {miss_value} values differ from the model's output at "
-        f"relu4_4={value:.2f}, {miss_one} from its output at relu4_4=1")
+        f"relu4_4={value:.2f}, {miss_one} from its output at relu4_4=1"
+    )
     assert int(np.abs(shown - ref_value).max()) <= 2
 
     # Letting go renders the full size.
@@ -217,6 +252,7 @@ def test_bad_upload_refused_and_variation_click_loads_weights(page: sync_api.Pag
     item.click()
     for layer, v in wanted.items():
         page.wait_for_function(
-            f"() => Math.abs(parseFloat(document.querySelector('#w-{layer} input[type=number]').value) - {v}) < 0.006")
+            f"() => Math.abs(parseFloat(document.querySelector('#w-{layer} input[type=number]').value) - {v}) < 0.006"
+        )
     _wait_result(page, not_src=shown, status=caption.split()[0])
     assert _status_weights(page) == pytest.approx(wanted, abs=0.006)

@@ -127,9 +127,7 @@ def test_caffe_features_match_independent_reference(
     assert max(errors.values()) < TOL, errors
 
 
-def test_control_rgb_input_is_caught(
-    caffe_vgg: VGG19Features, photo: torch.Tensor, raw_convs: list
-) -> None:
+def test_control_rgb_input_is_caught(caffe_vgg: VGG19Features, photo: torch.Tensor, raw_convs: list) -> None:
     rgb = _reference(photo, raw_convs, CHECK_LAYERS, bgr=False)
     errors = _rel_err(caffe_vgg(photo, CHECK_LAYERS), rgb)
     assert min(errors.values()) > 100 * TOL, errors
@@ -158,9 +156,7 @@ def test_control_swapped_layers_are_caught(
     assert errors["relu2_2"] < TOL, errors
 
 
-def test_control_transposed_kernels_are_caught(
-    caffe_vgg: VGG19Features, photo: torch.Tensor, raw_convs: list
-) -> None:
+def test_control_transposed_kernels_are_caught(caffe_vgg: VGG19Features, photo: torch.Tensor, raw_convs: list) -> None:
     # (kh, kw) swapped, as when converting Keras' (kh, kw, in, out) kernels with the wrong permutation.
     transposed = [(n, w.transpose(2, 3), b) for n, w, b in raw_convs]
     wrong = _reference(photo, transposed, CHECK_LAYERS)
@@ -197,7 +193,9 @@ def _gram_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).pow(2).mean().sqrt() / ((a.pow(2).mean().sqrt() + b.pow(2).mean().sqrt()) / 2))
 
 
-def test_style_distance_same_painting_smaller_than_different(caffe_vgg: VGG19Features, style_images: list[Path]) -> None:
+def test_style_distance_same_painting_smaller_than_different(
+    caffe_vgg: VGG19Features, style_images: list[Path]
+) -> None:
     by_name = {p.stem: p for p in style_images}
     paths = [by_name[n] for n in PAINTINGS if n in by_name][:6]
     if len(paths) < 6:
@@ -251,7 +249,7 @@ def test_only_computes_up_to_the_deepest_requested_layer(
     calls = []
     real_conv2d = F.conv2d
 
-    def spy(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def spy(*args, **kwargs):
         calls.append(args[1].shape)
         return real_conv2d(*args, **kwargs)
 
@@ -270,7 +268,9 @@ def test_only_computes_up_to_the_deepest_requested_layer(
 def test_max_layer_builds_fewer_buffers(random_vgg: VGG19Features) -> None:
     small = VGG19Features("random", max_layer="relu2_2")
     conv_buffers = sorted(n for n, _ in small.named_buffers() if n.startswith("conv"))
-    assert conv_buffers == sorted(f"conv{b}_{i}_{p}" for b, i in ((1, 1), (1, 2), (2, 1), (2, 2)) for p in ("weight", "bias"))
+    assert conv_buffers == sorted(
+        f"conv{b}_{i}_{p}" for b, i in ((1, 1), (1, 2), (2, 1), (2, 2)) for p in ("weight", "bias")
+    )
     assert small.layer_names == ("relu1_1", "relu1_2", "relu2_1", "relu2_2")
     n_small = sum(b.numel() for b in small.buffers())
     n_full = sum(b.numel() for b in random_vgg.buffers())
@@ -362,7 +362,7 @@ def test_torchvision_source_without_torchvision_is_a_clear_error(monkeypatch: py
 def test_torchvision_source_in_this_environment() -> None:
     try:
         importlib.import_module("torchvision.models")
-    except Exception:  # noqa: BLE001 - unusable in any way is what this test is about
+    except Exception:
         pass
     else:
         pytest.skip("torchvision is usable here; the source would download weights")

@@ -82,8 +82,9 @@ def keyframed(st: Stylizer, clip: tuple[Path, list[torch.Tensor]], tmp_path_fact
     keys = "0s:relu2_2=0,relu4_4=1; 0.9s:relu2_2=1,relu4_4=0"
     runs = {}
     for stabilise in (True, False):
-        runs[stabilise] = stylize_video(st, clip[0], WAVE, out / f"s{int(stabilise)}.mp4", keyframes=keys,
-                                        stabilise=stabilise, progress=False)  # fmt: skip
+        runs[stabilise] = stylize_video(
+            st, clip[0], WAVE, out / f"s{int(stabilise)}.mp4", keyframes=keys, stabilise=stabilise, progress=False
+        )
     return runs
 
 
@@ -162,8 +163,14 @@ def test_parse_time_and_keyframes() -> None:
     for bad, match in (("4", "needs a unit"), ("xs", "malformed"), ("-1s", ">= 0"), ("1.5f", "whole")):
         with pytest.raises(ValueError, match=match):
             parse_time(bad)
-    for bad, match in (("", "no keyframes"), ("0s relu2_2=0", "malformed keyframe"), ("0s:", "malformed keyframe"),
-                       ("0s:relu9_9=1", "relu9_9"), ("0s:relu2_2=x", "relu2_2"), ("4:relu2_2=1", "unit")):  # fmt: skip
+    for bad, match in (
+        ("", "no keyframes"),
+        ("0s relu2_2=0", "malformed keyframe"),
+        ("0s:", "malformed keyframe"),
+        ("0s:relu9_9=1", "relu9_9"),
+        ("0s:relu2_2=x", "relu2_2"),
+        ("4:relu2_2=1", "unit"),
+    ):
         with pytest.raises(ValueError, match=match):
             parse_keyframes(bad)
 
@@ -190,7 +197,9 @@ def _fails(args: list[str], capsys: pytest.CaptureFixture[str], match: str, out:
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")] if out.parent.is_dir() else True
 
 
-def test_bad_inputs_are_one_line_errors(tmp_path: Path, clip: tuple[Path, list[torch.Tensor]], capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_inputs_are_one_line_errors(
+    tmp_path: Path, clip: tuple[Path, list[torch.Tensor]], capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "out.mp4"
     video = str(clip[0])
     text = tmp_path / "notes.mp4"
@@ -219,7 +228,9 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path, clip: tuple[Path, list[t
         ([video, WAVE, "-o", str(out), "--blend", "1"], "blend must be in [0, 1)"),
     ]
     for args, match in cases:
-        _fails(["video", *args, "-q", "--max-size", "64"], capsys, match, out if "out.mp4" in args[3] else Path(args[3]))
+        _fails(
+            ["video", *args, "-q", "--max-size", "64"], capsys, match, out if "out.mp4" in args[3] else Path(args[3])
+        )
 
 
 def test_failure_midway_leaves_no_file(st: Stylizer, clip: tuple[Path, list[torch.Tensor]], tmp_path: Path) -> None:
@@ -235,10 +246,30 @@ def test_failure_midway_leaves_no_file(st: Stylizer, clip: tuple[Path, list[torc
     assert list(tmp_path.iterdir()) == []
 
 
-def test_cli_writes_video(clip: tuple[Path, list[torch.Tensor]], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_writes_video(
+    clip: tuple[Path, list[torch.Tensor]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "v.mkv"
-    assert main(["video", str(clip[0]), WAVE, "-o", str(out), "--max-size", "64", "-q", "--no-stabilise",
-                 "--keyframes", "0f:relu2_2=0; 5f:relu2_2=1", "--backend", "torch"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "video",
+                str(clip[0]),
+                WAVE,
+                "-o",
+                str(out),
+                "--max-size",
+                "64",
+                "-q",
+                "--no-stabilise",
+                "--keyframes",
+                "0f:relu2_2=0; 5f:relu2_2=1",
+                "--backend",
+                "torch",
+            ]
+        )
+        == 0
+    )
     assert f"wrote {out}: {N} frames of 64x48" in capsys.readouterr().out
     assert probe(out).frames in (0, N) and len(list(read_frames(out))) == N
 

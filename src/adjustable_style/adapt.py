@@ -41,7 +41,8 @@ if TYPE_CHECKING:
     from .stylizer import ImageLike, Stylizer
 
 BUNDLED_PHOTOS = tuple(
-    Path(__file__).resolve().parent / "assets" / "examples" / n for n in ("photo_cat.jpg", "photo_astronaut.jpg", "photo_rocket_launch.jpg")
+    Path(__file__).resolve().parent / "assets" / "examples" / n
+    for n in ("photo_cat.jpg", "photo_astronaut.jpg", "photo_rocket_launch.jpg")
 )
 FORMAT = "adjustable-style slider adapter 1"
 
@@ -74,8 +75,10 @@ def style_digest(st: Stylizer, style: ImageLike) -> str:
 
 def _check_model(st: Stylizer) -> None:
     if not st.has_base:
-        raise AdapterError("slider adapters need a model built on a base network (the bundled 'default'); this one was "
-                           "trained from scratch")  # fmt: skip
+        raise AdapterError(
+            "slider adapters need a model built on a base network (the bundled 'default'); this one was "
+            "trained from scratch"
+        )
 
 
 def _photo_pool(photos: Sequence[ImageLike], crop: int) -> list[torch.Tensor]:
@@ -129,9 +132,17 @@ def _check_fit_args(steps: int, crop: int, batch: int, design: Sequence[str]) ->
 
 
 def _fit_offsets(
-    st: Stylizer, styles: Sequence[ImageLike], photos: Sequence[ImageLike], steps: int, crop: int, batch: int, lr: float,
-    seed: int, design: Sequence[str], progress: Callable[[int, int, float], None] | None,
-) -> torch.Tensor:  # fmt: skip
+    st: Stylizer,
+    styles: Sequence[ImageLike],
+    photos: Sequence[ImageLike],
+    steps: int,
+    crop: int,
+    batch: int,
+    lr: float,
+    seed: int,
+    design: Sequence[str],
+    progress: Callable[[int, int, float], None] | None,
+) -> torch.Tensor:
     """D ((1 + L) × 2C, float32 on the CPU) minimising the objective over random crops of ``photos``, each pair of
     α rows with one of ``styles`` (drawn at random when there are several; one painting = an adapter, many = a
     calibration of the model)."""
@@ -218,23 +229,36 @@ def fit_adapter(
     keys = list(st.schema.keys)
     name = Path(style).name if isinstance(style, (str, os.PathLike)) else "(image)"
     meta = {
-        "format": FORMAT, "style": name, "steps": str(steps), "crop": str(crop), "batch": str(batch), "lr": str(lr),
-        "seed": str(seed), "design": ",".join(design), "photos": json.dumps([Path(p).name if isinstance(p, (str, os.PathLike)) else "(image)" for p in photo_list]),
-        "seconds": f"{time.time() - t0:.1f}", "keys": json.dumps(keys), "cin_channels": str(st.model.net.cin_channels),
-    }  # fmt: skip
+        "format": FORMAT,
+        "style": name,
+        "steps": str(steps),
+        "crop": str(crop),
+        "batch": str(batch),
+        "lr": str(lr),
+        "seed": str(seed),
+        "design": ",".join(design),
+        "photos": json.dumps([Path(p).name if isinstance(p, (str, os.PathLike)) else "(image)" for p in photo_list]),
+        "seconds": f"{time.time() - t0:.1f}",
+        "keys": json.dumps(keys),
+        "cin_channels": str(st.model.net.cin_channels),
+    }
     return Adapter(d, style_digest(st, style), meta)
 
 
 def save_adapter(adapter: Adapter, path: str | Path) -> Path:
     """Write ``adapter`` as safetensors, atomically (a crash leaves the old file or none, never half a file)."""
-    from safetensors.torch import save_file  # noqa: PLC0415
+    from safetensors.torch import save_file
 
     path = Path(path)
     if path.suffix != ".safetensors":
         raise AdapterError(f"adapter file '{path}' must end in .safetensors")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        save_file({"offsets": adapter.offsets.contiguous()}, str(tmp), metadata={**adapter.meta, "style_digest": adapter.style_digest})
+        save_file(
+            {"offsets": adapter.offsets.contiguous()},
+            str(tmp),
+            metadata={**adapter.meta, "style_digest": adapter.style_digest},
+        )
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -244,18 +268,22 @@ def save_adapter(adapter: Adapter, path: str | Path) -> Path:
 def load_adapter(path: str | Path, st: Stylizer | None = None) -> Adapter:
     """Read an adapter written by :func:`save_adapter` (safetensors: no code runs); with ``st``, check it fits that
     model. Raises :class:`AdapterError` with a one-line reason."""
-    from safetensors import SafetensorError  # noqa: PLC0415
-    from safetensors.torch import safe_open  # noqa: PLC0415
+    from safetensors import SafetensorError
+    from safetensors.torch import safe_open
 
     path = Path(path)
     if not path.is_file():
-        raise AdapterError(f"adapter file '{path}' does not exist; write one with: adjustable-style adapt STYLE -o {path.name}")
+        raise AdapterError(
+            f"adapter file '{path}' does not exist; write one with: adjustable-style adapt STYLE -o {path.name}"
+        )
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = dict(f.metadata() or {})
             offsets = f.get_tensor("offsets").float()
     except (SafetensorError, OSError, KeyError, ValueError) as e:
-        raise AdapterError(f"cannot read adapter '{path}': not a slider adapter file ({' '.join(str(e).split())[:80]})") from None
+        raise AdapterError(
+            f"cannot read adapter '{path}': not a slider adapter file ({' '.join(str(e).split())[:80]})"
+        ) from None
     if meta.get("format") != FORMAT or "style_digest" not in meta or offsets.ndim != 2:
         raise AdapterError(f"'{path}' is not a slider adapter file (write one with adjustable-style adapt)")
     digest = meta.pop("style_digest")
@@ -270,7 +298,9 @@ def add_adapters_from(st: Stylizer, folder: str | Path) -> int:
     or empty folder and for files that are not adapters of this model."""
     d = Path(folder)
     if not d.is_dir():
-        raise AdapterError(f"adapter folder '{d}' is not a folder; give the folder that adjustable-style adapt wrote into")
+        raise AdapterError(
+            f"adapter folder '{d}' is not a folder; give the folder that adjustable-style adapt wrote into"
+        )
     files = sorted(d.glob("*.safetensors"))
     if not files:
         raise AdapterError(f"adapter folder '{d}' holds no .safetensors adapters; fit them with adjustable-style adapt")
@@ -285,8 +315,10 @@ def check_adapter(adapter: Adapter, st: Stylizer, what: str = "the adapter") -> 
     want = (1 + len(st.schema.keys), 2 * st.model.net.cin_channels)
     keys = json.loads(adapter.meta.get("keys", "[]"))
     if tuple(adapter.offsets.shape) != want or (keys and keys != list(st.schema.keys)):
-        raise AdapterError(f"{what} was fitted for another model (offsets {tuple(adapter.offsets.shape)}, layers {keys}); "
-                           f"fit one for this model with adjustable-style adapt")  # fmt: skip
+        raise AdapterError(
+            f"{what} was fitted for another model (offsets {tuple(adapter.offsets.shape)}, layers {keys}); "
+            f"fit one for this model with adjustable-style adapt"
+        )
     if not bool(torch.isfinite(adapter.offsets).all()):
         raise AdapterError(f"{what} holds non-finite values; fit it again")
 
@@ -301,7 +333,10 @@ def slider_strength(st: Stylizer, content: ImageLike, style: ImageLike, size: in
     imgs = st.stylize_alphas(content, style, torch.cat(rows), max_size=size)
     raw = st.layer_losses(imgs, content, style)
     keys = list(st.schema.keys)
-    return {n: float(raw[2 * i + 1, keys.index(f"style/{n}")] / raw[2 * i, keys.index(f"style/{n}")]) for i, n in enumerate(st.style_layers)}
+    return {
+        n: float(raw[2 * i + 1, keys.index(f"style/{n}")] / raw[2 * i, keys.index(f"style/{n}")])
+        for i, n in enumerate(st.style_layers)
+    }
 
 
 def fit_calibration(
@@ -332,11 +367,15 @@ def fold_offsets(st: Stylizer, offsets: torch.Tensor) -> None:
     what it gave with D applied as an adapter to every painting. Needs Δ on γ, β in the bilinear form."""
     _check_model(st)
     if st.backend != "torch":  # the ONNX graphs hold the old weights: folding would not reach the renders
-        raise AdapterError(f"fold_offsets changes the torch weights; load the model with backend='torch', not {st.backend!r}")
+        raise AdapterError(
+            f"fold_offsets changes the torch weights; load the model with backend='torch', not {st.backend!r}"
+        )
     lam = st.model.mlp
     head = getattr(lam, "delta_params", None)
     if head is None or getattr(lam, "terms", 1) != offsets.shape[0]:
-        raise AdapterError("fold_offsets needs a model whose Δ adds to γ, β in the bilinear form (model.delta=params, "
-                           "model.delta_form=bilinear)")  # fmt: skip
+        raise AdapterError(
+            "fold_offsets needs a model whose Δ adds to γ, β in the bilinear form (model.delta=params, "
+            "model.delta_form=bilinear)"
+        )
     with torch.no_grad():
         head.bias += offsets.to(head.bias).reshape(-1)

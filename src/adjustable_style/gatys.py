@@ -113,9 +113,7 @@ def check_memory(
 
 
 @torch.no_grad()
-def reference_scales(
-    loss: PerceptualLoss, content: torch.Tensor, style: torch.Tensor
-) -> tuple[torch.Tensor, float]:
+def reference_scales(loss: PerceptualLoss, content: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, float]:
     """Per-layer losses between the two end points, used as EMA stand-ins when no model EMA is given.
 
     Content layers: content loss of the style image (resized to the content's size); style layers: style loss

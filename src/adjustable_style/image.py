@@ -100,9 +100,7 @@ def _check_size(path: StrPath, width: int, height: int) -> None:
             f"{MAX_PIXELS:,}; downscale it before use"
         )
     if min(width, height) < MIN_SIDE:
-        raise ImageError(
-            f"image '{path}' is {width}x{height} px; images must be at least {MIN_SIDE} px on each side"
-        )
+        raise ImageError(f"image '{path}' is {width}x{height} px; images must be at least {MIN_SIDE} px on each side")
 
 
 def _white_background(img: Image.Image) -> Image.Image:
@@ -254,9 +252,7 @@ def tensor_to_pil(t: torch.Tensor) -> Image.Image:
 # Resizing
 
 
-def _target_size(
-    h: int, w: int, size: int | tuple[int, int] | None, max_size: int | None
-) -> tuple[int, int]:
+def _target_size(h: int, w: int, size: int | tuple[int, int] | None, max_size: int | None) -> tuple[int, int]:
     if size is not None:
         if isinstance(size, (tuple, list)):
             if len(size) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in size):
@@ -276,7 +272,9 @@ def _target_size(
     return h, w
 
 
-def target_size(img: torch.Tensor, size: int | tuple[int, int] | None = None, max_size: int | None = None) -> tuple[int, int]:
+def target_size(
+    img: torch.Tensor, size: int | tuple[int, int] | None = None, max_size: int | None = None
+) -> tuple[int, int]:
     """(H, W) that :func:`resize` would give ``img`` (B, 3, H, W), without resizing: for checking before allocating.
 
     Example:

@@ -33,7 +33,13 @@ DEFAULT_CONTENT_LAYERS: tuple[str, ...] = ("relu3_4",)
 DEFAULT_STYLE_LAYERS: tuple[str, ...] = ("relu2_2", "relu3_4", "relu4_4")
 
 # Words for the UI and contact sheets: what a style layer's slider changes, by the scale it sees.
-_SCALE_WORDS = {1: "finest texture", 2: "fine texture", 3: "mid-scale texture", 4: "coarse structure", 5: "large shapes"}
+_SCALE_WORDS = {
+    1: "finest texture",
+    2: "fine texture",
+    3: "mid-scale texture",
+    4: "coarse structure",
+    5: "large shapes",
+}
 
 
 def layer_channels(name: str) -> int:
@@ -212,7 +218,9 @@ class LayerSchema:
         With ``fix_single_content`` and one content layer, its α is 1 (the paper: α_c is fixed when there
         is a single content layer, since only the ratios of weights matter).
         """
-        alpha = torch.rand(batch, self.n_layers, generator=generator, device=device if generator is None else generator.device)
+        alpha = torch.rand(
+            batch, self.n_layers, generator=generator, device=device if generator is None else generator.device
+        )
         alpha = low + (high - low) * alpha
         if fix_single_content and len(self.content) == 1:
             alpha[:, 0] = 1.0

@@ -290,8 +290,10 @@ class PerceptualLoss(nn.Module):
         else:
             ref, ref_tv = reference
             if ref.shape != raw.shape or ref_tv.shape != tv.shape:
-                raise ValueError(f"reference must have shapes {tuple(raw.shape)} and {tuple(tv.shape)}, "
-                                 f"got {tuple(ref.shape)} and {tuple(ref_tv.shape)}")  # fmt: skip
+                raise ValueError(
+                    f"reference must have shapes {tuple(raw.shape)} and {tuple(tv.shape)}, "
+                    f"got {tuple(ref.shape)} and {tuple(ref_tv.shape)}"
+                )
             tiny = torch.finfo(raw.dtype).tiny
             normalized = raw / ref.detach().to(raw.dtype).clamp_min(tiny)
             tv_weighted = self.tv_weight * tv / ref_tv.detach().to(tv.dtype).clamp_min(tiny)

@@ -50,10 +50,18 @@ class MagentaError(ValueError):
 def base_model_config() -> ModelConfig:
     """The published network's layout: quarter-width T, MobileNetV2 P, base linear maps + Δ."""
     return ModelConfig(
-        channels=(8, 16, 32), n_residual=5, embedding_dim=100, encoder_norm="none", cin_conv_bias=False,
-        predictor="mobilenet_v2", conditioning="base_delta", delta="both", delta_form="bilinear", mlp_hidden=256,
+        channels=(8, 16, 32),
+        n_residual=5,
+        embedding_dim=100,
+        encoder_norm="none",
+        cin_conv_bias=False,
+        predictor="mobilenet_v2",
+        conditioning="base_delta",
+        delta="both",
+        delta_form="bilinear",
+        mlp_hidden=256,
         mlp_depth=2,
-    )  # fmt: skip
+    )
 
 
 def find_graphs(folder: str | Path | None = None) -> tuple[Path, Path]:
@@ -80,7 +88,7 @@ def find_graphs(folder: str | Path | None = None) -> tuple[Path, Path]:
 
 def _onnx() -> Any:
     try:
-        import onnx  # noqa: PLC0415 - optional extra, only for reading the published graphs
+        import onnx
     except ImportError:
         raise MagentaError("reading Magenta's graphs needs the onnx package: pip install onnx") from None
     return onnx
@@ -90,7 +98,7 @@ def _load(path: Path) -> Any:
     onnx = _onnx()
     try:
         return onnx.load(str(path))
-    except Exception as e:  # noqa: BLE001 - protobuf raises several unrelated types
+    except Exception as e:
         raise MagentaError(f"cannot read '{path}' as ONNX: {type(e).__name__}: {e}") from None
 
 
@@ -98,7 +106,7 @@ class _Constants:
     """Float values of a QDQ graph's constant tensors (initializers and their DequantizeLinear outputs)."""
 
     def __init__(self, graph: Any) -> None:
-        from onnx import numpy_helper  # noqa: PLC0415
+        from onnx import numpy_helper
 
         self.inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
         self.producer = {o: n for n in graph.node for o in n.output}
@@ -137,7 +145,9 @@ def _convs(graph: Any) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
     return out
 
 
-def _take(convs: dict[str, tuple[np.ndarray, np.ndarray | None]], scope: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _take(
+    convs: dict[str, tuple[np.ndarray, np.ndarray | None]], scope: str
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     hits = [k for k in convs if k.startswith(scope + "/")]
     if len(hits) != 1:
         raise MagentaError(f"expected one conv under {scope!r} in the published graph, found {len(hits)}")
@@ -224,7 +234,9 @@ def base_model(
     own = model.state_dict()
     for k, v in state.items():
         if k not in own or own[k].shape != v.shape:
-            raise MagentaError(f"published weight {k} {tuple(v.shape)} does not fit the model layout; use base_model_config()")
+            raise MagentaError(
+                f"published weight {k} {tuple(v.shape)} does not fit the model layout; use base_model_config()"
+            )
     missing = [k for k in own if k not in state and not k.startswith("mlp.") and not k.startswith("vgg.")]
     if missing:
         raise MagentaError(f"the published graphs do not provide {missing[:3]}; use base_model_config()")
@@ -232,11 +244,12 @@ def base_model(
     return model
 
 
-def write_base_export(out_dir: str | Path, schema: LayerSchema | None = None, folder: str | Path | None = None,
-                      dtype: str = "float32") -> Path:  # fmt: skip
+def write_base_export(
+    out_dir: str | Path, schema: LayerSchema | None = None, folder: str | Path | None = None, dtype: str = "float32"
+) -> Path:
     """Write the published model (Δ = 0) as an adjustable-style export folder: Magenta's output for every α."""
-    from .config import TrainConfig  # noqa: PLC0415 - export imports model, not us
-    from .export import export_config, write_export  # noqa: PLC0415
+    from .config import TrainConfig
+    from .export import export_config, write_export
 
     schema = schema or LayerSchema()
     model = base_model(schema, folder=folder)
@@ -255,7 +268,7 @@ def float_graph(path: str | Path) -> Any:
     nodes become Identity, so float values flow where int8 ones did.
     """
     onnx = _onnx()
-    from onnx import helper, numpy_helper  # noqa: PLC0415
+    from onnx import helper, numpy_helper
 
     model = _load(Path(path))
     g = model.graph

@@ -10,7 +10,6 @@ The weights come from :mod:`adjustable_style.magenta`; this module only defines 
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -82,16 +82,27 @@ class ModelConfig:
 
     def check(self) -> None:
         """Raise ValueError naming the first setting outside its allowed values."""
-        choices = {"encoder_norm": ("instance", "none"), "predictor": ("vgg", "mobilenet_v2"),
-                   "conditioning": ("mlp", "base_delta"), "delta": ("embedding", "params", "both"),
-                   "delta_form": ("input", "bilinear")}  # fmt: skip
+        choices = {
+            "encoder_norm": ("instance", "none"),
+            "predictor": ("vgg", "mobilenet_v2"),
+            "conditioning": ("mlp", "base_delta"),
+            "delta": ("embedding", "params", "both"),
+            "delta_form": ("input", "bilinear"),
+        }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"model.{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
-        ints = {"n_residual": (self.n_residual, 0, 64), "embedding_dim": (self.embedding_dim, 1, 4096),
-                "predictor_hidden": (self.predictor_hidden, 1, 65536), "mlp_hidden": (self.mlp_hidden, 1, 65536),
-                "mlp_depth": (self.mlp_depth, 0, 16)}  # fmt: skip
-        for name, (v, lo, hi) in {**ints, **{f"channels[{i}]": (c, 1, 4096) for i, c in enumerate(self.channels)}}.items():
+        ints = {
+            "n_residual": (self.n_residual, 0, 64),
+            "embedding_dim": (self.embedding_dim, 1, 4096),
+            "predictor_hidden": (self.predictor_hidden, 1, 65536),
+            "mlp_hidden": (self.mlp_hidden, 1, 65536),
+            "mlp_depth": (self.mlp_depth, 0, 16),
+        }
+        for name, (v, lo, hi) in {
+            **ints,
+            **{f"channels[{i}]": (c, 1, 4096) for i, c in enumerate(self.channels)},
+        }.items():
             if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
                 raise ValueError(f"model.{name} must be an integer in [{lo}, {hi}], got {v!r}")
         if len(self.channels) != 3:
@@ -275,7 +286,7 @@ class StylePredictor(nn.Module):
 
     def __init__(self, config: ModelConfig | None = None) -> None:
         super().__init__()
-        from .layers import layer_channels  # noqa: PLC0415 - tiny helper, keeps the top import list short
+        from .layers import layer_channels
 
         cfg = config or ModelConfig()
         self.layers = sort_layers(cfg.predictor_layers)
@@ -372,9 +383,15 @@ class BaseDeltaConditioning(nn.Module):
     """
 
     def __init__(
-        self, n_alpha: int, embedding_dim: int, cin_channels: int, hidden: int = 256, depth: int = 2,
-        delta: str = "both", form: str = "input",
-    ) -> None:  # fmt: skip
+        self,
+        n_alpha: int,
+        embedding_dim: int,
+        cin_channels: int,
+        hidden: int = 256,
+        depth: int = 2,
+        delta: str = "both",
+        form: str = "input",
+    ) -> None:
         super().__init__()
         self.n_alpha = n_alpha
         self.terms = 1 + n_alpha if form == "bilinear" else 1  # output heads: one shared, one per α
@@ -457,7 +474,7 @@ class AdjustableStyleModel(nn.Module):
         self.net = StyleTransferNet(config)
         self.predictor: nn.Module
         if config.predictor == "mobilenet_v2":
-            from .mobilenet import MobileNetV2StylePredictor  # noqa: PLC0415 - only the base model needs it
+            from .mobilenet import MobileNetV2StylePredictor
 
             self.predictor = MobileNetV2StylePredictor(config.embedding_dim)
         else:
@@ -467,7 +484,9 @@ class AdjustableStyleModel(nn.Module):
         n, d, c = schema.n_layers, config.embedding_dim, self.net.cin_channels
         self.mlp: ConditioningMLP | BaseDeltaConditioning
         if config.conditioning == "base_delta":
-            self.mlp = BaseDeltaConditioning(n, d, c, config.mlp_hidden, config.mlp_depth, config.delta, config.delta_form)
+            self.mlp = BaseDeltaConditioning(
+                n, d, c, config.mlp_hidden, config.mlp_depth, config.delta, config.delta_form
+            )
         else:
             self.mlp = ConditioningMLP(n, d, c, config.mlp_hidden, config.mlp_depth)
 
@@ -489,9 +508,7 @@ class AdjustableStyleModel(nn.Module):
         """
         b = content.shape[0]
         if embedding.shape[0] != b or alpha.shape[0] != b:
-            raise ValueError(
-                f"batch sizes differ: content {b}, embedding {embedding.shape[0]}, alpha {alpha.shape[0]}"
-            )
+            raise ValueError(f"batch sizes differ: content {b}, embedding {embedding.shape[0]}, alpha {alpha.shape[0]}")
         if not delta:
             if not isinstance(self.mlp, BaseDeltaConditioning):
                 raise ValueError("delta=False needs a model with conditioning='base_delta'")

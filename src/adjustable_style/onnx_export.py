@@ -36,7 +36,9 @@ from .export import WEIGHTS_FILE, ModelFormatError, load_model, write_export
 EMBED_FILE, STYLIZE_FILE = "embed.onnx", "stylize.onnx"
 ONNX_FILES = (EMBED_FILE, STYLIZE_FILE)
 OPSET = 18
-ORT_MISSING = "the onnxruntime backend needs onnxruntime: pip install 'adjustable-style[onnx]' (or use the torch backend)"
+ORT_MISSING = (
+    "the onnxruntime backend needs onnxruntime: pip install 'adjustable-style[onnx]' (or use the torch backend)"
+)
 EXPORT_MISSING = "ONNX export needs onnx and onnxscript: pip install 'adjustable-style[onnx]'"
 
 
@@ -62,19 +64,27 @@ def onnx_section(keys: list[str] | tuple[str, ...], embedding_dim: int) -> dict[
     """What ``config.json`` says about the graphs: files, inputs with shapes, and the α order (the sliders)."""
     return {
         "opset": OPSET,
-        "embed": {"file": EMBED_FILE, "inputs": {"style": ["batch", 3, "height", "width"]},
-                  "outputs": {"embedding": ["batch", embedding_dim]}},
-        "stylize": {"file": STYLIZE_FILE,
-                    "inputs": {"content": ["batch", 3, "height", "width"], "embedding": ["batch", embedding_dim],
-                               "alpha": ["batch", len(keys)]},
-                    "outputs": {"image": ["batch", 3, "height", "width"]}},
+        "embed": {
+            "file": EMBED_FILE,
+            "inputs": {"style": ["batch", 3, "height", "width"]},
+            "outputs": {"embedding": ["batch", embedding_dim]},
+        },
+        "stylize": {
+            "file": STYLIZE_FILE,
+            "inputs": {
+                "content": ["batch", 3, "height", "width"],
+                "embedding": ["batch", embedding_dim],
+                "alpha": ["batch", len(keys)],
+            },
+            "outputs": {"image": ["batch", 3, "height", "width"]},
+        },
         "alpha": list(keys),
         "range": "images are float32 RGB in [0, 1], channels first",
-    }  # fmt: skip
+    }
 
 
 @contextlib.contextmanager
-def _quiet_exporter():  # noqa: ANN202
+def _quiet_exporter():
     """torch.onnx's dynamo exporter prints progress lines and warns about torch internals; none is the user's."""
     loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "torch.fx")]
     levels = [lg.level for lg in loggers]
@@ -93,7 +103,7 @@ def write_graphs(model: nn.Module, folder: Path) -> list[str]:
     """Export ``model`` (an :class:`~adjustable_style.model.AdjustableStyleModel`, float32, eval) into
     ``folder/embed.onnx`` and ``folder/stylize.onnx``; returns the file names."""
     try:
-        import onnxscript  # noqa: F401, PLC0415 - the dynamo exporter needs it; say so before tracing
+        import onnxscript
     except ImportError:
         raise ModelFormatError(EXPORT_MISSING) from None
     model = model.float().eval().cpu()
@@ -102,15 +112,27 @@ def write_graphs(model: nn.Module, folder: Path) -> list[str]:
     batch_hw = {0: "batch", 2: "height", 3: "width"}
     with _quiet_exporter():
         torch.onnx.export(
-            _StylizeGraph(model), (c, e, a), str(folder / STYLIZE_FILE), input_names=["content", "embedding", "alpha"],
-            output_names=["image"], opset_version=OPSET, dynamo=True, external_data=False,
+            _StylizeGraph(model),
+            (c, e, a),
+            str(folder / STYLIZE_FILE),
+            input_names=["content", "embedding", "alpha"],
+            output_names=["image"],
+            opset_version=OPSET,
+            dynamo=True,
+            external_data=False,
             dynamic_shapes={"content": batch_hw, "embedding": {0: "batch"}, "alpha": {0: "batch"}},
-        )  # fmt: skip
+        )
         torch.onnx.export(
-            _EmbedGraph(model), (torch.rand(1, 3, 96, 120),), str(folder / EMBED_FILE), input_names=["style"],
-            output_names=["embedding"], opset_version=OPSET, dynamo=True, external_data=False,
+            _EmbedGraph(model),
+            (torch.rand(1, 3, 96, 120),),
+            str(folder / EMBED_FILE),
+            input_names=["style"],
+            output_names=["embedding"],
+            opset_version=OPSET,
+            dynamo=True,
+            external_data=False,
             dynamic_shapes={"style": batch_hw},
-        )  # fmt: skip
+        )
     return list(ONNX_FILES)
 
 
@@ -127,9 +149,12 @@ def export_onnx(model: str | Path, out_dir: str | Path, dtype: str | None = None
     config = exported.config
     section = onnx_section(exported.schema.keys, exported.model.config.embedding_dim)
     return write_export(
-        {**config, "onnx": section}, exported.model.state_dict(), out_dir,
-        dtype=dtype or str(config.get("dtype", "float16")), extra=lambda tmp: write_graphs(exported.model, tmp),
-    )  # fmt: skip
+        {**config, "onnx": section},
+        exported.model.state_dict(),
+        out_dir,
+        dtype=dtype or str(config.get("dtype", "float16")),
+        extra=lambda tmp: write_graphs(exported.model, tmp),
+    )
 
 
 def model_digest(folder: Path) -> str:
@@ -143,7 +168,9 @@ def model_digest(folder: Path) -> str:
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("ADJUSTABLE_STYLE_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "adjustable-style")
+    base = os.environ.get("ADJUSTABLE_STYLE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "adjustable-style"
+    )
     return Path(base) / "onnx"
 
 
@@ -193,7 +220,7 @@ class OnnxGraphs:
 
     def __init__(self, folder: str | Path, threads: int | None = None) -> None:
         try:
-            import onnxruntime as ort  # noqa: PLC0415 - optional extra
+            import onnxruntime as ort
         except ImportError:
             raise ModelFormatError(ORT_MISSING) from None
         opts = ort.SessionOptions()
@@ -206,7 +233,9 @@ class OnnxGraphs:
             self._embed = ort.InferenceSession(str(folder / EMBED_FILE), opts, providers=["CPUExecutionProvider"])
             self._stylize = ort.InferenceSession(str(folder / STYLIZE_FILE), opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own untyped errors for bad files
-            raise ModelFormatError(f"cannot load the ONNX graphs in '{folder}': {str(e).splitlines()[0][:200]}") from None
+            raise ModelFormatError(
+                f"cannot load the ONNX graphs in '{folder}': {str(e).splitlines()[0][:200]}"
+            ) from None
 
     def embed(self, style: torch.Tensor) -> torch.Tensor:
         (e,) = self._embed.run(None, {"style": _np(style)})

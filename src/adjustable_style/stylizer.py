@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Union
 import torch
 from PIL import Image
 
-from .color import preserve_color as _preserve_color
 from . import tiling
+from .color import preserve_color as _preserve_color
 from .export import ExportedModel, load_model, resolve_model
 from .image import MIN_SIDE, load_image, pil_to_tensor, resize
 from .layers import LayerSchema, layer_label
@@ -106,7 +106,10 @@ class Stylizer:
         self.content_layers: tuple[str, ...] = self.schema.content
         self.style_size = exported.style_size
         train = exported.config.get("train", {})
-        self.alpha_range: tuple[float, float] = (float(train.get("alpha_low", 0.0)), float(train.get("alpha_high", 1.0)))
+        self.alpha_range: tuple[float, float] = (
+            float(train.get("alpha_low", 0.0)),
+            float(train.get("alpha_high", 1.0)),
+        )
         self.fixed_content = bool(train.get("fix_single_content", True)) and len(self.content_layers) == 1
         self.autocast = bool(autocast) and self.device.type == "cuda"
         if self.device.type == "cuda":
@@ -149,18 +152,22 @@ class Stylizer:
 
     def use_backend(self, backend: str, folder: Path) -> str:
         """Switch what runs P and T (see :meth:`load`); ``folder`` is the model's export folder. Returns the choice."""
-        from . import onnx_export as ox  # noqa: PLC0415
+        from . import onnx_export as ox
 
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         if backend == "auto":
-            usable = self.device.type == "cpu" and folder.is_dir() and importlib.util.find_spec("onnxruntime") is not None
+            usable = (
+                self.device.type == "cpu" and folder.is_dir() and importlib.util.find_spec("onnxruntime") is not None
+            )
             backend = "onnxruntime" if usable and ox.find_graphs(folder) is not None else "torch"
         if backend == "onnxruntime":
             if self.device.type != "cpu":
                 raise ValueError("the onnxruntime backend runs on the CPU; use the torch backend on GPUs")
             if not folder.is_dir():
-                raise ValueError(f"the onnxruntime backend needs an export folder; export '{folder}' first (adjustable-style export)")
+                raise ValueError(
+                    f"the onnxruntime backend needs an export folder; export '{folder}' first (adjustable-style export)"
+                )
             self._graphs = ox.OnnxGraphs(ox.cached_graphs(folder, self.model))
         else:
             self._graphs = None
@@ -186,14 +193,22 @@ class Stylizer:
             ValueError: unknown layer (listing the model's layers), NaN, or a value outside the trained range.
         """
         lo, hi = self.alpha_range
-        for kind, given, names in (("style", weights, self.style_layers), ("content", content_weights, self.content_layers)):
+        for kind, given, names in (
+            ("style", weights, self.style_layers),
+            ("content", content_weights, self.content_layers),
+        ):
             for name, value in (given or {}).items():
                 if name not in names:
                     raise ValueError(
                         f"unknown {kind} layer {name!r}; this model's {kind} layers are {', '.join(names) or 'none'}"
                     )
-                _check_unit(f"{kind} weight for {name}" if kind == "content" else f"weight for {name}", value, lo, hi,
-                            " (the range the model was trained on)")
+                _check_unit(
+                    f"{kind} weight for {name}" if kind == "content" else f"weight for {name}",
+                    value,
+                    lo,
+                    hi,
+                    " (the range the model was trained on)",
+                )
                 if kind == "content" and self.fixed_content and float(value) != 1.0:
                     raise ValueError(
                         f"content weight for {name} is fixed at 1 in this model (trained with one content layer); "
@@ -227,9 +242,13 @@ class Stylizer:
         if isinstance(image, torch.Tensor):
             x = image.unsqueeze(0) if image.ndim == 3 else image
             if x.ndim != 4 or x.shape[0] != 1 or x.shape[1] != 3 or not x.is_floating_point():
-                raise ValueError(f"{what} image must be a float tensor of shape (1, 3, H, W) in [0, 1], got {tuple(image.shape)} {image.dtype}")
+                raise ValueError(
+                    f"{what} image must be a float tensor of shape (1, 3, H, W) in [0, 1], got {tuple(image.shape)} {image.dtype}"
+                )
             if min(x.shape[-2:]) < MIN_SIDE:
-                raise ValueError(f"{what} image is {x.shape[-1]}x{x.shape[-2]} px; images must be at least {MIN_SIDE} px on each side")
+                raise ValueError(
+                    f"{what} image is {x.shape[-1]}x{x.shape[-2]} px; images must be at least {MIN_SIDE} px on each side"
+                )
             return x.detach().to("cpu", torch.float32)
         if isinstance(image, Image.Image):
             return pil_to_tensor(image)
@@ -262,7 +281,9 @@ class Stylizer:
             return ("pil", image.mode, image.size, h.hexdigest())
         if isinstance(image, torch.Tensor):
             t = image.detach().to("cpu").contiguous()
-            h = hashlib.blake2b(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes(), digest_size=16)
+            h = hashlib.blake2b(
+                t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes(), digest_size=16
+            )
             return ("tensor", tuple(t.shape), str(t.dtype), h.hexdigest())
         raise TypeError(f"expected a path, a PIL image or an image tensor, got {type(image).__name__}")
 
@@ -293,7 +314,7 @@ class Stylizer:
     # --------------------------------------------------------------------------------------- adapters
     def add_adapter(self, adapter: Adapter) -> None:
         """Use ``adapter``'s slider offsets whenever its painting is the style (see :mod:`adjustable_style.adapt`)."""
-        from .adapt import check_adapter  # noqa: PLC0415
+        from .adapt import check_adapter
 
         check_adapter(adapter, self)
         self._adapters[adapter.style_digest] = adapter.offsets.to(self.device, torch.float32)
@@ -309,7 +330,7 @@ class Stylizer:
     def _offsets(self, style: ImageLike) -> torch.Tensor | None:
         if not self._adapters:
             return None
-        from .adapt import style_digest  # noqa: PLC0415
+        from .adapt import style_digest
 
         key = self._key(style)
         with self._cache_lock:
@@ -343,7 +364,9 @@ class Stylizer:
         return contextlib.nullcontext()
 
     def _check_max_size(self, max_size: int | None) -> None:
-        if max_size is not None and (isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < MIN_SIDE):
+        if max_size is not None and (
+            isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < MIN_SIDE
+        ):
             raise ValueError(f"max_size must be an int >= {MIN_SIDE} or None, got {max_size!r}")
 
     # --------------------------------------------------------------------------------------- stylizing
@@ -441,9 +464,13 @@ class Stylizer:
         return torch.cat(outs)
 
     def _net(
-        self, content: torch.Tensor, embedding: torch.Tensor, alpha: torch.Tensor, tile: int | None = None,
+        self,
+        content: torch.Tensor,
+        embedding: torch.Tensor,
+        alpha: torch.Tensor,
+        tile: int | None = None,
         offsets: torch.Tensor | None = None,
-    ) -> torch.Tensor:  # fmt: skip
+    ) -> torch.Tensor:
         """T and Λ on the chosen backend (tiles, adapters: torch): float32 (B, 3, H, W)."""
         if tile is None and offsets is None:
             if self._graphs is not None:
@@ -526,14 +553,24 @@ class Stylizer:
         """The training loss network (eval mode, caffe VGG as recorded, the model's schema and EMA)."""
         if self._loss is None:
             train = self.exported.config.get("train", {})
-            loss = PerceptualLoss(self.schema, self.model.vgg, ema_decay=float(train.get("ema_decay", 0.99)),
-                                  tv_weight=float(train.get("tv_weight", 0.0)))
-            if self.exported.config.get("ema_initialized", True) and bool((self.exported.ema > 0).all()) and self.exported.ema_tv > 0:
+            loss = PerceptualLoss(
+                self.schema,
+                self.model.vgg,
+                ema_decay=float(train.get("ema_decay", 0.99)),
+                tv_weight=float(train.get("tv_weight", 0.0)),
+            )
+            if (
+                self.exported.config.get("ema_initialized", True)
+                and bool((self.exported.ema > 0).all())
+                and self.exported.ema_tv > 0
+            ):
                 loss.set_ema(self.exported.ema, self.exported.ema_tv)
             self._loss = loss.to(self.device).eval()
         return self._loss
 
-    def layer_losses(self, outputs: torch.Tensor, content: ImageLike, style: ImageLike, batch_size: int = 8) -> torch.Tensor:
+    def layer_losses(
+        self, outputs: torch.Tensor, content: ImageLike, style: ImageLike, batch_size: int = 8
+    ) -> torch.Tensor:
         """Raw (unweighted, un-normalised) per-layer losses of stylized images: (N, L) in ``schema.keys`` order.
 
         Measured at the outputs' size: the content is resized to it; the style image is resized as for

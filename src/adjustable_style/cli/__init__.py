@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+
 from .. import __version__
 from . import adapt, bench, evaluate, export, optimize, serve, stylize, train, video
 from .common import UsageError
@@ -27,7 +28,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(1, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="adjustable-style",
@@ -41,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from ..config import ConfigError  # noqa: PLC0415
-    from ..image import ImageError  # noqa: PLC0415
+    from ..config import ConfigError
+    from ..image import ImageError
 
     return (UsageError, ConfigError, ImageError, ValueError, FileNotFoundError, PermissionError, IsADirectoryError)
 

@@ -11,9 +11,9 @@ from .common import UsageError, device, existing, images_in
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
-    from ..adapt import BUNDLED_PHOTOS, fit_adapter, save_adapter, slider_strength  # noqa: PLC0415
-    from ..export import resolve_model  # noqa: PLC0415
-    from ..stylizer import Stylizer  # noqa: PLC0415
+    from ..adapt import BUNDLED_PHOTOS, fit_adapter, save_adapter, slider_strength
+    from ..export import resolve_model
+    from ..stylizer import Stylizer
 
     if args.steps < 1:
         raise UsageError(f"--steps must be >= 1, got {args.steps}")
@@ -38,7 +38,9 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     check = existing(args.check, "check photo") if args.check else BUNDLED_PHOTOS[0]
     st = Stylizer.load(resolve_model(args.model), device=device(args.device))
     if not st.has_base:
-        raise UsageError(f"--model {args.model} was trained from scratch; slider adapters need a model on a base network (default)")
+        raise UsageError(
+            f"--model {args.model} was trained from scratch; slider adapters need a model on a base network (default)"
+        )
     for s, dest in zip(styles, dests):
         if dest.exists() and not args.force:
             print(f"{dest} exists; skipped (use --force to fit it again)")
@@ -48,7 +50,11 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
         def progress(step: int, steps: int, obj: float, t0: float = t0) -> None:
             if step % 10 == 0 or step == steps:
-                print(f"  {s.name}: step {step}/{steps}, objective {obj:.3f}, {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
+                print(
+                    f"  {s.name}: step {step}/{steps}, objective {obj:.3f}, {time.time() - t0:.0f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
         before = slider_strength(st, check, s) if args.report else None
         ad = fit_adapter(st, s, photos or None, steps=args.steps, crop=args.crop, seed=args.seed, progress=progress)
@@ -58,13 +64,15 @@ def cmd_adapt(args: argparse.Namespace) -> int:
             st.add_adapter(ad)
             after = slider_strength(st, check, s)
             st.remove_adapters()
-            line += (f"; slider strength on {Path(check).name} (own-layer loss at 1 / at 0, lower = stronger): "
-                     + ", ".join(f"{n} {before[n]:.2f} -> {after[n]:.2f}" for n in st.style_layers))  # fmt: skip
+            line += (
+                f"; slider strength on {Path(check).name} (own-layer loss at 1 / at 0, lower = stronger): "
+                + ", ".join(f"{n} {before[n]:.2f} -> {after[n]:.2f}" for n in st.style_layers)
+            )
         print(line, flush=True)
     return 0
 
 
-def add_parsers(sub) -> None:  # noqa: ANN001 - argparse's private subparsers action
+def add_parsers(sub) -> None:
     p = sub.add_parser(
         "adapt",
         help="tune the sliders to a painting once (minutes on a CPU), then use them in real time",
@@ -74,8 +82,12 @@ def add_parsers(sub) -> None:  # noqa: ANN001 - argparse's private subparsers ac
         "folder: then -o is a folder and each painting gets OUT/<name>.safetensors.",
     )
     p.add_argument("style", help="painting, or a folder of paintings")
-    p.add_argument("-o", "--output", required=True, help="adapter file (.safetensors), or a folder for a folder of paintings")
-    p.add_argument("--photos", nargs="+", default=None, help="photos or folders to fit on (default: the 3 bundled photos)")
+    p.add_argument(
+        "-o", "--output", required=True, help="adapter file (.safetensors), or a folder for a folder of paintings"
+    )
+    p.add_argument(
+        "--photos", nargs="+", default=None, help="photos or folders to fit on (default: the 3 bundled photos)"
+    )
     p.add_argument("--steps", type=int, default=60, help="Adam steps (default %(default)s; ~5 min on one CPU core)")
     p.add_argument("--crop", type=int, default=192, help="crop side in px (default %(default)s)")
     p.add_argument("--seed", type=int, default=0)

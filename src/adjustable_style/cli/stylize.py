@@ -24,7 +24,7 @@ from .common import (
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
-    from ..image import IMAGE_EXTENSIONS, ImageError, save_image  # noqa: PLC0415
+    from ..image import IMAGE_EXTENSIONS, ImageError, save_image
 
     weights = weights_arg(args.style_weights)
     strength = strength_arg(args.strength)
@@ -84,7 +84,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
 
 
 def _sheet_tiles(content: Path, style: Path, max_size: int | None) -> list:
-    from ..image import load_image  # noqa: PLC0415
+    from ..image import load_image
 
     return [load_image(content, max_size=max_size), load_image(style, max_size=max_size)]
 
@@ -97,8 +97,8 @@ def _check_sheet(args: argparse.Namespace) -> None:
 
 
 def cmd_variations(args: argparse.Namespace) -> int:
-    from ..image import save_image  # noqa: PLC0415
-    from ..sheet import contact_sheet, format_weights  # noqa: PLC0415
+    from ..image import save_image
+    from ..sheet import contact_sheet, format_weights
 
     if args.n < 1:
         raise UsageError(f"-n must be >= 1, got {args.n}")
@@ -110,7 +110,13 @@ def cmd_variations(args: argparse.Namespace) -> int:
     st = load_stylizer(args)
     check_adapter_for(st, args, style)
     images, alphas = st.variations(
-        content, style, n=args.n, seed=args.seed, strength=strength, preserve_color=args.preserve_color, max_size=max_size
+        content,
+        style,
+        n=args.n,
+        seed=args.seed,
+        strength=strength,
+        preserve_color=args.preserve_color,
+        max_size=max_size,
     )
     rows = [st.schema.to_dicts(a)[0] for a in alphas]
     labels = ["content", "style", *(f"#{k}: {format_weights(w)}" for k, w in enumerate(rows))]
@@ -128,8 +134,8 @@ def cmd_variations(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from ..image import save_image  # noqa: PLC0415
-    from ..sheet import contact_sheet, format_weights  # noqa: PLC0415
+    from ..image import save_image
+    from ..sheet import contact_sheet, format_weights
 
     base = weights_arg(args.style_weights)
     strength, max_size = strength_arg(args.strength), max_size_arg(args.max_size)
@@ -145,9 +151,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     swept = st.style_layers if args.layer == "all" else (args.layer,)
     base.pop(args.layer, None)  # the swept layer takes the sweep's values
     images, values = st.sweep(
-        content, style, args.layer, steps=args.steps, weights=base, low=args.low, high=args.high,
-        strength=strength, preserve_color=args.preserve_color, max_size=max_size,
-    )  # fmt: skip
+        content,
+        style,
+        args.layer,
+        steps=args.steps,
+        weights=base,
+        low=args.low,
+        high=args.high,
+        strength=strength,
+        preserve_color=args.preserve_color,
+        max_size=max_size,
+    )
     labels = ["content", "style", *(f"{args.layer}={v:.2f}" for v in values)]
     tiles = _sheet_tiles(content, style, max_size) + list(images)
     save_image(contact_sheet(tiles, labels, ncol=args.ncol, cell=args.cell), out)
@@ -166,10 +180,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         j = keys.index(f"style/{name}")
         first, last = float(losses[0, j]), float(losses[-1, j])
         change = (last - first) / first * 100 if first else float("nan")
-        print(f"style/{name} loss {first:.4g} -> {last:.4g} ({change:+.1f}%) as {args.layer} goes {values[0]:.2f} -> {values[-1]:.2f}")
+        print(
+            f"style/{name} loss {first:.4g} -> {last:.4g} ({change:+.1f}%) as {args.layer} goes {values[0]:.2f} -> {values[-1]:.2f}"
+        )
     print(f"wrote {out}")
     return 0
-
 
 
 def sheet_args(p: argparse.ArgumentParser) -> None:
@@ -177,7 +192,7 @@ def sheet_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ncol", type=int, default=None, help="tiles per row (default: all in one row)")
 
 
-def add_parsers(sub) -> None:  # noqa: ANN001 - argparse's private subparsers action
+def add_parsers(sub) -> None:
     p = sub.add_parser(
         "stylize",
         help="stylize an image (or folders of images) with a trained model",
@@ -216,11 +231,15 @@ def add_parsers(sub) -> None:  # noqa: ANN001 - argparse's private subparsers ac
     p.add_argument("content", help="content image")
     p.add_argument("style", help="style image")
     p.add_argument("-o", "--output", required=True, help="strip image")
-    p.add_argument("--layer", required=True, help="style layer to sweep, e.g. relu4_4; all: every style slider together")
+    p.add_argument(
+        "--layer", required=True, help="style layer to sweep, e.g. relu4_4; all: every style slider together"
+    )
     p.add_argument("--steps", type=int, default=6, help="number of values (default 6)")
     p.add_argument("--low", type=float, default=0.0, help="first value (default 0)")
     p.add_argument("--high", type=float, default=1.0, help="last value (default 1)")
-    p.add_argument("--style-weights", default=None, metavar="L=W,...", help="the other layers' weights; " + WEIGHTS_HELP)
+    p.add_argument(
+        "--style-weights", default=None, metavar="L=W,...", help="the other layers' weights; " + WEIGHTS_HELP
+    )
     model_args(p, 512)
     sheet_args(p)
     p.set_defaults(func=cmd_sweep)

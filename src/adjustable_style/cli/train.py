@@ -6,11 +6,11 @@ import argparse
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ..config import load_config  # noqa: PLC0415
+    from ..config import load_config
 
     overrides = list(args.overrides)
     cfg = load_config(args.config, overrides)
-    from ..train import fit  # noqa: PLC0415 - Lightning is slow to import; only after the config is valid
+    from ..train import fit
 
     trainer, _ = fit(cfg)
     ckpt = trainer.checkpoint_callback
@@ -24,8 +24,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-
-def add_parsers(sub) -> None:  # noqa: ANN001 - argparse's private subparsers action
+def add_parsers(sub) -> None:
     p = sub.add_parser(
         "train",
         help="train an adjustable model (Lightning); resume with resume=PATH",

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import argparse
 
-from .common import WEIGHTS_HELP, check_adapter_for, existing, load_stylizer, max_size_arg, model_args, strength_arg, weights_arg
+from .common import (
+    WEIGHTS_HELP,
+    check_adapter_for,
+    existing,
+    load_stylizer,
+    max_size_arg,
+    model_args,
+    strength_arg,
+    weights_arg,
+)
 
-KEYFRAMES_HELP = ("slider keyframes, e.g. '0s:relu2_2=0,relu4_4=1; 4s:relu2_2=1,relu4_4=0' (times in seconds, 4s, "
-                  "or frame numbers, 96f); α moves linearly between them; layers a keyframe leaves out take --style-weights")  # fmt: skip
+KEYFRAMES_HELP = (
+    "slider keyframes, e.g. '0s:relu2_2=0,relu4_4=1; 4s:relu2_2=1,relu4_4=0' (times in seconds, 4s, "
+    "or frame numbers, 96f); α moves linearly between them; layers a keyframe leaves out take --style-weights"
+)
 
 
 def cmd_video(args: argparse.Namespace) -> int:
-    from ..video import FlickerStabiliser, check_output, parse_keyframes, probe, stylize_video  # noqa: PLC0415
+    from ..video import FlickerStabiliser, check_output, parse_keyframes, probe, stylize_video
 
     weights = weights_arg(args.style_weights)
     keyframes = parse_keyframes(args.keyframes) if args.keyframes is not None else None
@@ -22,15 +33,27 @@ def cmd_video(args: argparse.Namespace) -> int:
     probe(video)  # a file that is not a video fails here, before the model loads
     st = load_stylizer(args)
     check_adapter_for(st, args, style)
-    r = stylize_video(st, video, style, out, weights=weights, keyframes=keyframes, strength=strength,
-                      max_size=max_size, preserve_color=args.preserve_color, stabilise=stabiliser,
-                      progress=not args.quiet)  # fmt: skip
-    print(f"wrote {r.path}: {r.frames} frames of {r.size[1]}x{r.size[0]} at {float(r.fps):.3g} fps "
-          f"({r.frames_per_second:.2f} frames/s)")  # fmt: skip
+    r = stylize_video(
+        st,
+        video,
+        style,
+        out,
+        weights=weights,
+        keyframes=keyframes,
+        strength=strength,
+        max_size=max_size,
+        preserve_color=args.preserve_color,
+        stabilise=stabiliser,
+        progress=not args.quiet,
+    )
+    print(
+        f"wrote {r.path}: {r.frames} frames of {r.size[1]}x{r.size[0]} at {float(r.fps):.3g} fps "
+        f"({r.frames_per_second:.2f} frames/s)"
+    )
     return 0
 
 
-def add_parsers(sub) -> None:  # noqa: ANN001 - argparse's private subparsers action
+def add_parsers(sub) -> None:
     p = sub.add_parser(
         "video",
         help="stylize a video, sliders keyframed over time (needs the [video] extra)",
@@ -44,8 +67,13 @@ def add_parsers(sub) -> None:  # noqa: ANN001 - argparse's private subparsers ac
     p.add_argument("--style-weights", default=None, metavar="L=W,...", help=WEIGHTS_HELP)
     p.add_argument("--keyframes", default=None, metavar="T:L=W,...;...", help=KEYFRAMES_HELP)
     p.add_argument("--no-stabilise", action="store_true", help="stylize each frame on its own (more flicker)")
-    p.add_argument("--blend", type=float, default=0.3, help="weight of the motion-compensated previous frame in [0, 1): "
-                   "higher is steadier but softens fine texture (default %(default)s)")
+    p.add_argument(
+        "--blend",
+        type=float,
+        default=0.3,
+        help="weight of the motion-compensated previous frame in [0, 1): "
+        "higher is steadier but softens fine texture (default %(default)s)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     model_args(p, 854)
     p.set_defaults(func=cmd_video)

@@ -28,7 +28,7 @@ Example:
 
 import importlib.util
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any
 
 from ..stylizer import Stylizer, resolve_device
 from .callbacks import Studio, example_images, thumbnail
@@ -51,7 +51,7 @@ size renders when you let go.
 
 def _gradio() -> Any:
     try:
-        import gradio as gr  # noqa: PLC0415 - optional dependency
+        import gradio as gr
     except ImportError:
         raise ImportError(GRADIO_MISSING) from None
     return gr
@@ -68,7 +68,7 @@ def build_app(
     preview_size: int = 256,
     full_size: int = 1024,
     n_variations: int = 6,
-    adapter_dir: Optional[Union[str, Path]] = None,
+    adapter_dir: str | Path | None = None,
     adapt_steps: int = 60,
 ) -> "gradio.Blocks":
     """Build the page (not started) over one loaded :class:`~adjustable_style.stylizer.Stylizer`.
@@ -89,8 +89,9 @@ def build_app(
         ImportError: gradio is not installed (one line saying how to install it).
     """
     gr = _gradio()
-    studio = Studio(stylizer, max_upload_mb, preview_size, full_size, n_variations, adapter_dir=adapter_dir,
-                    adapt_steps=adapt_steps)
+    studio = Studio(
+        stylizer, max_upload_mb, preview_size, full_size, n_variations, adapter_dir=adapter_dir, adapt_steps=adapt_steps
+    )
     photos, paintings = example_images()
     # Start on the pair that ships inside the package (small, so the first render is quick).
     photos.sort(key=lambda p: p.name != "photo_cat.jpg")
@@ -105,23 +106,47 @@ def build_app(
 
         with gr.Row():
             with gr.Column(scale=1, min_width=220):
-                content_view = gr.Image(thumbnail(photos[0]) if photos else None, label="Content photo",
-                                        interactive=False, height=200, elem_id="content-view")
+                content_view = gr.Image(
+                    thumbnail(photos[0]) if photos else None,
+                    label="Content photo",
+                    interactive=False,
+                    height=200,
+                    elem_id="content-view",
+                )
                 content_file = gr.File(label="Upload a photo", type="filepath", height=120, elem_id="content-upload")
-                content_examples = gr.Gallery([(thumbnail(p, 160), p.stem) for p in photos],
-                                              label="Example photos (click one)", columns=4, height=130,
-                                              allow_preview=False, object_fit="cover", elem_id="content-examples")
+                content_examples = gr.Gallery(
+                    [(thumbnail(p, 160), p.stem) for p in photos],
+                    label="Example photos (click one)",
+                    columns=4,
+                    height=130,
+                    allow_preview=False,
+                    object_fit="cover",
+                    elem_id="content-examples",
+                )
             with gr.Column(scale=1, min_width=220):
-                style_view = gr.Image(thumbnail(paintings[0]) if paintings else None, label="Style image",
-                                      interactive=False, height=200, elem_id="style-view")
-                style_file = gr.File(label="Upload a painting or texture", type="filepath", height=120,
-                                     elem_id="style-upload")
-                style_examples = gr.Gallery([(thumbnail(p, 160), p.stem) for p in paintings],
-                                            label="Example paintings (click one)", columns=5, height=130,
-                                            allow_preview=False, object_fit="cover", elem_id="style-examples")
+                style_view = gr.Image(
+                    thumbnail(paintings[0]) if paintings else None,
+                    label="Style image",
+                    interactive=False,
+                    height=200,
+                    elem_id="style-view",
+                )
+                style_file = gr.File(
+                    label="Upload a painting or texture", type="filepath", height=120, elem_id="style-upload"
+                )
+                style_examples = gr.Gallery(
+                    [(thumbnail(p, 160), p.stem) for p in paintings],
+                    label="Example paintings (click one)",
+                    columns=5,
+                    height=130,
+                    allow_preview=False,
+                    object_fit="cover",
+                    elem_id="style-examples",
+                )
             with gr.Column(scale=2, min_width=320):
-                result = gr.Image(label="Result", type="pil", format="png", interactive=False, height=420,
-                                  elem_id="result")
+                result = gr.Image(
+                    label="Result", type="pil", format="png", interactive=False, height=420, elem_id="result"
+                )
                 status = gr.Markdown(NEED_STATUS, elem_id="status")
                 download = gr.DownloadButton("Download PNG", elem_id="download")
 
@@ -133,14 +158,23 @@ def build_app(
                 ]
                 strength = gr.Slider(0.0, 1.0, value=1.0, step=0.01, label="style strength", elem_id="strength")
                 preserve = gr.Checkbox(False, label="preserve the photo's colours", elem_id="preserve-color")
-                tune = gr.Button("Tune the sliders to this painting (minutes on a CPU)", variant="secondary",
-                                 elem_id="tune-button", visible=stylizer.has_base)
+                tune = gr.Button(
+                    "Tune the sliders to this painting (minutes on a CPU)",
+                    variant="secondary",
+                    elem_id="tune-button",
+                    visible=stylizer.has_base,
+                )
             with gr.Column(scale=1):
                 with gr.Row():
                     seed = gr.Number(0, label="seed", precision=0, minimum=0, elem_id="seed")
                     vary = gr.Button(f"Variations ({n_variations})", variant="secondary", elem_id="variations-button")
-                gallery = gr.Gallery(label="Variations (click one to load its weights)", columns=3, height=300,
-                                     allow_preview=False, elem_id="variations")
+                gallery = gr.Gallery(
+                    label="Variations (click one to load its weights)",
+                    columns=3,
+                    height=300,
+                    allow_preview=False,
+                    elem_id="variations",
+                )
 
         settings = [content, style, strength, preserve, *sliders]
         render = {"concurrency_id": "render", "concurrency_limit": 1}
@@ -152,11 +186,12 @@ def build_app(
             return [img if img is not None else gr.update() for img in images], messages
 
         def accept(what: str):
-            def handler(path: Optional[str], current: Optional[str]) -> tuple:
+            def handler(path: str | None, current: str | None) -> tuple:
                 new, thumb, message = studio.accept(path, what)
                 if new is None:  # keep the previous image; clear the refused file from the upload box
                     return current, gr.update(), None, _refused(gr, message), False
                 return new, thumb, gr.update(), "Rendering…", True
+
             return handler
 
         def full_if_accepted(ok: bool, *args: Any) -> tuple:
@@ -168,6 +203,7 @@ def build_app(
                 if i is None or not 0 <= i < len(paths):  # the index comes from the browser: trust nothing
                     return gr.update(), gr.update()
                 return str(paths[i]), thumbnail(paths[i])
+
             return handler
 
         def pick_variation(values: list, evt: gr.SelectData) -> list:
@@ -179,26 +215,39 @@ def build_app(
             (style, style_view, style_file, style_examples, paintings, "style image"),
         ):
             box.upload(accept(what), [box, path_state], [path_state, view, box, status, accepted], **render).then(
-                full_if_accepted, [accepted, *settings], full_outputs, **render)
+                full_if_accepted, [accepted, *settings], full_outputs, **render
+            )
             examples.select(pick(paths), None, [path_state, view], **render).then(
-                studio.full, settings, full_outputs, **render)
+                studio.full, settings, full_outputs, **render
+            )
 
         # One event for every slider's live preview, batched: moves that queue up together (several users, or
         # several sliders) render in one forward pass per content/style pair instead of one after another;
         # two in flight, so encoding and sending one batch overlaps computing the next.
-        gr.on([s.input for s in [*sliders, strength]], preview, settings, [result, status], trigger_mode="always_last",
-              show_progress="hidden", batch=True, max_batch_size=PREVIEW_BATCH, concurrency_id="preview",
-              concurrency_limit=2)
+        gr.on(
+            [s.input for s in [*sliders, strength]],
+            preview,
+            settings,
+            [result, status],
+            trigger_mode="always_last",
+            show_progress="hidden",
+            batch=True,
+            max_batch_size=PREVIEW_BATCH,
+            concurrency_id="preview",
+            concurrency_limit=2,
+        )
         for slider in [*sliders, strength]:
             slider.release(studio.full, settings, full_outputs, show_progress="minimal", **render)
         preserve.input(studio.full, settings, full_outputs, **render)
         vary.click(studio.variations, [content, style, strength, preserve, seed], [gallery, table, status], **render)
         gallery.select(pick_variation, [table], sliders, **render).then(studio.full, settings, full_outputs, **render)
-        def tune_sliders(style_path: Optional[str], progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008
+
+        def tune_sliders(style_path: str | None, progress: gr.Progress = gr.Progress()) -> str:
             return studio.tune(style_path, lambda i, n, obj: progress((i, n), desc="tuning the sliders"))
 
         tune.click(tune_sliders, [style], [status], concurrency_id="tune", concurrency_limit=1).then(
-            studio.full, settings, full_outputs, **render)
+            studio.full, settings, full_outputs, **render
+        )
         app.load(studio.full, settings, full_outputs, **render)
 
     app.queue(default_concurrency_limit=1)
@@ -206,7 +255,7 @@ def build_app(
 
 
 def serve(
-    model: Union[str, Path] = "default",
+    model: str | Path = "default",
     host: str = "127.0.0.1",
     port: int = 7860,
     device: str = "auto",
@@ -245,12 +294,18 @@ def serve(
         raise ValueError(f"--adapters '{adapters}' is a file; give a folder (the page saves new adapters into it)")
     st = Stylizer.load(model, device=device, backend=backend)
     if adapters is not None and any(Path(adapters).glob("*.safetensors")):
-        from ..adapt import add_adapters_from  # noqa: PLC0415
+        from ..adapt import add_adapters_from
 
         add_adapters_from(st, adapters)
     app = build_app(st, max_upload_mb=max_upload_mb, adapter_dir=adapters)
     app.launch(
-        server_name=host, server_port=port, share=share, max_file_size=f"{max_upload_mb:g}mb",
-        prevent_thread_lock=not block, quiet=quiet, ssr_mode=False, show_error=True,
+        server_name=host,
+        server_port=port,
+        share=share,
+        max_file_size=f"{max_upload_mb:g}mb",
+        prevent_thread_lock=not block,
+        quiet=quiet,
+        ssr_mode=False,
+        show_error=True,
     )
     return app

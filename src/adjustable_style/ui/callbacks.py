@@ -74,7 +74,13 @@ def remove_stale_out_dirs(tmp: str | Path | None = None) -> list[Path]:
     removed = []
     for d in Path(tmp or tempfile.gettempdir()).glob(f"{OUT_PREFIX}*"):
         m = re.match(rf"^{re.escape(OUT_PREFIX)}(\d+)-", d.name)
-        if m and d.is_dir() and not d.is_symlink() and d.stat().st_uid == os.getuid() and not _pid_alive(int(m.group(1))):
+        if (
+            m
+            and d.is_dir()
+            and not d.is_symlink()
+            and d.stat().st_uid == os.getuid()
+            and not _pid_alive(int(m.group(1)))
+        ):
             shutil.rmtree(d, ignore_errors=True)
             removed.append(d)
     return removed
@@ -262,8 +268,12 @@ class Studio:
             weights = self.weights(values)
             t0 = time.perf_counter()
             y = self.stylizer.stylize(
-                self._content(content, size), style, weights, strength=float(strength),
-                preserve_color=bool(preserve_color), max_size=None,
+                self._content(content, size),
+                style,
+                weights,
+                strength=float(strength),
+                preserve_color=bool(preserve_color),
+                max_size=None,
             )
             dt = time.perf_counter() - t0
         except (ValueError, OSError) as e:  # ImageError is a ValueError; a vanished upload is an OSError
@@ -314,8 +324,13 @@ class Studio:
                 alphas = torch.cat([self.stylizer.check_weights(self.weights(rows[k])) for k in ks])
                 t0 = time.perf_counter()
                 ys = self.stylizer.stylize_alphas(
-                    self._content(content, self.preview_size), style, alphas, strength=strength,
-                    preserve_color=preserve, max_size=None, batch_size=len(ks),
+                    self._content(content, self.preview_size),
+                    style,
+                    alphas,
+                    strength=strength,
+                    preserve_color=preserve,
+                    max_size=None,
+                    batch_size=len(ks),
                 )
                 dt = time.perf_counter() - t0
             except (ValueError, OSError):  # one by one: each request gets its own message
@@ -324,7 +339,9 @@ class Studio:
                 continue
             for k, y in zip(ks, ys):
                 images[k] = tensor_to_pil(y[None])
-                messages[k] = self._status(self.weights(rows[k]), strength, images[k], dt, f" (batch of {len(ks)}){self._tuned(style)}")
+                messages[k] = self._status(
+                    self.weights(rows[k]), strength, images[k], dt, f" (batch of {len(ks)}){self._tuned(style)}"
+                )
         return images, messages
 
     @staticmethod
@@ -367,8 +384,13 @@ class Studio:
             seed_int = int(seed or 0)
             t0 = time.perf_counter()
             images, alphas = self.stylizer.variations(
-                self._content(content, self.preview_size), style, n=self.n_variations, seed=seed_int,
-                strength=float(strength), preserve_color=bool(preserve_color), max_size=None,
+                self._content(content, self.preview_size),
+                style,
+                n=self.n_variations,
+                seed=seed_int,
+                strength=float(strength),
+                preserve_color=bool(preserve_color),
+                max_size=None,
             )
             dt = time.perf_counter() - t0
         except (ValueError, OSError, OverflowError) as e:
@@ -389,14 +411,16 @@ class Studio:
         """Fit a slider adapter for this painting (:func:`adjustable_style.adapt.fit_adapter`, minutes on a CPU)
         and use it from now on for every photo; saved into ``adapter_dir`` when one is set. Returns the status
         line (a user mistake or a busy tuner is a message, not an exception)."""
-        from ..adapt import fit_adapter, save_adapter  # noqa: PLC0415
+        from ..adapt import fit_adapter, save_adapter
 
         if not style:
             return NEED_STYLE
         st = self.stylizer
         if not st.has_base:
-            return ("tuning the sliders needs a model built on a base network (the bundled 'default'); this one "
-                    "was trained from scratch")  # fmt: skip
+            return (
+                "tuning the sliders needs a model built on a base network (the bundled 'default'); this one "
+                "was trained from scratch"
+            )
         if not self._tuning.acquire(blocking=False):
             return "another painting is being tuned on this server; try again when it is done"
         try:
@@ -408,11 +432,15 @@ class Studio:
             saved = ""
             if self.adapter_dir is not None:
                 self.adapter_dir.mkdir(parents=True, exist_ok=True)
-                path = save_adapter(adapter, self.adapter_dir / f"{Path(style).stem[:40]}-{adapter.style_digest[:8]}.safetensors")
+                path = save_adapter(
+                    adapter, self.adapter_dir / f"{Path(style).stem[:40]}-{adapter.style_digest[:8]}.safetensors"
+                )
                 saved = f", saved as {path.name}"
             st.add_adapter(adapter)
         except (ValueError, OSError) as e:
             return " ".join(str(e).split()) or type(e).__name__
         finally:
             self._tuning.release()
-        return f"sliders tuned to '{name}' in {time.perf_counter() - t0:.0f} s{saved}; each now moves its own layer more"
+        return (
+            f"sliders tuned to '{name}' in {time.perf_counter() - t0:.0f} s{saved}; each now moves its own layer more"
+        )
