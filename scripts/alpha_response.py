@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from adjustable_style.measure import layer_losses
 from adjustable_style.stylizer import Stylizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,9 +47,9 @@ def main() -> None:
         for n in layers:
             others = {m: args.others for m in layers if m != n}
             imgs, _ = st.sweep(args.content, args.style, n, steps=2, weights=others, max_size=args.max_size)
-            row.append(f"{_change(st.layer_losses(imgs, args.content, args.style), keys.index('style/' + n)):+.1f}%")
+            row.append(f"{_change(layer_losses(st, imgs, args.content, args.style), keys.index('style/' + n)):+.1f}%")
         imgs, _ = st.sweep(args.content, args.style, "all", steps=2, max_size=args.max_size)
-        losses = st.layer_losses(imgs, args.content, args.style)
+        losses = layer_losses(st, imgs, args.content, args.style)
         row += [f"{_change(losses, keys.index(k)):+.1f}%" for k in keys]
         print(" | ".join(row), flush=True)
 

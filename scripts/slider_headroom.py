@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def ceiling(
     st: Stylizer, pairs: list, size: int, steps: int, gains: torch.Tensor, space: str
 ) -> dict[str, list[float]]:
-    m, loss, keys, style = st.model, st.loss_module(), list(st.schema.keys), st.style_layers
+    m, loss, keys, style = st.model, st.exported.loss_module(), list(st.schema.keys), st.style_layers
     own: dict[str, list[float]] = {n: [] for n in style}
     for c_path, s_path in pairs:
         c, e = load_image(c_path, size=size, device=st.device), st.embed(s_path)
@@ -83,7 +83,7 @@ def ceiling(
 def gatys(st: Stylizer, pairs: list, size: int, iters: int, gains: torch.Tensor) -> dict:
     """The exact reference: L-BFGS on the pixels (sigmoid-parametrised, from Magenta's output) of the same objective
     at each probe row — what a model retrained for those weights would aim at, with no network in the way."""
-    m, loss, style = st.model, st.loss_module(), st.style_layers
+    m, loss, style = st.model, st.exported.loss_module(), st.style_layers
     rows = [[1.0] + [v if k == n else 0.5 for k in style] for n in style for v in (0.0, 1.0)]
     rows += [[1.0] + [0.0] * len(style), [1.0] + [1.0] * len(style)]
     out: dict[str, dict[str, list[float]] | list[float]] = {
@@ -153,7 +153,7 @@ def fit_directions(
     rng: random.Random,
 ) -> torch.Tensor:
     """One painting's slider directions D ((1 + L) × 2C): γ, β = base(e) + [1, 2α − 1] · D, fitted by the objective."""
-    m, loss, n_a = st.model, st.loss_module(), len(st.schema.keys)
+    m, loss, n_a = st.model, st.exported.loss_module(), len(st.schema.keys)
     e, sg = st.embed(s_path), loss.style_targets(st.style_image(s_path))
     g0, b0 = m.mlp.base(e)
     t0 = time.time()
@@ -295,7 +295,7 @@ def distill(st: Stylizer, teachers: Path, out: Path, steps: int, seed: int) -> N
 def adapt(
     st: Stylizer, pairs: list, size: int, steps: int, gains: torch.Tensor, crop: int, batch: int, seed: int
 ) -> dict:
-    m, loss, keys, style = st.model, st.loss_module(), list(st.schema.keys), st.style_layers
+    m, loss, keys, style = st.model, st.exported.loss_module(), list(st.schema.keys), st.style_layers
     rng = random.Random(seed)
     photos = train_photos(16, crop, seed)
     out: dict[str, dict[str, list[float]] | list[float]] = {

@@ -18,6 +18,7 @@ import torch
 
 from adjustable_style.evaluate import EvalSettings, choose_pairs, find_images
 from adjustable_style.image import load_image
+from adjustable_style.measure import layer_losses
 from adjustable_style.stylizer import Stylizer
 
 
@@ -42,7 +43,7 @@ def probe(model: str, pairs: list, size: int, device: str = "cpu", adapters: str
         imgs = st.stylize_alphas(c, s_path, torch.cat(rows), max_size=None)
         if st.has_base:
             imgs = torch.cat([imgs, st.stylize_base(c, s_path, max_size=None)])
-        raw = st.layer_losses(imgs, c, s_path)
+        raw = layer_losses(st, imgs, c, s_path)
         for i, n in enumerate(style):
             j = keys.index(f"style/{n}")
             own[n].append(float(raw[2 * i + 1, j] / raw[2 * i, j]))

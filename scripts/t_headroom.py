@@ -72,7 +72,7 @@ def fit_pair(
 ) -> list[torch.Tensor]:
     """Losses / base losses on the whole photo at the two ends (α = 0, α = 1) after fitting, starting from
     ``start`` = (T or its widened copy, the index from T's flat γ, β to that network's)."""
-    m, loss, style = st.model, st.loss_module(), st.style_layers
+    m, loss, style = st.model, st.exported.loss_module(), st.style_layers
     gain = float(st.exported.config.get("train", {}).get("style_gain", 3.0))
     gains = torch.tensor([1.0] * len(st.content_layers) + [gain] * len(style))
     base_net, idx = start

@@ -64,7 +64,7 @@ class ClipLoss:
     """Raw per-layer losses of stylized clips, each frame against its own input frame (targets computed once)."""
 
     def __init__(self, st: Stylizer, frames: torch.Tensor, style: Path) -> None:
-        self.loss = st.loss_module()
+        self.loss = st.exported.loss_module()
         with torch.inference_mode():
             self.content = [self.loss.content_targets(f) for f in frames.split(4)]
             self.style = self.loss.style_targets(st.style_image(style))

@@ -18,10 +18,10 @@ from adjustable_style.adapt import (
     fold_offsets,
     load_adapter,
     save_adapter,
-    slider_strength,
     style_digest,
 )
 from adjustable_style.cli import main
+from adjustable_style.measure import slider_strength
 from adjustable_style.stylizer import Stylizer
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

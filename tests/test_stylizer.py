@@ -12,6 +12,7 @@ import torch
 from kornia.color import rgb_to_ycbcr
 
 from adjustable_style.image import load_image, open_image, resize
+from adjustable_style.measure import layer_losses
 from adjustable_style.stylizer import Stylizer, resolve_device
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -121,11 +122,11 @@ def test_sweep_and_layer_losses(st: Stylizer) -> None:
     assert imgs.shape[0] == 3 and values == [0.0, 0.5, 1.0]
     ref = st.stylize(CAT, WAVE, {"relu2_2": 0.5, "relu4_4": 0.5}, max_size=SIZE)
     assert torch.allclose(imgs[1:2], ref, atol=1e-5)
-    losses = st.layer_losses(imgs, CAT, WAVE)
+    losses = layer_losses(st, imgs, CAT, WAVE)
     assert losses.shape == (3, 4) and bool(torch.isfinite(losses).all()) and bool((losses > 0).all())
-    assert torch.equal(losses, st.layer_losses(imgs, CAT, WAVE))
+    assert torch.equal(losses, layer_losses(st, imgs, CAT, WAVE))
     # Raw losses are α-independent: the same image measures the same inside any batch.
-    assert torch.allclose(st.layer_losses(imgs[1:2], CAT, WAVE), losses[1:2], rtol=1e-4)
+    assert torch.allclose(layer_losses(st, imgs[1:2], CAT, WAVE), losses[1:2], rtol=1e-4)
 
 
 def test_sweep_all_moves_every_style_slider(st: Stylizer) -> None:
@@ -210,7 +211,7 @@ def _own_loss_at_ends(st: Stylizer, painting: Path, layer: str, others_at: float
     """``layer``'s style loss on the cat at 192 px with its slider at 0 and at 1, the other sliders at ``others_at``."""
     others = {n: others_at for n in st.style_layers if n != layer}
     imgs, _ = st.sweep(CAT, painting, layer, steps=2, weights=others, max_size=192)
-    low, high = st.layer_losses(imgs, CAT, painting)[:, st.schema.keys.index(f"style/{layer}")].tolist()
+    low, high = layer_losses(st, imgs, CAT, painting)[:, st.schema.keys.index(f"style/{layer}")].tolist()
     return low, high
 
 
@@ -223,7 +224,7 @@ def test_bundled_starry_night_sliders_act_on_their_own_layers() -> None:
         low, high = _own_loss_at_ends(st, painting, layer, others_at=0.1)
         assert high < 0.85 * low, (layer, low, high)  # measured: -36 % to -58 %
     imgs, _ = st.sweep(CAT, painting, "all", steps=2, max_size=192)
-    losses = st.layer_losses(imgs, CAT, painting)
+    losses = layer_losses(st, imgs, CAT, painting)
     assert losses[1, 0] > 1.5 * losses[0, 0]  # more style costs content (measured: +114 %)
     assert bool((losses[1, 1:] < losses[0, 1:]).all())
 
@@ -234,7 +235,8 @@ def test_bundled_default_sliders_act_on_held_out_paintings() -> None:
     bundled photos are not training photos): raising one style slider, the others at 0.5, lowers that layer's
     style loss — the median over the 6 pairs, as the README reports medians (single pairs can go the other way:
     relu3_4 on Kandinsky does) — and the base network's output (Δ off) differs from the sliders'."""
-    from adjustable_style.adapt import BUNDLED_PHOTOS, slider_strength
+    from adjustable_style.adapt import BUNDLED_PHOTOS
+    from adjustable_style.measure import slider_strength
 
     st = Stylizer.load("default", device="cpu")
     assert st.has_base

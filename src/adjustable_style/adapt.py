@@ -146,7 +146,7 @@ def _fit_offsets(
     """D ((1 + L) × 2C, float32 on the CPU) minimising the objective over random crops of ``photos``, each pair of
     α rows with one of ``styles`` (drawn at random when there are several; one painting = an adapter, many = a
     calibration of the model)."""
-    m, loss, keys = st.model, st.loss_module(), list(st.schema.keys)
+    m, loss, keys = st.model, st.exported.loss_module(), list(st.schema.keys)
     dev = st.device
     gain = float(st.exported.config.get("train", {}).get("style_gain", 3.0))  # the recipe's, as in training
     gains = torch.tensor([gain if k.startswith("style/") else 1.0 for k in keys], device=dev)
@@ -321,22 +321,6 @@ def check_adapter(adapter: Adapter, st: Stylizer, what: str = "the adapter") -> 
         )
     if not bool(torch.isfinite(adapter.offsets).all()):
         raise AdapterError(f"{what} holds non-finite values; fit it again")
-
-
-def slider_strength(st: Stylizer, content: ImageLike, style: ImageLike, size: int = 256) -> dict[str, float]:
-    """Each style slider's own-layer loss ratio on one photo: that layer's loss at α = 1 over at α = 0, the other
-    sliders at 0.5 (lower = a stronger slider; 1 = no effect). Uses whatever adapter ``st`` holds for ``style``."""
-    rows = []
-    for n in st.style_layers:
-        for v in (0.0, 1.0):
-            rows.append(st.check_weights({m: (v if m == n else 0.5) for m in st.style_layers}))
-    imgs = st.stylize_alphas(content, style, torch.cat(rows), max_size=size)
-    raw = st.layer_losses(imgs, content, style)
-    keys = list(st.schema.keys)
-    return {
-        n: float(raw[2 * i + 1, keys.index(f"style/{n}")] / raw[2 * i, keys.index(f"style/{n}")])
-        for i, n in enumerate(st.style_layers)
-    }
 
 
 def fit_calibration(

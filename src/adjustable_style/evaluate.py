@@ -6,7 +6,7 @@ folder (``report.md``, ``results.json``, plots and contact sheets); ``--readme``
 
 1. **Controllability** (the paper's central claim, Babaeizadeh & Ghiasi, arXiv 1811.08560): raising a style
    layer's α^l lowers that layer's style loss L^l. Each style slider is swept over 8 values with the others at
-   the middle of the range; L^l of every output is measured with the training VGG (``Stylizer.layer_losses``);
+   the middle of the range; L^l of every output is measured with the training VGG (:func:`adjustable_style.measure.layer_losses`);
    Spearman's ρ(α^l, L^l) should be close to −1.
 2. **Quality vs Gatys**: the feed-forward output against L-BFGS on the pixels (:mod:`gatys`) at the same
    weights, under the exact training objective (same schema, the model's EMA normalisation and TV weight).
@@ -46,6 +46,7 @@ from .export import resolve_model, swap_in_directory
 from .gatys import GatysConfig, optimize
 from .image import is_image_file, load_image, pil_to_tensor, resize, save_image, tensor_to_pil, writable_parent
 from .losses import gram
+from .measure import layer_losses
 from .sheet import contact_sheet, format_weights
 from .stylizer import Stylizer
 
@@ -306,7 +307,7 @@ class _Pair:
 
 def _norm_total(st: Stylizer, raw: torch.Tensor) -> torch.Tensor:
     """Σ_l L^l (Σ_i L̄^i) / L̄^l over all layers: the training objective with every α = 1, without TV. (N,)."""
-    scales, _ = st.loss_module().scales()
+    scales, _ = st.exported.loss_module().scales()
     return (raw.to(scales.device) * scales).sum(1).cpu()
 
 
@@ -343,7 +344,7 @@ def controllability(
                 low=lo,
                 high=hi,
             )
-            raw = st.layer_losses(images, pair.content, pair.style_path)
+            raw = layer_losses(st, images, pair.content, pair.style_path)
             losses.append(raw)
             pair.pool += zip(alphas_for(layer), raw)
             if pair.index == 0:
@@ -389,7 +390,9 @@ def span_vs_base(st: Stylizer, pairs: Sequence[_Pair], sheets: dict[str, torch.T
             torch.cat([_style_alpha(st, dict.fromkeys(st.style_layers, v)) for v in (lo, hi)]),
             max_size=None,
         )
-        raw = st.layer_losses(torch.cat([pair.content, base, ends]), pair.content, pair.style_path)  # photo, base, 0, 1
+        raw = layer_losses(
+            st, torch.cat([pair.content, base, ends]), pair.content, pair.style_path
+        )  # photo, base, 0, 1
         named = {m: dict(zip(keys, raw[i].tolist())) for i, m in enumerate(("photo", "base", "all_low", "all_high"))}
         rows.append(
             {
@@ -439,7 +442,7 @@ def quality_vs_gatys(
     st: Stylizer, pairs: Sequence[_Pair], size: int, steps: int, sheets: dict[str, torch.Tensor]
 ) -> dict[str, Any]:
     """Feed-forward vs L-BFGS at the same weights, both scored by the training loss module."""
-    loss = st.loss_module()
+    loss = st.exported.loss_module()
     if not bool(loss.ema_initialized):
         raise EvalError("the model's loss EMA was never updated (trained 0 steps?); the Gatys comparison needs it")
     ema = (loss.ema.detach().cpu(), float(loss.ema_tv))
@@ -574,12 +577,12 @@ def against_peer(st: Stylizer, pairs: Sequence[_Pair], sheets: dict[str, torch.T
         if tuple(theirs.shape[-2:]) != (h, w):
             theirs = resize(theirs, (int(h), int(w)))
         grid_images = st.stylize_alphas(pair.content, pair.style_path, grid, max_size=None)
-        pair.pool += zip(grid, st.layer_losses(grid_images, pair.content, pair.style_path))
+        pair.pool += zip(grid, layer_losses(st, grid_images, pair.content, pair.style_path))
         cand_alpha = torch.stack([a for a, _ in pair.pool])
         best = int(torch.argmin(_norm_total(st, torch.stack([r for _, r in pair.pool]))))
         ours_default = grid_images[:1]
         ours_best = st.stylize_alphas(pair.content, pair.style_path, cand_alpha[best : best + 1], max_size=None)
-        raw = st.layer_losses(torch.cat([theirs, ours_default, ours_best]), pair.content, pair.style_path)
+        raw = layer_losses(st, torch.cat([theirs, ours_default, ours_best]), pair.content, pair.style_path)
         tot = _norm_total(st, raw)
         best_w = st.schema.to_dicts(cand_alpha[best])[0]
         entry = {"pair": pair.index, "peer_seconds": t_peer, "best_weights": best_w, "candidates": len(pair.pool)}

@@ -33,7 +33,7 @@ import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .layers import LayerSchema, layer_label, sort_layers
+from .losses import PerceptualLoss
 from .model import AdjustableStyleModel, ModelConfig
 from .vgg import WEIGHT_SOURCES, VGG19Features
 
@@ -81,6 +82,24 @@ class ExportedModel:
     ema: torch.Tensor
     ema_tv: float
     style_size: int
+    _loss: PerceptualLoss | None = field(default=None, init=False, repr=False)
+
+    def loss_module(self) -> PerceptualLoss:
+        """The loss the model was trained with (eval mode, its VGG19, schema and EMA), on the model's device;
+        built once. Measure rendered images with it (:mod:`adjustable_style.measure`), or fit against it."""
+        if self._loss is None:
+            train = self.config.get("train", {})
+            loss = PerceptualLoss(
+                self.schema,
+                self.model.vgg,
+                ema_decay=float(train.get("ema_decay", 0.99)),
+                tv_weight=float(train.get("tv_weight", 0.0)),
+            )
+            if self.config.get("ema_initialized", True) and bool((self.ema > 0).all()) and self.ema_tv > 0:
+                loss.set_ema(self.ema, self.ema_tv)
+            device = next(self.model.parameters()).device
+            self._loss = loss.to(device).eval()
+        return self._loss
 
 
 # ------------------------------------------------------------------------------------------ checkpoint reading

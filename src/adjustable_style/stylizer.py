@@ -33,7 +33,6 @@ from .color import preserve_color as _preserve_color
 from .export import ExportedModel, load_model, resolve_model
 from .image import MIN_SIDE, load_image, pil_to_tensor, resize
 from .layers import LayerSchema, layer_label
-from .losses import PerceptualLoss, Targets
 from .model import slider_coefficients
 
 if TYPE_CHECKING:
@@ -117,7 +116,6 @@ class Stylizer:
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
         self._cache_lock = threading.Lock()  # web front ends call from several threads
-        self._loss: PerceptualLoss | None = None
         self._graphs: OnnxGraphs | None = None  # set by use_backend("onnxruntime")
         self.backend = "torch"
         # Requests whose activations would exceed this run in tiles (see adjustable_style.tiling); GB.
@@ -237,8 +235,9 @@ class Stylizer:
         return self.schema.sample(n, g, fix_single_content=self.fixed_content, low=lo, high=hi)
 
     # ------------------------------------------------------------------------------------------- images
-    def _image(self, image: ImageLike, what: str) -> torch.Tensor:
-        """Any accepted image → (1, 3, H, W) float32 on the CPU."""
+    def image(self, image: ImageLike, what: str = "content") -> torch.Tensor:
+        """Any accepted image (path, PIL image, tensor) → (1, 3, H, W) float32 on the CPU; ``what`` names it in
+        errors."""
         if isinstance(image, torch.Tensor):
             x = image.unsqueeze(0) if image.ndim == 3 else image
             if x.ndim != 4 or x.shape[0] != 1 or x.shape[1] != 3 or not x.is_floating_point():
@@ -266,7 +265,7 @@ class Stylizer:
 
     def style_image(self, style: ImageLike) -> torch.Tensor:
         """The style image as P sees it: (1, 3, h, w), shorter side = the training style size."""
-        return self._style_resize(self._image(style, "style"))
+        return self._style_resize(self.image(style, "style"))
 
     def _key(self, image: ImageLike) -> tuple:
         if isinstance(image, (str, os.PathLike)):
@@ -425,7 +424,7 @@ class Stylizer:
         self._check_max_size(max_size)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        c = resize(self._image(content, "content"), max_size=max_size).to(self.device)  # (1, 3, H, W)
+        c = resize(self.image(content, "content"), max_size=max_size).to(self.device)  # (1, 3, H, W)
         if self.device.type == "cuda":
             c = c.contiguous(memory_format=torch.channels_last)
         e = self.embedding(content, style, s)  # (1, D)
@@ -495,7 +494,7 @@ class Stylizer:
         if not self.has_base:
             raise ValueError("this model has no base network (it was trained from scratch)")
         self._check_max_size(max_size)
-        c = resize(self._image(content, "content"), max_size=max_size).to(self.device)
+        c = resize(self.image(content, "content"), max_size=max_size).to(self.device)
         e = self.embed(style)
         alpha = self.check_weights(None).to(self.device)
         with torch.inference_mode(), self._autocast():
@@ -547,53 +546,3 @@ class Stylizer:
         for name in swept:
             alphas[:, self.schema.keys.index(f"style/{name}")] = torch.tensor(values)
         return self.stylize_alphas(content, style, alphas, **kw), values
-
-    # --------------------------------------------------------------------------------------- measuring
-    def loss_module(self) -> PerceptualLoss:
-        """The training loss network (eval mode, caffe VGG as recorded, the model's schema and EMA)."""
-        if self._loss is None:
-            train = self.exported.config.get("train", {})
-            loss = PerceptualLoss(
-                self.schema,
-                self.model.vgg,
-                ema_decay=float(train.get("ema_decay", 0.99)),
-                tv_weight=float(train.get("tv_weight", 0.0)),
-            )
-            if (
-                self.exported.config.get("ema_initialized", True)
-                and bool((self.exported.ema > 0).all())
-                and self.exported.ema_tv > 0
-            ):
-                loss.set_ema(self.exported.ema, self.exported.ema_tv)
-            self._loss = loss.to(self.device).eval()
-        return self._loss
-
-    def layer_losses(
-        self, outputs: torch.Tensor, content: ImageLike, style: ImageLike, batch_size: int = 8
-    ) -> torch.Tensor:
-        """Raw (unweighted, un-normalised) per-layer losses of stylized images: (N, L) in ``schema.keys`` order.
-
-        Measured at the outputs' size: the content is resized to it; the style image is resized as for
-        embedding (shorter side = the training style size). Independent of α, so outputs made with different
-        weights compare directly: raising α for a layer should lower that layer's loss.
-
-        Args:
-            outputs: (N, 3, H, W) in [0, 1], e.g. from :meth:`sweep`.
-            content, style: the images the outputs were made from.
-        """
-        if not isinstance(outputs, torch.Tensor) or outputs.ndim != 4 or outputs.shape[1] != 3:
-            raise ValueError(f"outputs must have shape (N, 3, H, W), got {tuple(getattr(outputs, 'shape', ()))}")
-        loss = self.loss_module()
-        h, w = outputs.shape[-2:]
-        c = resize(self._image(content, "content"), (int(h), int(w))).to(self.device)
-        s = self.style_image(style).to(self.device)
-        rows = []
-        with torch.inference_mode():
-            style_t = loss.style_targets(s)
-            content_t = loss.content_targets(c)
-            for chunk in outputs.split(batch_size):
-                b = chunk.shape[0]
-                # One content/style pair for the whole batch: content features expand, Grams broadcast.
-                t = Targets({k: v.expand(b, *v.shape[1:]) for k, v in content_t.items()}, style_t)
-                rows.append(loss.raw_losses(chunk.to(self.device, torch.float32), t).cpu())
-        return torch.cat(rows)

@@ -11,8 +11,9 @@ from .common import UsageError, device, existing, images_in
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
-    from ..adapt import BUNDLED_PHOTOS, fit_adapter, save_adapter, slider_strength
+    from ..adapt import BUNDLED_PHOTOS, fit_adapter, save_adapter
     from ..export import resolve_model
+    from ..measure import slider_strength
     from ..stylizer import Stylizer
 
     if args.steps < 1:

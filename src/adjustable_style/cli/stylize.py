@@ -135,6 +135,7 @@ def cmd_variations(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from ..image import save_image
+    from ..measure import layer_losses
     from ..sheet import contact_sheet, format_weights
 
     base = weights_arg(args.style_weights)
@@ -166,7 +167,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     tiles = _sheet_tiles(content, style, max_size) + list(images)
     save_image(contact_sheet(tiles, labels, ncol=args.ncol, cell=args.cell), out)
 
-    losses = st.layer_losses(images, content, style)  # (steps, L), raw: comparable across α
+    losses = layer_losses(st, images, content, style)  # (steps, L), raw: comparable across α
     keys = st.schema.keys
     others = {n: base.get(n, 1.0) for n in st.style_layers if n not in swept}
     what = "every style layer together" if args.layer == "all" else st.labels()[args.layer]
