@@ -194,7 +194,9 @@ def _fails(args: list[str], capsys: pytest.CaptureFixture[str], match: str, out:
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and match in err, err
     assert not out.exists()
-    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")] if out.parent.is_dir() else True
+    folder = out.parent if out.parent.is_dir() else out.parent.parent  # "-o FILE/out.mp4": look beside FILE
+    assert folder.is_dir()
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temporary left behind
 
 
 def test_bad_inputs_are_one_line_errors(
