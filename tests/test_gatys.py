@@ -182,7 +182,7 @@ def test_reference_scales_are_positive_and_finite(pair, vgg) -> None:
     ("kwargs", "pattern"),
     [
         ({"init": "photo"}, "init must be one of content, style, noise"),
-        ({"steps": 0}, "steps must be >= 1"),
+        ({"steps": 0}, "steps must be an int >= 1"),
         ({"content_weight": -1.0}, "content weight must be a finite number >= 0"),
         ({"content_weight": math.nan}, "content weight"),
         ({"tv_weight": math.inf}, "tv weight"),
