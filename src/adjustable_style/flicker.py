@@ -7,7 +7,7 @@ instead of moving with the scene. :func:`estimate_motion` fits the camera's affi
 motion-compensated previous output where the scene allows it, and :func:`restore_spectrum` gives back the fine texture
 that blending and resampling remove. Smoothing the instance-norm statistics across frames
 does not help (the flicker is local texture, not global colour; ``scripts/video_flicker.py`` measures both).
-Torch only; :mod:`adjustable_style.video` does the decoding and encoding.
+Torch only; :mod:`adjustable_style.video_files` does the decoding and encoding.
 
 Example:
     >>> frames, motions = pan_zoom_clip(torch.rand(1, 3, 96, 128), 3, (32, 48))

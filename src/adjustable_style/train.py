@@ -90,8 +90,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     leaves a truncated ``last.ckpt`` in place of a good one."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        def save(tmp: Path) -> None:
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+
         # No suffix on the temporary: Lightning's checkpoint callback must never take it for a .ckpt.
-        write_file(path, lambda tmp: torch.save(checkpoint, tmp), keep_suffix=False)
+        write_file(path, save, keep_suffix=False)
 
     def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
         # Always the safe reader, whatever Lightning asks for: resuming must never unpickle arbitrary objects.
