@@ -154,8 +154,13 @@ def test_preserve_color_keeps_the_content_chroma(pair, run) -> None:
     content, _ = pair
     plain, _ = run(steps=5, init="content")
     kept, _ = run(steps=5, init="content", preserve_color=True)
-    chroma = lambda x: rgb_to_ycbcr(x)[:, 1:]
-    luma = lambda x: rgb_to_ycbcr(x)[:, :1]
+
+    def chroma(x: torch.Tensor) -> torch.Tensor:
+        return rgb_to_ycbcr(x)[:, 1:]
+
+    def luma(x: torch.Tensor) -> torch.Tensor:
+        return rgb_to_ycbcr(x)[:, :1]
+
     kept_err = float((chroma(kept) - chroma(content)).abs().mean())
     plain_err = float((chroma(plain) - chroma(content)).abs().mean())
     assert kept_err < 0.01  # only clipping to [0, 1] can move it

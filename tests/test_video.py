@@ -15,17 +15,8 @@ from adjustable_style.cli import main
 from adjustable_style.flicker import FlickerStabiliser, estimate_motion, pan_zoom_clip, warping_error
 from adjustable_style.image import load_image
 from adjustable_style.stylizer import Stylizer
-from adjustable_style.video import (
-    Keyframes,
-    VideoError,
-    parse_keyframes,
-    parse_time,
-    probe,
-    read_frames,
-    stylize_frames,
-    stylize_video,
-    write_video,
-)
+from adjustable_style.video import Keyframes, parse_keyframes, parse_time, stylize_frames, stylize_video
+from adjustable_style.video_files import VideoError, probe, read_frames, write_video
 
 av = pytest.importorskip("av")
 
