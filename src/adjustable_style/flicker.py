@@ -7,7 +7,7 @@ instead of moving with the scene. :func:`estimate_motion` fits the camera's affi
 motion-compensated previous output where the scene allows it, and :func:`restore_spectrum` gives back the fine texture
 that blending and resampling remove. Smoothing the instance-norm statistics across frames
 does not help (the flicker is local texture, not global colour; ``scripts/video_flicker.py`` measures both).
-Torch only; :mod:`adjustable_style.video` does the decoding and encoding.
+Torch only; :mod:`adjustable_style.video_files` does the decoding and encoding.
 
 Example:
     >>> frames, motions = pan_zoom_clip(torch.rand(1, 3, 96, 128), 3, (32, 48))
@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from .checks import InputError, check_int
 from .image import resize
 
 
@@ -257,11 +258,11 @@ class FlickerStabiliser:
 
     def __init__(self, blend: float = 0.3, tolerance: float = 0.03, detail: int = 17) -> None:
         if not 0.0 <= blend < 1.0:
-            raise ValueError(f"blend must be in [0, 1), got {blend}")
+            raise InputError(f"blend must be in [0, 1), got {blend}")
         if not tolerance > 0:
-            raise ValueError(f"tolerance must be > 0, got {tolerance}")
-        if detail < 3 or detail % 2 == 0:
-            raise ValueError(f"detail must be an odd number of pixels >= 3, got {detail}")
+            raise InputError(f"tolerance must be > 0, got {tolerance}")
+        if check_int("detail", detail, low=3) % 2 == 0:
+            raise InputError(f"detail must be an odd number of pixels >= 3, got {detail}")
         self.blend, self.tolerance, self.detail = float(blend), float(tolerance), int(detail)
         self.reset()
 

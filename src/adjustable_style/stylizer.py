@@ -30,10 +30,10 @@ from PIL import Image
 
 from . import tiling
 from .color import preserve_color as _preserve_color
-from .export import ExportedModel, load_model, resolve_model
 from .image import MIN_SIDE, load_image, pil_to_tensor, resize
 from .layers import LayerSchema, layer_label
 from .model import slider_coefficients
+from .model_files import ExportedModel, load_model, resolve_model
 
 if TYPE_CHECKING:
     from .adapt import Adapter

@@ -19,11 +19,14 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from .config import TrainConfig, from_dict, to_dict
+from .atomic import write_file
+from .config import TrainConfig, from_dict
 from .image import save_image
 from .layers import sort_layers
 from .losses import LossBreakdown, PerceptualLoss, Targets, total_variation
+from .magenta import base_model
 from .model import AdjustableStyleModel
+from .model_files import load_model
 from .sheet import contact_sheet
 from .vgg import VGG19Features
 
@@ -80,12 +83,8 @@ class StyleTransferSystem(pl.LightningModule):
     def _init_from(self, source: str) -> None:
         """Copy trained weights into the model: ``"magenta"`` or an export folder / bundled name."""
         if source == "magenta":
-            from .magenta import base_model
-
             state = base_model(self.schema, self.cfg.model).state_dict()
         else:
-            from .export import load_model
-
             state = load_model(source).model.state_dict()
         own = self.model.state_dict()
         state = {k: v for k, v in state.items() if not k.startswith("vgg.")}
@@ -278,15 +277,5 @@ class StyleTransferSystem(pl.LightningModule):
         # Proof that the EMA buffers agree across ranks: each rank writes its own copy beside the logs.
         if self.trainer is not None and self.trainer.world_size > 1 and self.trainer.log_dir:
             path = Path(self.trainer.log_dir) / f"ema_rank{self.global_rank}.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"ema": self.loss.ema.tolist(), "ema_tv": float(self.loss.ema_tv)}))
-
-    def export_state(self) -> dict[str, Any]:
-        """What inference needs: model weights, EMA, config (see :mod:`adjustable_style.export`)."""
-        return {
-            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "ema": self.loss.ema.detach().cpu(),
-            "ema_tv": float(self.loss.ema_tv),
-            "config": to_dict(self.cfg),
-            "step": int(self.global_step),
-        }
+            text = json.dumps({"ema": self.loss.ema.tolist(), "ema_tv": float(self.loss.ema_tv)})
+            write_file(path, lambda tmp: tmp.write_text(text))

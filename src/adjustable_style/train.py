@@ -2,21 +2,18 @@
 
 ``fit(cfg)`` is what ``adjustable-style train`` calls; tests call it too.
 
-Resuming reads the checkpoint with torch's weights-only unpickler and an allow-list of the few non-tensor
-types our own Lightning checkpoints can hold (:data:`RESUME_SAFE_GLOBALS`): a ``.ckpt`` from elsewhere can
-never run code here, and one that needs anything more is refused with one line. A run killed mid-save leaves
-at most a ``.*.ckpt.*.tmp`` file; the next resume deletes it, and resumes from the newest complete checkpoint
-when ``last.ckpt`` lags one.
+Resuming reads the checkpoint with :func:`adjustable_style.checkpoint.read_checkpoint` and an allow-list of the
+few non-tensor types our own Lightning checkpoints can hold (:data:`RESUME_SAFE_GLOBALS`): a ``.ckpt`` from
+elsewhere can never run code here, and one that needs anything more is refused with one line. A run killed
+mid-save leaves at most a ``.*.ckpt.*.tmp`` file; the next resume deletes it, and resumes from the newest
+complete checkpoint when ``last.ckpt`` lags one.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import pickle
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +23,11 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning_fabric.utilities.data import AttributeDict as FabricAttributeDict
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+from pytorch_lightning.strategies import DDPStrategy
 from pytorch_lightning.utilities.parsing import AttributeDict
 
+from .atomic import write_file
+from .checkpoint import ModelFormatError, read_checkpoint
 from .config import ConfigError, TrainConfig, to_dict
 from .data import StyleDataModule
 from .system import StyleTransferSystem
@@ -37,70 +37,13 @@ log = logging.getLogger(__name__)
 # The only non-tensor, non-builtin types a checkpoint of ours holds (Lightning's hyper-parameter containers).
 # Both are plain dict subclasses: unpickling them sets items and runs no code of the file's choosing.
 RESUME_SAFE_GLOBALS: list = [AttributeDict, FabricAttributeDict]
-# What every Lightning checkpoint written by `adjustable-style train` holds at the top level.
-_RESUME_KEYS = ("state_dict", "optimizer_states", "loops", "global_step", "epoch", "hyper_parameters")
-# AtomicCheckpointIO's temporaries: ".<name>.ckpt.<random>.tmp" (only ever created by mkstemp below).
+# AtomicCheckpointIO's temporaries: ".<name>.ckpt.<random>.tmp" (atomic.write_file's names, no suffix kept).
 _TMP_CHECKPOINT = re.compile(r"^\..+\.ckpt\.[A-Za-z0-9_]+\.tmp$")
 _STEP_CHECKPOINT = re.compile(r"^step(\d+)\.ckpt$")
 
 
-def read_training_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
-    """Read a Lightning checkpoint of ours for resuming: weights-only, allow-listed types, nothing else.
-
-    Args:
-        path: the ``.ckpt`` file.
-        mmap: map tensors instead of reading them (a cheap check before the real load).
-
-    Returns:
-        The checkpoint dict, with every key of a resumable checkpoint present.
-
-    Raises:
-        ConfigError: missing, empty, truncated or garbage file; a file holding any object outside the
-            allow-list (named in the message; nothing from it was run); or a checkpoint that is not a
-            Lightning training checkpoint.
-
-    Example:
-        >>> ckpt = read_training_checkpoint("runs/quick/version_0/checkpoints/last.ckpt")  # doctest: +SKIP
-        >>> ckpt["global_step"]  # doctest: +SKIP
-        300
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"resume checkpoint {str(p)!r} not found; point resume= at a .ckpt file")
-    if p.stat().st_size == 0:
-        raise ConfigError(f"cannot resume from {str(p)!r}: the file is empty")
-    try:
-        with torch.serialization.safe_globals(RESUME_SAFE_GLOBALS):
-            ckpt = torch.load(p, map_location="cpu", weights_only=True, mmap=mmap)
-    except pickle.UnpicklingError:
-        try:
-            names = torch.serialization.get_unsafe_globals_in_checkpoint(p)
-        except Exception:
-            names = []
-        allowed = {f"{t.__module__}.{t.__qualname__}" for t in RESUME_SAFE_GLOBALS}
-        names = [n for n in names if n not in allowed]
-        if not names:
-            raise ConfigError(f"cannot resume from {str(p)!r}: it is corrupt or not a PyTorch checkpoint") from None
-        shown = ", ".join(names[:3]) + ("…" if len(names) > 3 else "")
-        raise ConfigError(
-            f"refusing to resume from {str(p)!r}: it holds objects a weights-only load does not allow ({shown}); "
-            "nothing in it was run. Only checkpoints written by `adjustable-style train` can be resumed"
-        ) from None
-    except Exception as e:
-        reason = " ".join(str(e).split()).split(". ")[0][:160] or type(e).__name__
-        if "mmap can only be used" in reason:  # torch's wording for "not a zip checkpoint" when mapping
-            reason = "not a PyTorch zip archive"
-        raise ConfigError(f"cannot resume from {str(p)!r}: it is corrupt or truncated ({reason})") from None
-    missing = [k for k in _RESUME_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
-    if missing:
-        raise ConfigError(
-            f"cannot resume from {str(p)!r}: not a training checkpoint of this package (no {', '.join(missing)})"
-        )
-    if not isinstance(ckpt["state_dict"], dict) or not all(
-        isinstance(v, torch.Tensor) for v in ckpt["state_dict"].values()
-    ):
-        raise ConfigError(f"cannot resume from {str(p)!r}: its state_dict holds something other than tensors")
-    return ckpt
+def _read_resume(path: str | Path, mmap: bool = False) -> dict[str, Any]:
+    return read_checkpoint(path, allowed=RESUME_SAFE_GLOBALS, resume=True, mmap=mmap)
 
 
 def remove_stale_temporaries(folder: str | Path) -> list[Path]:
@@ -125,7 +68,7 @@ def newest_checkpoint(path: str | Path) -> Path:
     if p.name != "last.ckpt" or not p.parent.is_dir():
         return p
     # A run killed during its first save of last.ckpt has step checkpoints but no last.ckpt yet.
-    last_step = int(read_training_checkpoint(p, mmap=True)["global_step"]) if p.exists() else -1
+    last_step = int(_read_resume(p, mmap=True)["global_step"]) if p.exists() else -1
     candidates = sorted(
         ((int(m.group(1)), f) for f in p.parent.iterdir() if (m := _STEP_CHECKPOINT.match(f.name))), reverse=True
     )
@@ -133,11 +76,11 @@ def newest_checkpoint(path: str | Path) -> Path:
         if step <= last_step:
             break
         try:
-            if int(read_training_checkpoint(f, mmap=True)["global_step"]) > last_step:
+            if int(_read_resume(f, mmap=True)["global_step"]) > last_step:
                 was = f"is at step {last_step}" if last_step >= 0 else "is missing"
                 log.warning("%s %s, %s is at step %d: resuming from the newer", p, was, f.name, step)
                 return f
-        except ConfigError:  # an incomplete or damaged newer file: not a resume point
+        except ModelFormatError:  # an incomplete or damaged newer file: not a resume point
             continue
     return p
 
@@ -147,20 +90,16 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     leaves a truncated ``last.ckpt`` in place of a good one."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
+        def save(tmp: Path) -> None:
+            with open(tmp, "wb") as f:
                 torch.save(checkpoint, f)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+
+        # No suffix on the temporary: Lightning's checkpoint callback must never take it for a .ckpt.
+        write_file(path, save, keep_suffix=False)
 
     def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
         # Always the safe reader, whatever Lightning asks for: resuming must never unpickle arbitrary objects.
-        return read_training_checkpoint(path)
+        return _read_resume(path)
 
 
 def build_trainer(cfg: TrainConfig, callbacks: list[pl.Callback] | None = None) -> pl.Trainer:
@@ -180,8 +119,6 @@ def build_trainer(cfg: TrainConfig, callbacks: list[pl.Callback] | None = None) 
     )
     strategy: Any = t.strategy
     if t.strategy == "ddp":
-        from pytorch_lightning.strategies import DDPStrategy
-
         # EMA buffers are all-reduced by the loss itself, and the frozen VGG is identical by construction:
         # broadcasting 40 MB of buffers every step would only cost bandwidth.
         strategy = DDPStrategy(broadcast_buffers=False)
@@ -230,7 +167,7 @@ def _check_resume(cfg: TrainConfig, system: StyleTransferSystem) -> str:
     assert cfg.resume is not None
     remove_stale_temporaries(Path(cfg.resume).parent)
     path = newest_checkpoint(cfg.resume)
-    state = read_training_checkpoint(path, mmap=True)["state_dict"]
+    state = _read_resume(path, mmap=True)["state_dict"]
     own = system.state_dict()
     missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]

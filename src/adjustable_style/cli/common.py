@@ -103,7 +103,7 @@ def save_dir_arg(text: str | None, flag: str = "--save-dir") -> Path | None:
 
 
 def load_stylizer(args: argparse.Namespace):
-    from ..export import resolve_model
+    from ..model_files import resolve_model
     from ..stylizer import Stylizer
 
     if not args.memory_limit > 0:  # also rejects nan

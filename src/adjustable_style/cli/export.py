@@ -30,7 +30,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _export_onnx(args: argparse.Namespace, dtype: str | None) -> int:
     import torch
 
-    from ..export import load_model, resolve_model
+    from ..model_files import load_model, resolve_model
     from ..onnx_export import OnnxGraphs, export_onnx, max_difference
 
     resolve_model(args.checkpoint)  # one line for a wrong name before anything is read

@@ -86,7 +86,7 @@ def _optimize_normalizers(args: argparse.Namespace) -> tuple[tuple[str, ...], tu
             layers_arg(",".join(DEFAULT_STYLE_LAYERS) if args.style_layers is None else args.style_layers),
             None,
         )
-    from ..export import load_model
+    from ..model_files import load_model
 
     if args.content_layers is not None or args.style_layers is not None:
         raise UsageError("--normalizers takes the layers from the model; drop --content-layers/--style-layers")

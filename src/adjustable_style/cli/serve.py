@@ -13,7 +13,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ..export import resolve_model
+    from ..model_files import resolve_model
     from ..ui import GRADIO_MISSING, serve
 
     if not 1 <= args.port <= 65535:

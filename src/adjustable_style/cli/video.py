@@ -22,7 +22,9 @@ KEYFRAMES_HELP = (
 
 
 def cmd_video(args: argparse.Namespace) -> int:
-    from ..video import FlickerStabiliser, check_output, parse_keyframes, probe, stylize_video
+    from ..flicker import FlickerStabiliser
+    from ..video import parse_keyframes, stylize_video
+    from ..video_files import check_output, probe
 
     weights = weights_arg(args.style_weights)
     keyframes = parse_keyframes(args.keyframes) if args.keyframes is not None else None
