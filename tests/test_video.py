@@ -229,7 +229,7 @@ def test_bad_inputs_are_one_line_errors(
     ]
     for args, match in cases:
         _fails(
-            ["video", *args, "-q", "--max-size", "64"], capsys, match, out if "out.mp4" in args[3] else Path(args[3])
+            ["video", *args, "-q", "--size", "64"], capsys, match, out if "out.mp4" in args[3] else Path(args[3])
         )
 
 
@@ -258,9 +258,8 @@ def test_cli_writes_video(
                 WAVE,
                 "-o",
                 str(out),
-                "--max-size",
+                "--size",
                 "64",
-                "-q",
                 "--no-stabilise",
                 "--keyframes",
                 "0f:relu2_2=0; 5f:relu2_2=1",

@@ -8,8 +8,8 @@ import io
 import signal
 import sys
 
+from .. import ui
 from ..export import resolve_model
-from ..ui import GRADIO_MISSING, serve
 from .common import UsageError, device, device_arg, quiet_arg
 
 # gradio's startup hint speaks to Python callers; the command line has a flag for it.
@@ -56,7 +56,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with contextlib.redirect_stdout(_ShareHint(sys.stdout)):
-            serve(
+            ui.serve(
                 model,
                 host=args.host,
                 port=args.port,
@@ -68,9 +68,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 adapters=args.adapters,
             )
     except ImportError as e:
-        if str(e) != GRADIO_MISSING:
+        if str(e) != ui.GRADIO_MISSING:
             raise
-        raise UsageError(GRADIO_MISSING) from None
+        raise UsageError(ui.GRADIO_MISSING) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0
