@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 from adjustable_style.cli import main
 
@@ -69,8 +72,12 @@ def test_export_a_bundled_model_copies_it(tmp_path: Path, capsys: pytest.Capture
     assert f"wrote {out}" in capsys.readouterr().out
     source = DEFAULT_MODEL_DIR / "default"
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in source.iterdir())
-    for f in source.iterdir():  # the same model, byte for byte: weights, config, licence and notice
-        assert (out / f.name).read_bytes() == f.read_bytes(), f.name
+    for name in ("LICENSE", "NOTICE"):
+        assert (out / name).read_bytes() == (source / name).read_bytes(), name
+    config = json.loads((out / "config.json").read_text())
+    assert config == json.loads((source / "config.json").read_text()) and config["dtype"] == "float16"
+    copied, original = load_file(out / "model.safetensors"), load_file(source / "model.safetensors")
+    assert copied.keys() == original.keys() and all(torch.equal(copied[k], original[k]) for k in original)
     assert main(["export", "nosuchmodel", "-o", str(tmp_path / "m2")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("adjustable-style export: error: no bundled model named 'nosuchmodel'")
@@ -203,8 +210,6 @@ def test_bad_sweep_and_variations_inputs(
 
 def test_bundled_default_model_stylizes_with_no_model_path(tmp_path: Path) -> None:
     """The shipped model: no --model, no network; an fp16 export well under 20 MB that changes the photo."""
-    import json
-
     from adjustable_style.export import DEFAULT_MODEL_DIR
     from adjustable_style.image import load_image
 

@@ -35,7 +35,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if source.is_file():  # a training checkpoint: float16 unless --fp32
         dtype = "float32" if args.fp32 else "float16"
         written = export_checkpoint(source, out, dtype=dtype)
-    else:  # an export folder or a bundled model: a copy (read and checked like any model), in its own dtype
+    else:  # an export folder or a bundled model: read and checked like any model, then written anew
         model = load_model(source)
         dtype = "float32" if args.fp32 else str(model.config.get("dtype", "float16"))
         written = write_export(model.config, model.model.state_dict(), out, dtype=dtype)
@@ -86,7 +86,7 @@ def add_parsers(sub) -> None:
         help="write a model as an inference folder (model.safetensors + config.json), optionally with ONNX graphs",
         description="Write the model weights (no VGG) and everything needed to rebuild the model into DIR. MODEL "
         "is a training checkpoint (.ckpt), an export folder or a bundled model name (default, starry_night: "
-        "copied as they are), or magenta.",
+        "the same weights and config, written anew), or magenta.",
     )
     p.add_argument(
         "checkpoint",
