@@ -111,7 +111,10 @@ def _browser(url: str, n: int, layer: str, preview_size: int, chromium: str) -> 
         return [], "skipped: pip install playwright"
     if not Path(chromium).is_file():
         return [], f"skipped: no chromium at {chromium}"
-    js = "() => { const i = document.querySelector('#result img'); return i && i.complete ? [i.src, i.naturalWidth] : null; }"
+    js = (
+        "() => { const i = document.querySelector('#result img'); "
+        "return i && i.complete ? [i.src, i.naturalWidth] : null; }"
+    )
     times = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)

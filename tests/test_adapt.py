@@ -171,7 +171,7 @@ def test_cli_adapt_then_stylize(st: Stylizer, fitted: tuple, tmp_path: Path, cap
                 str(out),
                 "--adapter",
                 str(path),
-                "--max-size",
+                "--size",
                 "96",
                 "--backend",
                 "torch",
@@ -181,7 +181,7 @@ def test_cli_adapt_then_stylize(st: Stylizer, fitted: tuple, tmp_path: Path, cap
     )
     assert out.is_file()
     wrong = tmp_path / "wrong.png"
-    assert main(["stylize", str(CAT), str(MONET), "-o", str(wrong), "--adapter", str(path), "--max-size", "96"]) == 1
+    assert main(["stylize", str(CAT), str(MONET), "-o", str(wrong), "--adapter", str(path), "--size", "96"]) == 1
     assert "fitted for another painting" in capsys.readouterr().err and not wrong.exists()
     assert main(["adapt", str(MONET), "-o", str(tmp_path / "m.pt")]) == 1
     assert "must end in .safetensors" in capsys.readouterr().err

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 from adjustable_style.cli import main
 
@@ -40,16 +43,51 @@ def test_export(tiny_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFix
 
 def test_stylize(tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "sub" / "out.png"
-    argv = ["stylize", CAT, WAVE, "--model", str(tiny_model_dir), "--max-size", "96", "-o", str(out)]
+    argv = ["stylize", CAT, WAVE, "--model", str(tiny_model_dir), "--size", "96", "-o", str(out)]
     assert main([*argv, "--style-weights", "relu2_2=0.2,relu4_4=1", "--strength", "0.8", "--preserve-color"]) == 0
     assert _size(out) == _expected(CAT, 96)
     assert capsys.readouterr().out.strip() == f"wrote {out}"
+    out.unlink()
+    assert main([*argv, "-q"]) == 0 and out.is_file()
+    assert capsys.readouterr() == ("", "")  # -q: nothing on stdout, and nothing went wrong
+
+
+def test_single_style_model_warns_that_the_style_image_is_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out.png"
+    assert main(["stylize", CAT, WAVE, "--model", "starry_night", "--size", "64", "-q", "-o", str(out)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("adjustable-style stylize: warning: --model starry_night knows one")
+    assert out.is_file()
+    assert main(["stylize", CAT, WAVE, "--size", "64", "-q", "-o", str(out)]) == 0  # the default knows any painting
+    assert capsys.readouterr().err == ""
+
+
+def test_export_a_bundled_model_copies_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from adjustable_style.model_files import DEFAULT_MODEL_DIR
+
+    out = tmp_path / "m"
+    assert main(["export", "default", "-o", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    source = DEFAULT_MODEL_DIR / "default"
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in source.iterdir())
+    for name in ("LICENSE", "NOTICE"):
+        assert (out / name).read_bytes() == (source / name).read_bytes(), name
+    config = json.loads((out / "config.json").read_text())
+    assert config == json.loads((source / "config.json").read_text()) and config["dtype"] == "float16"
+    copied, original = load_file(out / "model.safetensors"), load_file(source / "model.safetensors")
+    assert copied.keys() == original.keys() and all(torch.equal(copied[k], original[k]) for k in original)
+    assert main(["export", "nosuchmodel", "-o", str(tmp_path / "m2")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("adjustable-style export: error: no bundled model named 'nosuchmodel'")
+    assert not (tmp_path / "m2").exists()
 
 
 def test_variations(tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sheet, saved = tmp_path / "sheet.png", tmp_path / "vars"
     argv = ["variations", CAT, MONET, "-n", "3", "--seed", "1", "-o", str(sheet), "--model", str(tiny_model_dir)]
-    assert main([*argv, "--max-size", "96", "--save-dir", str(saved), "--cell", "96"]) == 0
+    assert main([*argv, "--size", "96", "--save-dir", str(saved), "--cell", "96"]) == 0
     files = sorted(saved.iterdir())
     assert len(files) == 3 and all(_size(f) == _expected(CAT, 96) for f in files)
     w, h = _size(sheet)
@@ -61,12 +99,12 @@ def test_variations(tiny_model_dir: Path, tmp_path: Path, capsys: pytest.Capture
 
 def test_sweep_prints_losses(tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     strip = tmp_path / "strip.png"
-    argv = ["sweep", CAT, WAVE, "--layer", "relu4_4", "--steps", "3", "-o", str(strip), "--model", str(tiny_model_dir)]
-    assert main([*argv, "--style-weights", "relu2_2=0.5,relu4_4=0.1", "--max-size", "96", "--cell", "64"]) == 0
+    argv = ["sweep", CAT, WAVE, "--layer", "relu4_4", "-n", "3", "-o", str(strip), "--model", str(tiny_model_dir)]
+    assert main([*argv, "--style-weights", "relu2_2=0.2,relu4_4=0.1", "--size", "96", "--cell", "64"]) == 0
     w, _ = _size(strip)
     assert w == 5 * 64 + 6 * 4
     out = capsys.readouterr().out
-    assert "relu2_2=0.50 relu3_4=1.00" in out and "style/relu4_4*" in out
+    assert "relu2_2=0.20 relu3_4=0.50" in out and "style/relu4_4*" in out  # unnamed others: 0.5, as in the README
     steps = [line.split() for line in out.splitlines() if re.match(r"^\s+[01]\.\d\d\s+\S+e\+", line)]
     assert [s[0] for s in steps] == ["0.00", "0.50", "1.00"]
     assert all(len(s) == 5 and all(float(x) > 0 for x in s[1:]) for s in steps)  # 1 content + 3 style losses
@@ -75,8 +113,8 @@ def test_sweep_prints_losses(tiny_model_dir: Path, tmp_path: Path, capsys: pytes
 
 def test_sweep_all_layers(tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     strip = tmp_path / "strip.png"
-    argv = ["sweep", CAT, WAVE, "--layer", "all", "--steps", "2", "-o", str(strip), "--model", str(tiny_model_dir)]
-    assert main([*argv, "--max-size", "64", "--cell", "64"]) == 0
+    argv = ["sweep", CAT, WAVE, "--layer", "all", "-n", "2", "-o", str(strip), "--model", str(tiny_model_dir)]
+    assert main([*argv, "--size", "64", "--cell", "64"]) == 0
     out = capsys.readouterr().out
     assert "every style layer together; other style weights: none" in out
     assert all(f"style/{n}*" in out and f"style/{n} loss" in out for n in ("relu2_2", "relu3_4", "relu4_4"))
@@ -94,7 +132,7 @@ def test_folder_mode(tiny_model_dir: Path, tmp_path: Path, capsys: pytest.Captur
     (contents / "notes.txt").write_text("ignored")
     for src in (WAVE, MONET):
         (styles / Path(src).name).write_bytes(Path(src).read_bytes())
-    model = ["--model", str(tiny_model_dir), "--max-size", "64"]
+    model = ["--model", str(tiny_model_dir), "--size", "64"]
 
     out = tmp_path / "out1"
     assert main(["stylize", str(contents), WAVE, "-o", str(out), *model]) == 1  # one bad image
@@ -141,7 +179,7 @@ def test_bad_stylize_inputs(
         content, extra = extra[1], []
     elif extra[0] == "--out":
         out, extra = extra[1], []
-    argv = ["stylize", content, WAVE, "-o", out, "--max-size", "64", "--model", str(tiny_model_dir), *extra]
+    argv = ["stylize", content, WAVE, "-o", out, "--size", "64", "--model", str(tiny_model_dir), *extra]
     assert main(argv) == 1
     captured = capsys.readouterr()
     assert captured.err.count("\n") == 1 and message in captured.err, captured.err
@@ -152,11 +190,11 @@ def test_bad_stylize_inputs(
 def test_bad_sweep_and_variations_inputs(
     tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    model = ["--model", str(tiny_model_dir), "--max-size", "64"]
+    model = ["--model", str(tiny_model_dir), "--size", "64"]
     out = str(tmp_path / "s.png")
     for argv, message in [
         (["sweep", CAT, WAVE, "--layer", "relu5_1", "-o", out, *model], "unknown style layer 'relu5_1'"),
-        (["sweep", CAT, WAVE, "--layer", "relu4_4", "--steps", "1", "-o", out, *model], "--steps must be >= 2"),
+        (["sweep", CAT, WAVE, "--layer", "relu4_4", "-n", "1", "-o", out, *model], "-n must be >= 2"),
         (
             ["sweep", CAT, WAVE, "--layer", "relu4_4", "--high", "1.5", "-o", out, *model],
             "sweep high must be in [0, 1]",
@@ -172,8 +210,6 @@ def test_bad_sweep_and_variations_inputs(
 
 def test_bundled_default_model_stylizes_with_no_model_path(tmp_path: Path) -> None:
     """The shipped model: no --model, no network; an fp16 export well under 20 MB that changes the photo."""
-    import json
-
     from adjustable_style.image import load_image
     from adjustable_style.model_files import DEFAULT_MODEL_DIR
 
@@ -184,7 +220,7 @@ def test_bundled_default_model_stylizes_with_no_model_path(tmp_path: Path) -> No
     out = tmp_path / "out.png"
     photo = EXAMPLES / "photo_cat.jpg"
     code = main(
-        ["stylize", str(photo), str(EXAMPLES / "painting_vangogh_starry_night.jpg"), "-o", str(out), "--max-size", "96"]
+        ["stylize", str(photo), str(EXAMPLES / "painting_vangogh_starry_night.jpg"), "-o", str(out), "--size", "96"]
     )
     assert code == 0 and out.is_file()
     result, original = load_image(out), load_image(photo, size=96)

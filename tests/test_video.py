@@ -221,9 +221,7 @@ def test_bad_inputs_are_one_line_errors(
         ([video, WAVE, "-o", str(out), "--blend", "1"], "blend must be in [0, 1)"),
     ]
     for args, match in cases:
-        _fails(
-            ["video", *args, "-q", "--max-size", "64"], capsys, match, out if "out.mp4" in args[3] else Path(args[3])
-        )
+        _fails(["video", *args, "-q", "--size", "64"], capsys, match, out if "out.mp4" in args[3] else Path(args[3]))
 
 
 def test_failure_midway_leaves_no_file(st: Stylizer, clip: tuple[Path, list[torch.Tensor]], tmp_path: Path) -> None:
@@ -251,9 +249,8 @@ def test_cli_writes_video(
                 WAVE,
                 "-o",
                 str(out),
-                "--max-size",
+                "--size",
                 "64",
-                "-q",
                 "--no-stabilise",
                 "--keyframes",
                 "0f:relu2_2=0; 5f:relu2_2=1",

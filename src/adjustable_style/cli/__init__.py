@@ -1,7 +1,8 @@
 """The ``adjustable-style`` command line: argument parsing and wiring only, one module per command family.
 
-Every user error (bad file, bad layer name, bad weight, unwritable output) becomes one line on stderr and
-exit code 1; set ``ADJUSTABLE_STYLE_DEBUG=1`` to see the traceback instead.
+A mistake in the input (a bad file, layer name, weight or output path) is one line on stderr naming the
+subcommand, and exit code 1; set ``ADJUSTABLE_STYLE_DEBUG=1`` to see its traceback. Any other exception is a
+bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -12,17 +13,40 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
+from ..adapt import AdapterError
+from ..checkpoint import ModelFormatError
+from ..checks import InputError
+from ..config import ConfigError
+from ..evaluate import EvalError
+from ..image import ImageError
+from ..magenta import MagentaError
+from ..tiling import MemoryLimitError
+from ..video_files import VideoError
 from . import adapt, bench, evaluate, export, optimize, serve, stylize, train, video
-from .common import UsageError
+from .common import PROG, UsageError
 
-__all__ = ["UsageError", "build_parser", "main"]
+__all__ = ["COMMANDS", "USER_ERRORS", "UsageError", "build_parser", "main", "subcommands"]
 
 # The command families, in the order `--help` lists them; each module has add_parsers(sub).
 COMMANDS = (optimize, train, export, stylize, adapt, video, evaluate, bench, serve)
 
+# What a user's input can cause: printed as one line. InputError is the base; the others are listed until every
+# module's error class subclasses it.
+USER_ERRORS: tuple[type[Exception], ...] = (
+    InputError,
+    ImageError,
+    ConfigError,
+    ModelFormatError,
+    AdapterError,
+    EvalError,
+    VideoError,
+    MemoryLimitError,
+    MagentaError,
+)
+
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad argument is one line and exit code 1 like every other user error."""
+    """argparse, but a bad argument is one line naming the subcommand, and exit code 1 like every input error."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(1, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -30,7 +54,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="adjustable-style",
+        prog=PROG,
         description="Adjustable real-time neural style transfer: one slider per loss layer, no retraining.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -40,27 +64,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from ..config import ConfigError
-    from ..image import ImageError
-
-    return (UsageError, ConfigError, ImageError, ValueError, FileNotFoundError, PermissionError, IsADirectoryError)
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Every subcommand's parser, by name (``stylize``, ``sweep``, …)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    raise AssertionError("the parser has no subcommands")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``adjustable-style``; returns the process exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # argparse would blame the top-level command; the subcommand is the one that got them
+        subcommands(parser)[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     if os.environ.get("ADJUSTABLE_STYLE_DEBUG"):
         return int(args.func(args))
     try:
         return int(args.func(args))
-    except _user_errors() as e:
+    except USER_ERRORS as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"adjustable-style {args.command}: error: {msg}", file=sys.stderr)
+        print(f"{PROG} {args.command}: error: {msg}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"adjustable-style {args.command}: interrupted", file=sys.stderr)
+        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
         return 130
 
 

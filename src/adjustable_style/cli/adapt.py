@@ -7,19 +7,17 @@ import sys
 import time
 from pathlib import Path
 
-from .common import UsageError, device, existing, images_in
+from ..adapt import BUNDLED_PHOTOS, fit_adapter, save_adapter
+from ..image import writable_parent
+from ..measure import slider_strength
+from ..model_files import resolve_model
+from ..stylizer import Stylizer
+from .common import UsageError, at_least, device, device_arg, existing, images_in, quiet_arg, say, seed_arg
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
-    from ..adapt import BUNDLED_PHOTOS, fit_adapter, save_adapter
-    from ..measure import slider_strength
-    from ..model_files import resolve_model
-    from ..stylizer import Stylizer
-
-    if args.steps < 1:
-        raise UsageError(f"--steps must be >= 1, got {args.steps}")
-    if args.crop < 64:
-        raise UsageError(f"--crop must be >= 64 px, got {args.crop}")
+    at_least("--steps", args.steps, 1)
+    at_least("--crop", args.crop, 64)
     style = existing(args.style, "style")
     styles = images_in(style, "style") if style.is_dir() else [style]
     out = Path(args.output)
@@ -31,7 +29,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         if out.suffix != ".safetensors":
             raise UsageError(f"-o '{out}' must end in .safetensors (or give a folder of paintings)")
         dests = [out]
-    dests[0].parent.mkdir(parents=True, exist_ok=True)
+    if writable_parent(dests[0]) is None:  # checked before any compute; the folder is made when the first is written
+        raise UsageError(f"cannot write '{dests[0]}': a folder above it is a file or not writable; choose another -o")
     photos: list[Path] = []
     for p in args.photos or []:
         q = existing(p, "photo")
@@ -44,21 +43,22 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         )
     for s, dest in zip(styles, dests):
         if dest.exists() and not args.force:
-            print(f"{dest} exists; skipped (use --force to fit it again)")
+            say(args, f"{dest} exists; skipped (use --force to fit it again)")
             continue
         st.embed(s)  # a bad painting fails here, before the fit
         t0 = time.time()
 
-        def progress(step: int, steps: int, obj: float, t0: float = t0) -> None:
-            if step % 10 == 0 or step == steps:
+        def progress(step: int, steps: int, obj: float, t0: float = t0, name: str = s.name) -> None:
+            if not args.quiet and (step % 10 == 0 or step == steps):
                 print(
-                    f"  {s.name}: step {step}/{steps}, objective {obj:.3f}, {time.time() - t0:.0f} s",
+                    f"  {name}: step {step}/{steps}, objective {obj:.3f}, {time.time() - t0:.0f} s",
                     file=sys.stderr,
                     flush=True,
                 )
 
         before = slider_strength(st, check, s) if args.report else None
         ad = fit_adapter(st, s, photos or None, steps=args.steps, crop=args.crop, seed=args.seed, progress=progress)
+        dest.parent.mkdir(parents=True, exist_ok=True)
         save_adapter(ad, dest)
         line = f"wrote {dest} ({time.time() - t0:.0f} s)"
         if before is not None:
@@ -69,7 +69,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
                 f"; slider strength on {Path(check).name} (own-layer loss at 1 / at 0, lower = stronger): "
                 + ", ".join(f"{n} {before[n]:.2f} -> {after[n]:.2f}" for n in st.style_layers)
             )
-        print(line, flush=True)
+        say(args, line)
     return 0
 
 
@@ -89,12 +89,17 @@ def add_parsers(sub) -> None:
     p.add_argument(
         "--photos", nargs="+", default=None, help="photos or folders to fit on (default: the 3 bundled photos)"
     )
-    p.add_argument("--steps", type=int, default=60, help="Adam steps (default %(default)s; ~5 min on one CPU core)")
-    p.add_argument("--crop", type=int, default=192, help="crop side in px (default %(default)s)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--steps", type=int, default=60, metavar="N", help="Adam steps (default %(default)s; ~5 min on one CPU core)"
+    )
+    p.add_argument(
+        "--crop", type=int, default=192, metavar="PX", help="side of the photo crops it fits on (default %(default)s)"
+    )
+    seed_arg(p, "the photo crops and slider values it fits on")
     p.add_argument("--check", default=None, help="photo for the before/after slider report (default: the bundled cat)")
     p.add_argument("--no-report", dest="report", action="store_false", help="skip the before/after slider report")
     p.add_argument("--force", action="store_true", help="fit again even when the adapter file exists")
     p.add_argument("--model", default="default", help="model with a base network (default: %(default)s)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
+    device_arg(p)
+    quiet_arg(p)
     p.set_defaults(func=cmd_adapt)

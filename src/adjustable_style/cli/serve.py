@@ -3,9 +3,42 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import signal
+import sys
 
-from .common import UsageError, device
+from .. import ui
+from ..model_files import resolve_model
+from .common import UsageError, device, device_arg, quiet_arg
+
+# gradio's startup hint speaks to Python callers; the command line has a flag for it.
+GRADIO_SHARE_HINT = "To create a public link, set `share=True` in `launch()`."
+SHARE_HINT = "To create a public link, start again with --share."
+
+
+class _ShareHint(io.TextIOBase):
+    """stdout, with gradio's ``share=True`` hint naming ``--share`` instead."""
+
+    def __init__(self, stream: io.TextIOBase) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(text.replace(GRADIO_SHARE_HINT, SHARE_HINT))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.stream, "encoding", "utf-8")
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -13,9 +46,6 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ..model_files import resolve_model
-    from ..ui import GRADIO_MISSING, serve
-
     if not 1 <= args.port <= 65535:
         raise UsageError(f"--port must be in 1..65535, got {args.port}")
     if not args.max_upload_mb > 0:
@@ -25,21 +55,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # normally, so the page's temporary folder is removed (a plain SIGTERM would skip every cleanup).
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        serve(
-            model,
-            host=args.host,
-            port=args.port,
-            device=device(args.device),
-            share=args.share,
-            max_upload_mb=args.max_upload_mb,
-            quiet=args.quiet,
-            backend=args.backend,
-            adapters=args.adapters,
-        )
+        with contextlib.redirect_stdout(_ShareHint(sys.stdout)):
+            ui.serve(
+                model,
+                host=args.host,
+                port=args.port,
+                device=device(args.device),
+                share=args.share,
+                max_upload_mb=args.max_upload_mb,
+                quiet=args.quiet,
+                backend=args.backend,
+                adapters=args.adapters,
+            )
     except ImportError as e:
-        if str(e) != GRADIO_MISSING:
+        if str(e) != ui.GRADIO_MISSING:
             raise
-        raise UsageError(GRADIO_MISSING) from None
+        raise UsageError(ui.GRADIO_MISSING) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0
@@ -57,7 +88,7 @@ def add_parsers(sub) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
     p.add_argument("--port", type=int, default=7860, help="TCP port (default: %(default)s)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
+    device_arg(p)
     p.add_argument(
         "--backend",
         choices=("auto", "torch", "onnxruntime"),
@@ -74,5 +105,5 @@ def add_parsers(sub) -> None:
         "uploaded painting with one gets its stronger sliders; the page's Tune button saves new ones there",
     )
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link (needs internet)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no startup banner")
+    quiet_arg(p)
     p.set_defaults(func=cmd_serve)

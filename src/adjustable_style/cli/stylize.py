@@ -6,38 +6,46 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..image import IMAGE_EXTENSIONS, ImageError, load_image, save_image
+from ..measure import layer_losses
+from ..sheet import contact_sheet, format_weights
 from .common import (
+    PROG,
     WEIGHTS_HELP,
     UsageError,
+    at_least,
     check_adapter_for,
     check_output,
     existing,
     images_in,
     load_stylizer,
-    max_size_arg,
     model_args,
     output_names,
     save_dir_arg,
+    say,
+    seed_arg,
+    size_value,
     strength_arg,
+    warn_if_style_ignored,
     weights_arg,
 )
 
+SWEEP_OTHERS = 0.5  # where sweep holds the sliders it does not move
+
 
 def cmd_stylize(args: argparse.Namespace) -> int:
-    from ..image import IMAGE_EXTENSIONS, ImageError, save_image
-
     weights = weights_arg(args.style_weights)
     strength = strength_arg(args.strength)
-    max_size = max_size_arg(args.max_size)
+    max_size = size_value(args.size)
     content, style = existing(args.content, "content"), existing(args.style, "style")
     kw = {"weights": weights, "strength": strength, "preserve_color": args.preserve_color, "max_size": max_size}
+    warn_if_style_ignored(args)
     if not (content.is_dir() or style.is_dir()):
         out = check_output(args.output)
         st = load_stylizer(args)
-        st.check_weights(weights)
         check_adapter_for(st, args, style)
         save_image(st.stylize(content, style, **kw), out)
-        print(f"wrote {out}")
+        say(args, f"wrote {out}")
         return 0
 
     # Folder mode: every content × style pair; a bad image is reported and skipped, exit 1 at the end.
@@ -51,12 +59,10 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     styles = images_in(style, "style") if style.is_dir() else [style]
     c_names, s_names = output_names(contents), output_names(styles)
     st = load_stylizer(args)
-    st.check_weights(weights)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    failed: list[Path] = []
+    failed: list[Path] = []  # the folder appears with the first image: a bad weight leaves nothing behind
 
     def report(e: Exception) -> None:
-        print(f"adjustable-style stylize: error: {' '.join(str(e).split())}", file=sys.stderr)
+        print(f"{PROG} stylize: error: {' '.join(str(e).split())}", file=sys.stderr)
 
     good_styles = []
     for s in styles:
@@ -79,34 +85,28 @@ def cmd_stylize(args: argparse.Namespace) -> int:
                 report(e)
                 failed.append(c)
                 break  # a bad content file fails for every style alike
-    print(f"wrote {written} image(s) to {out_dir}" + (f"; {len(failed)} input(s) failed" if failed else ""))
+    say(args, f"wrote {written} image(s) to {out_dir}" + (f"; {len(failed)} input(s) failed" if failed else ""))
     return 1 if failed else 0
 
 
 def _sheet_tiles(content: Path, style: Path, max_size: int | None) -> list:
-    from ..image import load_image
-
     return [load_image(content, max_size=max_size), load_image(style, max_size=max_size)]
 
 
 def _check_sheet(args: argparse.Namespace) -> None:
-    if args.cell < 16:
-        raise UsageError(f"--cell must be >= 16, got {args.cell}")
-    if args.ncol is not None and args.ncol < 1:
-        raise UsageError(f"--ncol must be >= 1, got {args.ncol}")
+    at_least("--cell", args.cell, 16)
+    if args.ncol is not None:
+        at_least("--ncol", args.ncol, 1)
 
 
 def cmd_variations(args: argparse.Namespace) -> int:
-    from ..image import save_image
-    from ..sheet import contact_sheet, format_weights
-
-    if args.n < 1:
-        raise UsageError(f"-n must be >= 1, got {args.n}")
-    strength, max_size = strength_arg(args.strength), max_size_arg(args.max_size)
+    at_least("-n", args.n, 1)
+    strength, max_size = strength_arg(args.strength), size_value(args.size)
     content, style = existing(args.content, "content"), existing(args.style, "style")
     out = check_output(args.output)
     _check_sheet(args)
     save_dir = save_dir_arg(args.save_dir)
+    warn_if_style_ignored(args)
     st = load_stylizer(args)
     check_adapter_for(st, args, style)
     images, alphas = st.variations(
@@ -128,34 +128,31 @@ def cmd_variations(args: argparse.Namespace) -> int:
     if save_dir is not None:
         for k, img in enumerate(images):
             save_image(img, save_dir / f"{content.stem}__{style.stem}__{k:02d}.png")
-        print(f"wrote {len(images)} image(s) to {save_dir}")
-    print(f"wrote {out}")
+        say(args, f"wrote {len(images)} image(s) to {save_dir}")
+    say(args, f"wrote {out}")
     return 0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from ..image import save_image
-    from ..measure import layer_losses
-    from ..sheet import contact_sheet, format_weights
-
-    base = weights_arg(args.style_weights)
-    strength, max_size = strength_arg(args.strength), max_size_arg(args.max_size)
-    if args.steps < 2:
-        raise UsageError(f"--steps must be >= 2, got {args.steps}")
+    given = weights_arg(args.style_weights)
+    if args.layer == "all" and given:
+        raise UsageError("--layer all moves every style slider; drop --style-weights")
+    strength, max_size = strength_arg(args.strength), size_value(args.size)
+    at_least("-n", args.n, 2)
     content, style = existing(args.content, "content"), existing(args.style, "style")
     out = check_output(args.output)
     _check_sheet(args)
+    warn_if_style_ignored(args)
     st = load_stylizer(args)
     check_adapter_for(st, args, style)
-    if args.layer == "all" and base:
-        raise UsageError("--layer all moves every style slider; drop --style-weights")
     swept = st.style_layers if args.layer == "all" else (args.layer,)
-    base.pop(args.layer, None)  # the swept layer takes the sweep's values
+    given.pop(args.layer, None)  # the swept layer takes the sweep's values
+    base = {n: SWEEP_OTHERS for n in st.style_layers if n not in swept} | given
     images, values = st.sweep(
         content,
         style,
         args.layer,
-        steps=args.steps,
+        args.n,
         weights=base,
         low=args.low,
         high=args.high,
@@ -167,9 +164,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     tiles = _sheet_tiles(content, style, max_size) + list(images)
     save_image(contact_sheet(tiles, labels, ncol=args.ncol, cell=args.cell), out)
 
-    losses = layer_losses(st, images, content, style)  # (steps, L), raw: comparable across α
+    losses = layer_losses(st, images, content, style)  # (n, L), raw: comparable across α
     keys = st.schema.keys
-    others = {n: base.get(n, 1.0) for n in st.style_layers if n not in swept}
+    others = {n: base[n] for n in st.style_layers if n not in swept}
     what = "every style layer together" if args.layer == "all" else st.labels()[args.layer]
     print(f"sweep of {what}; other style weights: {format_weights(others) or 'none'}")
     print("raw losses of each output, measured with the VGG19 loss network (lower = closer):")
@@ -182,15 +179,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         first, last = float(losses[0, j]), float(losses[-1, j])
         change = (last - first) / first * 100 if first else float("nan")
         print(
-            f"style/{name} loss {first:.4g} -> {last:.4g} ({change:+.1f}%) as {args.layer} goes {values[0]:.2f} -> {values[-1]:.2f}"
+            f"style/{name} loss {first:.4g} -> {last:.4g} ({change:+.1f}%) "
+            f"as {args.layer} goes {values[0]:.2f} -> {values[-1]:.2f}"
         )
-    print(f"wrote {out}")
+    say(args, f"wrote {out}")
     return 0
 
 
 def sheet_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cell", type=int, default=256, help="longer side of each tile in the sheet (default 256)")
-    p.add_argument("--ncol", type=int, default=None, help="tiles per row (default: all in one row)")
+    p.add_argument(
+        "--cell", type=int, default=256, metavar="PX", help="longer side of each tile in the sheet (default 256)"
+    )
+    p.add_argument("--ncol", type=int, default=None, metavar="N", help="tiles per row (default: all in one row)")
 
 
 def add_parsers(sub) -> None:
@@ -216,8 +216,8 @@ def add_parsers(sub) -> None:
     p.add_argument("content", help="content image")
     p.add_argument("style", help="style image")
     p.add_argument("-o", "--output", required=True, help="contact sheet image")
-    p.add_argument("-n", type=int, default=8, help="number of variations (default 8)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-n", type=int, default=8, metavar="N", help="number of variations (default %(default)s)")
+    seed_arg(p, "the weight vectors (the same seed gives the same sheet)")
     p.add_argument("--save-dir", default=None, help="also save each output into this folder")
     model_args(p, 512)
     sheet_args(p)
@@ -225,9 +225,10 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser(
         "sweep",
-        help="one slider's effect: a labelled strip and the per-layer losses of each step",
-        description="Move one style layer's weight from --low to --high in --steps, others fixed; write a "
-        "labelled strip and print each output's raw per-layer losses (VGG19 loss network).",
+        help="one slider's effect: a labelled strip and the per-layer losses of each value",
+        description="Move one style layer's weight from --low to --high in N values, the other style sliders "
+        f"held at {SWEEP_OTHERS} (or at --style-weights); write a labelled strip and print each output's raw "
+        "per-layer losses (VGG19 loss network).",
     )
     p.add_argument("content", help="content image")
     p.add_argument("style", help="style image")
@@ -235,11 +236,14 @@ def add_parsers(sub) -> None:
     p.add_argument(
         "--layer", required=True, help="style layer to sweep, e.g. relu4_4; all: every style slider together"
     )
-    p.add_argument("--steps", type=int, default=6, help="number of values (default 6)")
+    p.add_argument("-n", type=int, default=6, metavar="N", help="number of slider values (default %(default)s)")
     p.add_argument("--low", type=float, default=0.0, help="first value (default 0)")
     p.add_argument("--high", type=float, default=1.0, help="last value (default 1)")
     p.add_argument(
-        "--style-weights", default=None, metavar="L=W,...", help="the other layers' weights; " + WEIGHTS_HELP
+        "--style-weights",
+        default=None,
+        metavar="L=W,...",
+        help=f"the other style layers' weights in [0, 1], e.g. relu2_2=0.2 (unnamed layers: {SWEEP_OTHERS})",
     )
     model_args(p, 512)
     sheet_args(p)

@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import logging
+
+from ..config import load_config
+from ..train import fit
+from .common import quiet_arg, say
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ..config import load_config
-
     overrides = list(args.overrides)
+    if args.quiet:  # no progress bar, and Lightning's info lines (devices, model summary) hidden
+        overrides.append("log.progress_bar=false")
+        for name in ("pytorch_lightning", "lightning", "lightning_fabric"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     cfg = load_config(args.config, overrides)
-    from ..train import fit
-
     trainer, _ = fit(cfg)
     ckpt = trainer.checkpoint_callback
     last = getattr(ckpt, "last_model_path", "") if ckpt is not None else ""
     log_dir = trainer.log_dir  # a collective call under DDP: every rank must make it
     if trainer.global_rank == 0:
-        print(f"trained {trainer.global_step} steps; logs in {log_dir}")
+        say(args, f"trained {trainer.global_step} steps; logs in {log_dir}")
         if last:
-            print(f"checkpoint: {last}")
-            print(f"export it for inference: adjustable-style export {last} -o MODEL_DIR")
+            say(args, f"checkpoint: {last}")
+            say(args, f"export it for inference: adjustable-style export {last} -o MODEL_DIR")
     return 0
 
 
@@ -35,4 +40,5 @@ def add_parsers(sub) -> None:
     )
     p.add_argument("config", help="YAML config file")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    quiet_arg(p)
     p.set_defaults(func=cmd_train)

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import argparse
 
+from ..flicker import FlickerStabiliser
+from ..video import parse_keyframes, stylize_video
+from ..video_files import check_output as check_video_output
+from ..video_files import probe
 from .common import (
     WEIGHTS_HELP,
     check_adapter_for,
     existing,
     load_stylizer,
-    max_size_arg,
     model_args,
+    say,
+    size_value,
     strength_arg,
+    warn_if_style_ignored,
     weights_arg,
 )
 
@@ -22,17 +28,14 @@ KEYFRAMES_HELP = (
 
 
 def cmd_video(args: argparse.Namespace) -> int:
-    from ..flicker import FlickerStabiliser
-    from ..video import parse_keyframes, stylize_video
-    from ..video_files import check_output, probe
-
     weights = weights_arg(args.style_weights)
     keyframes = parse_keyframes(args.keyframes) if args.keyframes is not None else None
-    strength, max_size = strength_arg(args.strength), max_size_arg(args.max_size)
+    strength, max_size = strength_arg(args.strength), size_value(args.size)
     video, style = existing(args.input, "video"), existing(args.style, "style")
-    out = check_output(args.output, video)
+    out = check_video_output(args.output, video)
     stabiliser = None if args.no_stabilise else FlickerStabiliser(blend=args.blend)  # checks --blend
     probe(video)  # a file that is not a video fails here, before the model loads
+    warn_if_style_ignored(args)
     st = load_stylizer(args)
     check_adapter_for(st, args, style)
     r = stylize_video(
@@ -48,9 +51,10 @@ def cmd_video(args: argparse.Namespace) -> int:
         stabilise=stabiliser,
         progress=not args.quiet,
     )
-    print(
+    say(
+        args,
         f"wrote {r.path}: {r.frames} frames of {r.size[1]}x{r.size[0]} at {float(r.fps):.3g} fps "
-        f"({r.frames_per_second:.2f} frames/s)"
+        f"({r.frames_per_second:.2f} frames/s)",
     )
     return 0
 
@@ -76,6 +80,5 @@ def add_parsers(sub) -> None:
         help="weight of the motion-compensated previous frame in [0, 1): "
         "higher is steadier but softens fine texture (default %(default)s)",
     )
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     model_args(p, 854)
     p.set_defaults(func=cmd_video)

@@ -1,4 +1,4 @@
-"""Calibrate a model's sliders with one painting-independent set of offsets (issue 12), then export it.
+"""Calibrate a model's sliders with one painting-independent set of offsets, then export it.
 
 The shipped Λ was trained with α ~ U(0, 1): every slider near 0 at once is rare, so at "all sliders 0" the default
 stays more stylized than Magenta's own output, and one slider moved alone (others 0.5) moves its layer little.
@@ -7,10 +7,11 @@ shared by *all* paintings, with the same objective (per-pair base-network normal
 and α designs that include those uses ("random" U(0, 1) antithetic pairs, "one" slider 0 → 1 with the others at
 0.5, "corners" all 0 / all 1), on the train split of ../shared/data only (train photos × train paintings). D is
 folded exactly into Δ's output bias (``fold_offsets``) and the model is written as an fp16 export (+ its LICENSE
-and NOTICE). Measure it on held-out pairs with ``python scripts/slider_probe.py OUT --pairs 16``.
+and NOTICE). Measure it on held-out pairs with ``python scripts/research/slider_probe.py OUT --pairs 16``.
 
 Usage:
-    OMP_WAIT_POLICY=PASSIVE python scripts/calibrate_sliders.py --out runs/calibrated [--steps 300] [--threads 2]
+    OMP_WAIT_POLICY=PASSIVE python scripts/research/calibrate_sliders.py --out runs/calibrated \\
+        [--steps 300] [--threads 2]
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from adjustable_style.export import write_export
 from adjustable_style.model_files import resolve_model
 from adjustable_style.stylizer import Stylizer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def main() -> None:
@@ -58,7 +59,8 @@ def main() -> None:
     st = Stylizer.load(args.model, device=args.device, backend="torch")
     t0 = time.time()
     print(
-        f"{len(photos)} train photos, {len(styles)} train paintings; {args.steps} steps of {args.batch} x {args.crop} px",
+        f"{len(photos)} train photos, {len(styles)} train paintings; "
+        f"{args.steps} steps of {args.batch} x {args.crop} px",
         flush=True,
     )
 
@@ -80,8 +82,9 @@ def main() -> None:
     )
     fold_offsets(st, d)
     recipe = (
-        f"scripts/calibrate_sliders.py --steps {args.steps} --crop {args.crop} --batch {args.batch} --lr {args.lr} "
-        f"--design {args.design} --seed {args.seed} on {args.model}: {len(styles)} train paintings x {len(photos)} train photos"
+        f"scripts/research/calibrate_sliders.py --steps {args.steps} --crop {args.crop} --batch {args.batch} "
+        f"--lr {args.lr} --design {args.design} --seed {args.seed} on {args.model}: "
+        f"{len(styles)} train paintings x {len(photos)} train photos"
     )
     earlier = st.exported.config.get("calibrated", [])
     config = {**st.exported.config, "calibrated": [*(earlier if isinstance(earlier, list) else [earlier]), recipe]}

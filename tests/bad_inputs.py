@@ -1,8 +1,9 @@
-"""Bad input, per command, and what each gets: the table in the README, and the cases tests/test_cli_bad_inputs.py
-runs (each must exit 1 with one line on stderr, no traceback, and leave no file or folder behind).
+"""Bad input, per command, and what each gets: the cases tests/test_cli_bad_inputs.py runs (each must exit 1 with
+one line on stderr that names the command, no traceback, and leave no file or folder behind), and the README's
+table of them.
 
 Usage:
-    python scripts/bad_inputs.py            # runs every case as a child process, prints the Markdown table
+    python tests/bad_inputs.py            # runs every case as a child process, prints the Markdown table
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT / "examples" / "photo_cat.jpg"
@@ -30,6 +33,22 @@ class Case:
     expect: str  # a piece of the one-line message
 
 
+FILES = (  # the names of make_files' inputs
+    "empty",
+    "text",
+    "truncated",
+    "flipped",
+    "a_file",
+    "evil_ckpt",
+    "garbage_ckpt",
+    "model_passwd",
+    "model_nan",
+    "model_big",
+    "marker",
+    "outdir",
+)
+
+
 class _Payload:
     """Unpickling this would create the file ``marker``: the test checks that it never appears."""
 
@@ -42,8 +61,6 @@ class _Payload:
 
 def make_files(tmp: Path) -> dict[str, Path]:
     """The hostile inputs, written into ``tmp``."""
-    import torch
-
     photo = PHOTO.read_bytes()
     files = {
         "empty": tmp / "empty.jpg",
@@ -59,6 +76,7 @@ def make_files(tmp: Path) -> dict[str, Path]:
         "marker": tmp / "PWNED",
         "outdir": tmp / "out",
     }
+    assert tuple(files) == FILES
     files["empty"].write_bytes(b"")
     files["text"].write_text("not an image\n")
     files["truncated"].write_bytes(photo[: len(photo) // 3])
@@ -89,7 +107,9 @@ def cases(f: dict[str, Path]) -> list[Case]:
     png = str(out / "o.png")
     pair = (str(PHOTO), str(PAINTING))
     opt = ("optimize", *pair, "-o", png, "--steps", "1", "-q")
-    run = ("--max-size", "64")
+    run = ("--size", "64")
+    video_out = str(out / "v.mp4")
+    adapter = str(out / "a.safetensors")
     train = ("train", str(QUICK), f"log.out_dir={out / 'runs'}", "data.num_workers=0")
     return [
         Case(
@@ -182,7 +202,7 @@ def cases(f: dict[str, Path]) -> list[Case]:
             "--style-weights is empty",
         ),
         Case("stylize", "`--strength 2`", ("stylize", *pair, "-o", png, *run, "--strength", "2"), "--strength"),
-        Case("stylize", "`--max-size 5`", ("stylize", *pair, "-o", png, "--max-size", "5"), "--max-size"),
+        Case("stylize", "`--size 5`", ("stylize", *pair, "-o", png, "--size", "5"), "--size"),
         Case(
             "stylize",
             "bit-flipped JPEG content",
@@ -209,9 +229,7 @@ def cases(f: dict[str, Path]) -> list[Case]:
             ("sweep", *pair, "-o", png, *run, "--layer", "relu2_2", "--style-weights", ""),
             "--style-weights is empty",
         ),
-        Case(
-            "sweep", "`--steps 1`", ("sweep", *pair, "-o", png, *run, "--layer", "relu2_2", "--steps", "1"), "--steps"
-        ),
+        Case("sweep", "`-n 1`", ("sweep", *pair, "-o", png, *run, "--layer", "relu2_2", "-n", "1"), "-n must be >= 2"),
         Case(
             "evaluate",
             "`--model` checkpoint holding code",
@@ -219,6 +237,42 @@ def cases(f: dict[str, Path]) -> list[Case]:
             "evil.ckpt",
         ),
         Case("serve", "`--model` checkpoint holding code", ("serve", "--model", str(f["evil_ckpt"])), "evil.ckpt"),
+        Case("serve", "`--port 0`", ("serve", "--port", "0"), "--port"),
+        Case("serve", "no such bundled model", ("serve", "--model", "nope"), "no bundled model"),
+        Case("export", "no such bundled model", ("export", "nope", "-o", str(out / "m")), "no bundled model"),
+        Case("export", "bundled model, output is a file", ("export", "default", "-o", str(f["a_file"])), "is a file"),
+        Case(
+            "evaluate",
+            "missing content folder",
+            ("evaluate", "--content", str(out / "nope"), "-o", str(out / "e")),
+            "not found",
+        ),
+        Case("evaluate", "`--threads 0`", ("evaluate", "--threads", "0", "-o", str(out / "e")), "--threads"),
+        Case("adapt", "missing painting", ("adapt", str(out / "nope.jpg"), "-o", adapter), "not found"),
+        Case("adapt", "output not .safetensors", ("adapt", str(PAINTING), "-o", str(out / "a.txt")), ".safetensors"),
+        Case("adapt", "`--steps 0`", ("adapt", str(PAINTING), "-o", adapter, "--steps", "0"), "--steps"),
+        Case("adapt", "output under a file", ("adapt", str(PAINTING), "-o", str(f["a_file"] / "a.safetensors")), "-o"),
+        Case("adapt", "text file named .jpg as the painting", ("adapt", str(f["text"]), "-o", adapter), "notes.jpg"),
+        Case("video", "missing video", ("video", str(out / "nope.mp4"), str(PAINTING), "-o", video_out), "not found"),
+        Case("video", "a text file as the video", ("video", str(f["text"]), str(PAINTING), "-o", video_out), "notes"),
+        Case(
+            "video", "output with no video extension", ("video", str(f["text"]), str(PAINTING), "-o", png), "must end"
+        ),
+        Case(
+            "video",
+            "malformed `--keyframes`",
+            ("video", str(f["text"]), str(PAINTING), "-o", video_out, "--keyframes", "relu2_2=1"),
+            "keyframe",
+        ),
+        Case("bench", "`--sizes 5`", ("bench", "--sizes", "5", "--json", str(out / "b.json")), "--sizes"),
+        Case("bench", "`--backends tf`", ("bench", "--backends", "tf", "--json", str(out / "b.json")), "--backends"),
+        Case("bench", "`--rounds 0`", ("bench", "--rounds", "0", "--json", str(out / "b.json")), "--rounds"),
+        Case(
+            "bench",
+            "missing content file",
+            ("bench", "--content", str(out / "nope.jpg"), "--json", str(out / "b.json")),
+            "not found",
+        ),
     ]
 
 

@@ -1,4 +1,4 @@
-"""How strong could the sliders be on Magenta's frozen T? Two measurements on held-out pairs (issue 12).
+"""How strong could the sliders be on Magenta's frozen T? Two measurements on held-out pairs.
 
 ``ceiling``: for each held-out content/style pair and each style layer, optimise the CIN parameters for that one
 pair directly (Adam on offsets of γ, β — or on a shift of the style embedding e, so that γ, β stay on Magenta's
@@ -18,9 +18,10 @@ Objective (both): per-sample losses divided by Magenta's own output's losses on 
 (``loss.reference=base``, ``loss.style_gain`` of the shipped recipe).
 
 Usage:
-    OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 python scripts/slider_headroom.py ceiling [--space params] [--pairs 3]
-    OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 python scripts/slider_headroom.py adapt [--steps 40] [--pairs 6]
-    OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 python scripts/slider_headroom.py gatys [--steps 50] [--pairs 4]
+    OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 python scripts/research/slider_headroom.py ceiling \\
+        [--space params] [--pairs 3]
+    OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 python scripts/research/slider_headroom.py adapt [--steps 40] [--pairs 6]
+    OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 python scripts/research/slider_headroom.py gatys [--steps 50] [--pairs 4]
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from adjustable_style.image import load_image, resize
 from adjustable_style.losses import Targets
 from adjustable_style.stylizer import Stylizer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def ceiling(
@@ -59,10 +60,17 @@ def ceiling(
                 w = torch.tensor([1.0] + [v if k == n else 0.5 for k in style], device=st.device) * gains
                 if space == "params":
                     dg, db = torch.zeros_like(g0, requires_grad=True), torch.zeros_like(b0, requires_grad=True)
-                    opt, make = torch.optim.Adam([dg, db], lr=0.02), lambda: (g0 + dg, b0 + db)
+                    opt = torch.optim.Adam([dg, db], lr=0.02)
+
+                    def make(g0=g0, dg=dg, b0=b0, db=db):
+                        return g0 + dg, b0 + db
                 else:
                     de = torch.zeros_like(e, requires_grad=True)
-                    opt, make = torch.optim.Adam([de], lr=0.05), lambda: m.mlp.base(e + de)
+                    opt = torch.optim.Adam([de], lr=0.05)
+
+                    def make(e=e, de=de):
+                        return m.mlp.base(e + de)
+
                 for _ in range(steps):
                     obj = (w * loss.raw_losses(m.net(c, *make()), tg)[0] / ref).sum()
                     opt.zero_grad()
@@ -104,7 +112,7 @@ def gatys(st: Stylizer, pairs: list, size: int, iters: int, gains: torch.Tensor)
             z = torch.logit(y0.clamp(1e-3, 1 - 1e-3)).requires_grad_(True)
             opt = torch.optim.LBFGS([z], max_iter=iters, history_size=20, line_search_fn="strong_wolfe")
 
-            def closure() -> torch.Tensor:
+            def closure(opt=opt, w=w, z=z, tg=tg, ref=ref) -> torch.Tensor:
                 opt.zero_grad()
                 obj = (w * loss.raw_losses(torch.sigmoid(z), tg)[0] / ref).sum()
                 obj.backward()
@@ -286,7 +294,7 @@ def distill(st: Stylizer, teachers: Path, out: Path, steps: int, seed: int) -> N
     config = {
         **st.exported.config,
         "distilled_from": f"{len(files)} per-painting fits in {teachers.name} "
-        f"({int(held.sum())} held out), scripts/slider_headroom.py distill --steps {steps}",
+        f"({int(held.sum())} held out), scripts/research/slider_headroom.py distill --steps {steps}",
     }
     write_export(config, st.model.state_dict(), out)
     print(f"wrote {out}")

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# One prepared call on a lent GPU (the `device` tool; no internet there) for issue 12's next step: fit slider
+# One run on a GPU machine without internet: fit slider
 # directions for every train painting (`slider_headroom.py fit`, 200 steps of 8 at 256 px each), distil the shipped
 # Δ from them (`distill`, every fifth painting held out), probe the distilled model against `default` on held-out
 # pairs, and pack the teachers, the export and the logs into $OUT (at most 8 files come back).
 #
-# Carried as for scripts/gpu_session.sh: .whl/ (cp312 wheels) and .gpudata/ (the shared data, shorter side 288 px).
+# Carried as for scripts/research/gpu_session.sh: .whl/ (cp312 wheels) and .gpudata/ (the shared data, shorter side 288 px).
 # Locally, as a CPU smoke test of this script:
-#   OUT=out/distill_smoke SMOKE=1 bash scripts/gpu_distill.sh
+#   OUT=out/distill_smoke SMOKE=1 bash scripts/research/gpu_distill.sh
 set -u
 OUT=${OUT:-out/gpu_distill}
 RUNS=${RUNS:-/tmp/gpu_distill}
@@ -22,7 +22,7 @@ if [ -z "${SMOKE:-}" ]; then
 else
   DEV=cpu; FIT=(--steps 1 --crop 48 --batch 2 --limit 1); DISTILL=5; PAIRS=1; SHARDS=2
 fi
-H=scripts/slider_headroom.py
+H=scripts/research/slider_headroom.py
 T0=$(date +%s)
 echo "== fit ($SHARDS shards)"
 for ((i = 0; i < SHARDS; i++)); do
@@ -34,7 +34,7 @@ tail -n 2 "$RUNS"/fit_*.log
 echo "== distill"
 $PY $H distill --device $DEV --teachers "$RUNS/teachers" --out "$RUNS/distilled" --steps $DISTILL 2>&1 | tee "$RUNS/distill.log"
 echo "== held-out probe"
-$PY scripts/slider_probe.py default "$RUNS/distilled" --device $DEV --pairs $PAIRS 2>&1 | tee "$OUT/probe.md"
+$PY scripts/research/slider_probe.py default "$RUNS/distilled" --device $DEV --pairs $PAIRS 2>&1 | tee "$OUT/probe.md"
 echo "== pack"
 tar -cf "$OUT/teachers.tar" -C "$RUNS" teachers
 tar -cf "$OUT/distilled.tar" -C "$RUNS" distilled

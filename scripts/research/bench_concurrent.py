@@ -7,7 +7,7 @@ as a browser would. Prints p50/p90/max of the N latencies per round, and
 the machine. To measure another version of the code, point PYTHONPATH at its ``src`` folder.
 
 Usage:
-    python scripts/bench_concurrent.py [--clients 50] [--rounds 3] [--model default] [--backend torch]
+    python scripts/research/bench_concurrent.py [--clients 50] [--rounds 3] [--model default] [--backend torch]
 """
 
 from __future__ import annotations
@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             every += t
             print(f"{r + 1:>5} {statistics.median(t):>7.2f} {statistics.quantiles(t, n=10)[-1]:>7.2f} {t[-1]:>7.2f}")
         print(
-            f"{'all':>5} {statistics.median(every):>7.2f} {statistics.quantiles(every, n=10)[-1]:>7.2f} {max(every):>7.2f}"
+            f"{'all':>5} {statistics.median(every):>7.2f} "
+            f"{statistics.quantiles(every, n=10)[-1]:>7.2f} {max(every):>7.2f}"
         )
     finally:
         server.terminate()

@@ -5,8 +5,8 @@ loss scale of the run's first logged step (the untrained network), which makes t
 losses instead of ≈ Σ α·log L (see the README, "The shipped model").
 
 Usage:
-    python scripts/set_checkpoint_ema.py IN.ckpt OUT.ckpt content/relu3_4=1.76e6 style/relu2_2=4.37e9 ...
-    python scripts/set_checkpoint_ema.py IN.ckpt OUT.ckpt --from-metrics RUN/metrics.csv   # first logged EMA
+    python scripts/research/set_checkpoint_ema.py IN.ckpt OUT.ckpt content/relu3_4=1.76e6 style/relu2_2=4.37e9 ...
+    python scripts/research/set_checkpoint_ema.py IN.ckpt OUT.ckpt --from-metrics RUN/metrics.csv   # first logged EMA
 
 Only for checkpoints of your own runs (it unpickles the Lightning checkpoint). OUT must not exist.
 """

@@ -5,7 +5,7 @@ resized to the given size, after warm-up, with CUDA synchronised around the time
 ``Stylizer.stylize_alphas`` call (host image in, host image out). Prints a Markdown table and writes JSON.
 
 Usage:
-    python scripts/gpu_bench.py [--size 1920x1080] [--model default] [--iters 30] [--json out.json]
+    python scripts/research/gpu_bench.py [--size 1920x1080] [--model default] [--iters 30] [--json out.json]
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def run(size: tuple[int, int], model: str, iters: int, device: str) -> list[dict
                 c = c.contiguous(memory_format=torch.channels_last)
             a, eb = alpha.to(dev).expand(batch, -1), e.expand(batch, -1)
 
-            def net(c=c, eb=eb, a=a) -> None:
+            def net(c=c, eb=eb, a=a, st=st) -> None:
                 with torch.inference_mode(), st._autocast():
                     st.model(c, eb, a)
 
@@ -106,7 +106,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['size']} | {r['precision']} | {r['batch']} | {r['what']} | {r['ms_per_frame']:.2f} | {r['fps']:.1f} | {r['peak_gib']:.2f} |"
+            f"| {r['size']} | {r['precision']} | {r['batch']} | {r['what']} | {r['ms_per_frame']:.2f} "
+            f"| {r['fps']:.1f} | {r['peak_gib']:.2f} |"
         )
     if args.json:
         with open(args.json, "w") as f:

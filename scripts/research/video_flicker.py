@@ -1,7 +1,7 @@
 """Flicker and speed of video stylization: warping error on clips with exactly known motion, and 480p frames/s.
 
 Usage:
-    OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=2 python scripts/video_flicker.py [--frames 16]
+    OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=2 python scripts/research/video_flicker.py [--frames 16]
         [--blend 0.2 0.25 0.3 0.35 0.5] [--fps-frames 24] [--strip docs/video_strip.jpg]
 
 Each clip is a bundled photo seen by a camera that pans and zooms (a known affine motion per frame), so every
@@ -36,7 +36,7 @@ from adjustable_style.stylizer import Stylizer
 from adjustable_style.video import Keyframes, stylize_frames, stylize_video
 from adjustable_style.video_files import read_frames, write_video
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EX = ROOT / "examples"
 PAIRS = [
     ("photo_cat.jpg", "painting_kandinsky_small_worlds_i.jpg"),
@@ -180,7 +180,8 @@ def main() -> None:
     h, w = (int(v) for v in args.size.lower().split("x"))
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch "
-        f"{torch.__version__}, {torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}; "
+        f"{torch.__version__}, {torch.get_num_threads()} threads, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}; "
         f"model {args.model}"
     )
     for line in flicker_table(st, args.frames, (h, w), args.blend, args.ema) if args.frames else []:

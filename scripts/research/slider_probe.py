@@ -6,7 +6,7 @@ every style slider at 1 and at 0 against the base network's own output on the sa
 style losses, "bottom / base" for the content loss). Medians over pairs; one Markdown row per model.
 
 Usage:
-    python scripts/slider_probe.py MODEL [MODEL ...] [--pairs 8] [--size 256] [--adapters DIR]
+    python scripts/research/slider_probe.py MODEL [MODEL ...] [--pairs 8] [--size 256] [--adapters DIR]
 """
 
 from __future__ import annotations

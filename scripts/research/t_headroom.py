@@ -1,4 +1,4 @@
-"""Does freeing the transformer T give one slider more room? A per-pair ceiling with and without T's weights (issue 12).
+"""Does freeing the transformer T give one slider more room? A per-pair ceiling with and without T's weights.
 
 For held-out content/style pairs and one style layer (default relu4_4): fit the two ends of that layer's slider (its α
 at 0 and at 1, the other style α 0.5, content 1) under the training objective — losses divided by the base
@@ -13,7 +13,8 @@ evaluation's scale, then measure the layer's own ratio (loss at α = 1 / at α =
 noise): does more capacity give the slider more room?
 
 Usage:
-    OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 python scripts/t_headroom.py [--variants gb gbT shared] [--styles monet stone]
+    OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 python scripts/research/t_headroom.py \\
+        [--variants gb gbT shared] [--styles monet stone]
 """
 
 from __future__ import annotations
