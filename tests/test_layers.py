@@ -139,9 +139,11 @@ def test_schema_missing_layer_with_default_none_names_it() -> None:
 
 def test_schema_to_tensor_rejects_layers_not_in_schema_and_bad_values() -> None:
     schema = LayerSchema()
-    with pytest.raises(ValueError, match=r"'relu1_1' is not a style layer .*relu2_2, relu3_4, relu4_4"):
+    with pytest.raises(
+        ValueError, match=r"unknown style layer 'relu1_1'; this model's style layers are relu2_2, relu3_4, relu4_4"
+    ):
         schema.to_tensor({"relu1_1": 1.0})
-    with pytest.raises(ValueError, match="'relu2_2' is not a content layer"):
+    with pytest.raises(ValueError, match="unknown content layer 'relu2_2'"):
         schema.to_tensor(content={"relu2_2": 1.0})
     with pytest.raises(ValueError, match="relu4_4"):
         schema.to_tensor({"relu4_4": -1.0})

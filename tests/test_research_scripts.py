@@ -30,7 +30,7 @@ def test_widen_keeps_the_function(k: int) -> None:
     widen = _script("t_headroom").widen
     st = Stylizer.load("default", device="cpu", backend="torch")
     m = st.model
-    g0, b0 = m.mlp.base(st.embed(MONET))
+    g0, b0 = m.conditioning.base(st.embed(MONET))
     c = load_image(CAT, size=96)
     with torch.no_grad():
         ref = m.net(c, g0, b0)

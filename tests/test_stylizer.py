@@ -12,8 +12,9 @@ import torch
 from kornia.color import rgb_to_ycbcr
 
 from adjustable_style.image import load_image, open_image, resize
+from adjustable_style.inputs import resolve_device
 from adjustable_style.measure import layer_losses
-from adjustable_style.stylizer import Stylizer, resolve_device
+from adjustable_style.stylizer import Stylizer
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 CAT = EXAMPLES / "photo_cat.jpg"
@@ -195,7 +196,7 @@ def test_other_validation(st: Stylizer) -> None:
         st.sweep(CAT, WAVE, "relu4_4", steps=1)
     with pytest.raises(ValueError, match="sweep high must be in"):
         st.sweep(CAT, WAVE, "relu4_4", high=2.0)
-    with pytest.raises(ValueError, match="n must be a positive int"):
+    with pytest.raises(ValueError, match="n must be an int >= 1"):
         st.random_alphas(0, seed=0)
     with pytest.raises(ValueError, match=r"\(1, 3, H, W\)"):
         st.embed(torch.rand(2, 3, 32, 32))

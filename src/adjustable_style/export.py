@@ -43,7 +43,7 @@ from safetensors.torch import load_file, save_file
 
 from .layers import LayerSchema, layer_label, sort_layers
 from .losses import PerceptualLoss
-from .model import AdjustableStyleModel, ModelConfig
+from .model import AdjustableStyleModel, ModelConfig, rename_legacy_keys
 from .vgg import WEIGHT_SOURCES, VGG19Features
 
 FORMAT = "adjustable-style"
@@ -640,7 +640,7 @@ def _build(
     # the file is refused here instead of being allocated.
     with torch.device("meta"):
         wanted = {k: tuple(v.shape) for k, v in _skeleton(schema, mcfg).state_dict().items()}
-    found = {k: tuple(v.shape) for k, v in state.items()}
+    found = {k: tuple(v.shape) for k, v in rename_legacy_keys(state).items()}
     if wanted != found:
         diff = sorted(set(wanted) ^ set(found)) or [k for k in wanted if wanted[k] != found[k]]
         k = diff[0]

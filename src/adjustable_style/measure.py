@@ -6,8 +6,9 @@ sized as for embedding (shorter side = the model's training style size).
 
 Example:
     >>> st = Stylizer.load("default", device="cpu")  # doctest: +SKIP
-    >>> imgs, values = st.sweep("examples/photo_cat.jpg", "examples/painting_monet_water_lilies.jpg", "relu2_2")  # doctest: +SKIP
-    >>> layer_losses(st, imgs, "examples/photo_cat.jpg", "examples/painting_monet_water_lilies.jpg").shape  # doctest: +SKIP
+    >>> cat, monet = "examples/photo_cat.jpg", "examples/painting_monet_water_lilies.jpg"  # doctest: +SKIP
+    >>> imgs, values = st.sweep(cat, monet, "relu2_2")  # doctest: +SKIP
+    >>> layer_losses(st, imgs, cat, monet).shape  # doctest: +SKIP
     torch.Size([6, 4])
 """
 

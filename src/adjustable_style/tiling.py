@@ -82,7 +82,9 @@ def whole_image_statistics(
         acc = {"s": 0.0, "q": 0.0, "n": 0}
         core_in: dict[str, tuple[int, ...]] = {}
 
-        def hook(i: int, m: nn.Module, args: tuple, out: torch.Tensor, k: int = k) -> torch.Tensor:
+        def hook(
+            i: int, m: nn.Module, args: tuple, out: torch.Tensor, k: int = k, acc: dict = acc, core_in: dict = core_in
+        ) -> torch.Tensor:
             a = args[0]
             if i < k:
                 return _apply(m, a, *stats[i], args)

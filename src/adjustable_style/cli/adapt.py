@@ -11,7 +11,7 @@ from .common import UsageError, device, existing, images_in
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
-    from ..adapt import BUNDLED_PHOTOS, fit_adapter, save_adapter
+    from ..adapt import BUNDLED_PHOTOS, save_adapter
     from ..export import resolve_model
     from ..measure import slider_strength
     from ..stylizer import Stylizer
@@ -58,7 +58,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
                 )
 
         before = slider_strength(st, check, s) if args.report else None
-        ad = fit_adapter(st, s, photos or None, steps=args.steps, crop=args.crop, seed=args.seed, progress=progress)
+        ad = st.fit_adapter(s, photos or None, progress, steps=args.steps, crop=args.crop, seed=args.seed)
         save_adapter(ad, dest)
         line = f"wrote {dest} ({time.time() - t0:.0f} s)"
         if before is not None:

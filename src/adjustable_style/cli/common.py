@@ -114,7 +114,7 @@ def load_stylizer(args: argparse.Namespace):
     if getattr(args, "adapter", None):
         from ..adapt import load_adapter
 
-        st.add_adapter(load_adapter(args.adapter, st))
+        st.add_adapter(load_adapter(args.adapter, st.model))
     return st
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from ..adapt import save_adapter
 from ..image import (
     IMAGE_EXTENSIONS,
     ImageError,
@@ -346,7 +347,8 @@ class Studio:
 
     @staticmethod
     def _status(weights: dict[str, float], strength: float, img: Image.Image, seconds: float, note: str = "") -> str:
-        return f"{format_weights(weights)} · strength {float(strength):.2f} · {img.width}×{img.height} px in {seconds:.2f} s{note}"
+        size = f"{img.width}×{img.height} px"
+        return f"{format_weights(weights)} · strength {float(strength):.2f} · {size} in {seconds:.2f} s{note}"
 
     def full(
         self, content: str | None, style: str | None, strength: float, preserve_color: bool, *values: float
@@ -408,11 +410,9 @@ class Studio:
 
     # ------------------------------------------------------------------------------------------- tuning
     def tune(self, style: str | None, progress: Callable[[int, int, float], None] | None = None) -> str:
-        """Fit a slider adapter for this painting (:func:`adjustable_style.adapt.fit_adapter`, minutes on a CPU)
+        """Fit a slider adapter for this painting (:meth:`Stylizer.fit_adapter`, minutes on a CPU)
         and use it from now on for every photo; saved into ``adapter_dir`` when one is set. Returns the status
         line (a user mistake or a busy tuner is a message, not an exception)."""
-        from ..adapt import fit_adapter, save_adapter
-
         if not style:
             return NEED_STYLE
         st = self.stylizer
@@ -428,7 +428,7 @@ class Studio:
             if st.has_adapter(style):
                 return f"the sliders are already tuned to '{name}'"
             t0 = time.perf_counter()
-            adapter = fit_adapter(st, style, steps=self.adapt_steps, progress=progress)
+            adapter = st.fit_adapter(style, progress=progress, steps=self.adapt_steps)
             saved = ""
             if self.adapter_dir is not None:
                 self.adapter_dir.mkdir(parents=True, exist_ok=True)
