@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -201,3 +204,24 @@ def test_adapter_folders(st: Stylizer, fitted: tuple, tmp_path: Path, capsys: py
         st.remove_adapters()
     assert main(["evaluate", "--adapters", str(tmp_path / "none"), "-o", str(tmp_path / "r"), "--no-peer"]) == 1
     assert "not a folder" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_offsets_formula_and_file_mode(st: Stylizer, fitted: tuple, tmp_path: Path) -> None:
+    """The model adds D as γ, β += [1, 2α − 1] · D; adapter files get the usual 0666 less the umask (0644)."""
+    ad, _ = fitted
+    a, e = st.random_alphas(2, seed=3), st.embed(MONET).expand(2, -1)
+    with torch.no_grad():
+        g0, b0 = st.model.conditioning(a, e)
+        g, b = st.model.cin_params(a, e, offsets=ad.offsets)
+    dg, db = (torch.cat([torch.ones(2, 1), 2 * a - 1], 1) @ ad.offsets).chunk(2, 1)
+    assert torch.allclose(g, g0 + dg, atol=1e-6) and torch.allclose(b, b0 + db, atol=1e-6)
+    with pytest.raises(ValueError, match="delta=False"):
+        st.model.cin_params(a, e, offsets=ad.offsets, delta=False)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert save_adapter(ad, tmp_path / "m.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_adapt_does_not_import_the_stylizer() -> None:
+    code = "import sys, adjustable_style.adapt; assert 'adjustable_style.stylizer' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import safe_open, save_file
+from safetensors.torch import safe_open, save
 
 from . import atomic
 from .checks import InputError, check_int, check_number
@@ -282,9 +282,11 @@ def save_adapter(adapter: Adapter, path: str | Path) -> Path:
     path = Path(path)
     if path.suffix != ".safetensors":
         raise AdapterError(f"adapter file '{path}' must end in .safetensors")
-    tensors = {"offsets": adapter.offsets.contiguous()}
     metadata = {**adapter.meta, "style_digest": adapter.style_digest}
-    return atomic.write_file(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+    data = save({"offsets": adapter.offsets.contiguous()}, metadata=metadata)
+    # written into the file atomic.write_file reserved (mode 0666 less the umask, like images); safetensors'
+    # save_file would create its own file, readable by the owner only
+    return atomic.write_file(path, lambda tmp: tmp.write_bytes(data))
 
 
 def load_adapter(path: str | Path, model: AdjustableStyleModel | None = None) -> Adapter:

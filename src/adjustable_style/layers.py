@@ -194,7 +194,8 @@ class LayerSchema:
             for name in given:
                 if name not in names:
                     raise InputError(
-                        f"unknown {kind} layer {name!r}; this model's {kind} layers are {', '.join(names) or 'none'}"
+                        f"{name!r} is not a {kind} layer of this model; "
+                        f"its {kind} layers are {', '.join(names) or 'none'}"
                     )
             for name in names:
                 if name in given:

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import check_int
+from .checks import InputError, check_int
 from .conditioning import BaseDeltaConditioning, ConditioningMLP, apply_offsets
 from .layers import LayerSchema, layer_channels, sort_layers
 from .mobilenet import MobileNetV2StylePredictor
@@ -79,7 +79,7 @@ class ModelConfig:
         return tuple(self.predictor_layers) if self.predictor == "vgg" else ()
 
     def check(self) -> None:
-        """Raise ValueError naming the first setting outside its allowed values."""
+        """Raise :class:`~adjustable_style.checks.InputError` naming the first setting outside its allowed values."""
         choices = {
             "encoder_norm": ("instance", "none"),
             "predictor": ("vgg", "mobilenet_v2"),
@@ -89,7 +89,7 @@ class ModelConfig:
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise ValueError(f"model.{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
+                raise InputError(f"model.{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
         ints = {
             "n_residual": (self.n_residual, 0, 64),
             "embedding_dim": (self.embedding_dim, 1, 4096),
@@ -103,7 +103,7 @@ class ModelConfig:
         }.items():
             check_int(f"model.{name}", v, lo, hi)
         if len(self.channels) != 3:
-            raise ValueError(f"model.channels must hold 3 widths, got {list(self.channels)}")
+            raise InputError(f"model.channels must hold 3 widths, got {list(self.channels)}")
 
 
 # ------------------------------------------------------------------------------------------------------ leaves

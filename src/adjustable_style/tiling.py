@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import InputError
 from .model import ConditionalInstanceNorm, StyleTransferNet
 
 HALO = 64  # px at full resolution; > the receptive radius of T (54 px), a multiple of 4
@@ -141,7 +142,7 @@ def activation_bytes(net: StyleTransferNet, batch: int, h: int, w: int) -> int:
 DEFAULT_MEMORY_LIMIT_GB = 5.0  # untiled 4096² on the bundled default: ~4.5 GB peak RSS (README)
 
 
-class MemoryLimitError(ValueError):
+class MemoryLimitError(InputError):
     """A request that cannot fit the memory limit even in tiles (one line: the need, the limit, what to change)."""
 
 

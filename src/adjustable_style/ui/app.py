@@ -30,6 +30,7 @@ import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..checks import InputError
 from ..inputs import resolve_device
 from ..stylizer import Stylizer
 from .callbacks import Studio, example_images, thumbnail
@@ -292,7 +293,7 @@ def serve(
     if backend == "auto" and all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnxscript")):
         backend = "onnxruntime" if resolve_device(device).type == "cpu" else "torch"
     if adapters is not None and Path(adapters).exists() and not Path(adapters).is_dir():
-        raise ValueError(f"--adapters '{adapters}' is a file; give a folder (the page saves new adapters into it)")
+        raise InputError(f"--adapters '{adapters}' is a file; give a folder (the page saves new adapters into it)")
     st = Stylizer.load(model, device=device, backend=backend)
     if adapters is not None and any(Path(adapters).glob("*.safetensors")):
         st.add_adapters_from(adapters)

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import shutil
@@ -28,6 +29,7 @@ import torch
 from PIL import Image
 
 from ..adapt import save_adapter
+from ..checks import InputError, check_int, check_number
 from ..image import (
     IMAGE_EXTENSIONS,
     ImageError,
@@ -188,11 +190,15 @@ class Studio:
         adapter_dir: str | Path | None = None,
         adapt_steps: int = 60,
     ) -> None:
-        if not 0 < max_upload_mb:
-            raise ValueError(f"max_upload_mb must be positive, got {max_upload_mb!r}")
-        for name, v in (("preview_size", preview_size), ("full_size", full_size), ("n_variations", n_variations)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if not check_number("max_upload_mb", max_upload_mb, 0.0, math.inf) > 0:
+            raise InputError(f"max_upload_mb must be positive, got {max_upload_mb!r}")
+        for name, v in (
+            ("preview_size", preview_size),
+            ("full_size", full_size),
+            ("n_variations", n_variations),
+            ("adapt_steps", adapt_steps),
+        ):
+            check_int(name, v, low=1)
         self.stylizer = stylizer
         self.max_upload_mb = max_upload_mb
         self.preview_size = preview_size
