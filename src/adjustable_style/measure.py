@@ -56,7 +56,7 @@ def slider_strength(st: Stylizer, content: ImageLike, style: ImageLike, size: in
     rows = []
     for n in st.style_layers:
         for v in (0.0, 1.0):
-            rows.append(st.check_weights({m: (v if m == n else 0.5) for m in st.style_layers}))
+            rows.append(st.schema.to_tensor({m: (v if m == n else 0.5) for m in st.style_layers}))
     imgs = st.stylize_alphas(content, style, torch.cat(rows), max_size=size)
     raw = layer_losses(st, imgs, content, style)
     keys = list(st.schema.keys)

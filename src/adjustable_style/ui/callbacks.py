@@ -328,7 +328,7 @@ class Studio:
             try:
                 if len(ks) == 1 or not content or not style:
                     raise ValueError("one by one")
-                alphas = torch.cat([self.stylizer.check_weights(self.weights(rows[k])) for k in ks])
+                alphas = torch.cat([self.stylizer.schema.to_tensor(self.weights(rows[k]), check=False) for k in ks])
                 t0 = time.perf_counter()
                 ys = self.stylizer.stylize_alphas(
                     self._content(content, self.preview_size),
