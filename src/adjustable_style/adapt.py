@@ -4,10 +4,11 @@ The shipped Λ predicts what each slider does from the style embedding alone, fo
 never saw its sliders are weak (own-layer loss ratios ~0.9, see the README). Fitted for one painting, the same
 parametrisation is much stronger (docs/magenta_finetune.md, "Where the headroom is"). An adapter is that fit:
 
-    γ, β = Λ(α, e) + [1, 2α_1 − 1, …, 2α_L − 1] · D,      D of shape (1 + L, 2·C), zero = no change,
+    γ, β = Λ(α, e) + [1, 2α_1 − 1, …, 2α_L − 1] · D,      D of shape (1 + L, 2·C), zero = no change
 
-trained with the paper's objective — Σ_l α_l·L_l, each layer's loss divided by the base network's own loss on the
-same crop, style terms × the recipe's style gain — on random crops of a few photos, α cycling through three
+(the model applies it: :func:`adjustable_style.conditioning.apply_offsets`), trained with the paper's objective —
+Σ_l α_l·L_l, each layer's loss divided by the base network's own loss on the same crop, style terms × the recipe's
+style gain — on random crops of a few photos, α cycling through three
 designs: U(0, 1) antithetic pairs, one slider at 0 and at 1 with the others at 0.5 (how sliders are used), and
 every slider at 0 and at 1 (the two ends). D does not depend on the photo, so one adapter serves every photo
 and video frame of that painting. It costs one fit per painting: ~5 min on one core of a 2-core x86 CPU for the
