@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from adjustable_style.adapt import (
-    DESIGNS,
-    Adapter,
-    AdapterError,
-    _alphas,
-    fit_adapter,
-    fit_calibration,
-    fold_offsets,
-    load_adapter,
-    save_adapter,
-    style_digest,
-)
+from adjustable_style.adapt import DESIGNS, Adapter, AdapterError, design_alphas, load_adapter, save_adapter
 from adjustable_style.cli import main
 from adjustable_style.measure import slider_strength
 from adjustable_style.stylizer import Stylizer
@@ -40,16 +32,14 @@ def fitted(st: Stylizer) -> tuple[Adapter, dict[str, float]]:
     """A real (short) fit on the cat photo for a held-out painting, and the sliders' strength before it."""
     before = slider_strength(st, CAT, KANDINSKY, size=128)
     # 6 steps are too few for the default's three α designs (2 steps each); the two per-slider designs show it
-    return fit_adapter(
-        st, KANDINSKY, photos=[CAT], steps=6, crop=96, batch=2, lr=0.02, design=("random", "one")
-    ), before
+    return st.fit_adapter(KANDINSKY, photos=[CAT], steps=6, crop=96, batch=2, lr=0.02, design=("random", "one")), before
 
 
 def test_zero_adapter_changes_nothing(st: Stylizer) -> None:
     a = st.random_alphas(3, seed=1)
     plain = st.stylize_alphas(CAT, MONET, a, max_size=96)
     n = 1 + len(st.schema.keys)
-    st.add_adapter(Adapter(torch.zeros(n, 2 * st.model.net.cin_channels), style_digest(st, MONET)))
+    st.add_adapter(Adapter(torch.zeros(n, 2 * st.model.net.cin_channels), st.style_digest(MONET)))
     try:
         assert st.has_adapter(MONET) and not st.has_adapter(KANDINSKY)
         assert torch.allclose(st.stylize_alphas(CAT, MONET, a, max_size=96), plain, atol=1e-6)
@@ -61,10 +51,10 @@ def test_folded_offsets_equal_the_adapter_for_every_painting(st: Stylizer, fitte
     """fold_offsets puts a painting-independent D into Δ's bias exactly: the same images as D as an adapter."""
     ad, _ = fitted
     folded = Stylizer.load("default", device="cpu")
-    fold_offsets(folded, ad.offsets)
+    folded.fold_offsets(ad.offsets)
     a = st.random_alphas(3, seed=2)
     for style in (MONET, KANDINSKY):
-        st.add_adapter(Adapter(ad.offsets, style_digest(st, style)))
+        st.add_adapter(Adapter(ad.offsets, st.style_digest(style)))
         try:
             want = st.stylize_alphas(CAT, style, a, max_size=96)
         finally:
@@ -74,22 +64,22 @@ def test_folded_offsets_equal_the_adapter_for_every_painting(st: Stylizer, fitte
         assert float((got - st.stylize_alphas(CAT, style, a, max_size=96)).abs().max()) > 1e-3  # D does change it
     starry = Stylizer.load("starry_night", device="cpu")
     with pytest.raises(AdapterError, match="base network"):
-        fold_offsets(starry, ad.offsets)
+        starry.fold_offsets(ad.offsets)
     if importlib.util.find_spec("onnxruntime") is not None:  # the ONNX graphs would keep the old weights
         folded.backend = "onnxruntime"
         with pytest.raises(AdapterError, match="backend='torch'"):
-            fold_offsets(folded, ad.offsets)
+            folded.fold_offsets(ad.offsets)
 
 
 def test_calibration_over_several_paintings(st: Stylizer) -> None:
     """A real 4-step calibration over two paintings: every design, per-sample targets; nothing in the model moves."""
     before = {k: v.clone() for k, v in st.model.state_dict().items()}
-    d = fit_calibration(st, [MONET, KANDINSKY], [CAT], steps=3, crop=96, batch=4, lr=0.02)
+    d = st.fit_calibration([MONET, KANDINSKY], [CAT], steps=3, crop=96, batch=4, lr=0.02)
     assert d.shape == (1 + len(st.schema.keys), 2 * st.model.net.cin_channels)
     assert bool(torch.isfinite(d).all()) and float(d.abs().max()) > 0.01
     assert all(torch.equal(v, before[k]) for k, v in st.model.state_dict().items())
     with pytest.raises(ValueError, match="at least one painting"):
-        fit_calibration(st, [], [CAT], steps=1)
+        st.fit_calibration([], [CAT], steps=1)
 
 
 def test_fit_makes_the_sliders_stronger_on_its_painting_only(st: Stylizer, fitted: tuple) -> None:
@@ -117,7 +107,7 @@ def test_fit_makes_the_sliders_stronger_on_its_painting_only(st: Stylizer, fitte
 def test_file_round_trip_and_checks(st: Stylizer, fitted: tuple, tmp_path: Path) -> None:
     ad, _ = fitted
     path = save_adapter(ad, tmp_path / "k.safetensors")
-    back = load_adapter(path, st)
+    back = load_adapter(path, st.model)
     assert torch.equal(back.offsets, ad.offsets) and back.style_digest == ad.style_digest
     assert back.meta["style"] == KANDINSKY.name and back.meta["steps"] == "6"
     assert [p.name for p in tmp_path.iterdir()] == ["k.safetensors"]  # no temporary file left behind
@@ -125,7 +115,7 @@ def test_file_round_trip_and_checks(st: Stylizer, fitted: tuple, tmp_path: Path)
         save_adapter(ad, tmp_path / "k.pt")
     (tmp_path / "junk.safetensors").write_text("not a tensor file")
     with pytest.raises(AdapterError, match="not a slider adapter"):
-        load_adapter(tmp_path / "junk.safetensors", st)
+        load_adapter(tmp_path / "junk.safetensors", st.model)
     with pytest.raises(AdapterError, match="another model"):
         st.add_adapter(Adapter(torch.zeros(3, 10), ad.style_digest))
     with pytest.raises(AdapterError, match="does not exist"):
@@ -135,7 +125,7 @@ def test_file_round_trip_and_checks(st: Stylizer, fitted: tuple, tmp_path: Path)
 def test_only_models_with_a_base_network() -> None:
     starry = Stylizer.load("starry_night", device="cpu")
     with pytest.raises(AdapterError, match="base network"):
-        fit_adapter(starry, MONET, steps=1)
+        starry.fit_adapter(MONET, steps=1)
 
 
 def test_alpha_designs(st: Stylizer) -> None:
@@ -143,7 +133,7 @@ def test_alpha_designs(st: Stylizer) -> None:
     style = torch.tensor([k.startswith("style/") for k in keys])
     g = torch.Generator().manual_seed(0)
     for design in DESIGNS:
-        a = _alphas(8, keys, design, g)
+        a = design_alphas(8, keys, design, g)
         assert a.shape == (16, len(keys))
         assert bool((a[:, ~style] == 1).all()), "content weights stay 1"
         lo, hi = a[0::2][:, style], a[1::2][:, style]
@@ -154,7 +144,7 @@ def test_alpha_designs(st: Stylizer) -> None:
         else:  # one slider 0 → 1, the others at 0.5
             assert bool(((hi - lo) != 0).sum(1).eq(1).all()) and set(lo.unique().tolist()) == {0.0, 0.5}
     with pytest.raises(ValueError, match="design"):
-        fit_adapter(st, MONET, steps=1, design=("random", "sideways"))
+        st.fit_adapter(MONET, steps=1, design=("random", "sideways"))
 
 
 def test_cli_adapt_then_stylize(st: Stylizer, fitted: tuple, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -192,16 +182,14 @@ def test_cli_adapt_then_stylize(st: Stylizer, fitted: tuple, tmp_path: Path, cap
 
 
 def test_adapter_folders(st: Stylizer, fitted: tuple, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from adjustable_style.adapt import add_adapters_from
-
     ad, _ = fitted
     with pytest.raises(AdapterError, match="not a folder"):
-        add_adapters_from(st, tmp_path / "none")
+        st.add_adapters_from(tmp_path / "none")
     with pytest.raises(AdapterError, match="holds no"):
-        add_adapters_from(st, tmp_path)
+        st.add_adapters_from(tmp_path)
     save_adapter(ad, tmp_path / "k.safetensors")
     try:
-        assert add_adapters_from(st, tmp_path) == 1 and st.has_adapter(KANDINSKY)
+        assert st.add_adapters_from(tmp_path) == 1 and st.has_adapter(KANDINSKY)
     finally:
         st.remove_adapters()
     # the same painting re-encoded as PNG under another name is the same painting (matched by pixels)
@@ -216,3 +204,24 @@ def test_adapter_folders(st: Stylizer, fitted: tuple, tmp_path: Path, capsys: py
         st.remove_adapters()
     assert main(["evaluate", "--adapters", str(tmp_path / "none"), "-o", str(tmp_path / "r"), "--no-peer"]) == 1
     assert "not a folder" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_offsets_formula_and_file_mode(st: Stylizer, fitted: tuple, tmp_path: Path) -> None:
+    """The model adds D as γ, β += [1, 2α − 1] · D; adapter files get the usual 0666 less the umask (0644)."""
+    ad, _ = fitted
+    a, e = st.random_alphas(2, seed=3), st.embed(MONET).expand(2, -1)
+    with torch.no_grad():
+        g0, b0 = st.model.conditioning(a, e)
+        g, b = st.model.cin_params(a, e, offsets=ad.offsets)
+    dg, db = (torch.cat([torch.ones(2, 1), 2 * a - 1], 1) @ ad.offsets).chunk(2, 1)
+    assert torch.allclose(g, g0 + dg, atol=1e-6) and torch.allclose(b, b0 + db, atol=1e-6)
+    with pytest.raises(ValueError, match="delta=False"):
+        st.model.cin_params(a, e, offsets=ad.offsets, delta=False)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert save_adapter(ad, tmp_path / "m.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_adapt_does_not_import_the_stylizer() -> None:
+    code = "import sys, adjustable_style.adapt; assert 'adjustable_style.stylizer' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -162,7 +162,7 @@ def test_folder_mode(tiny_model_dir: Path, tmp_path: Path, capsys: pytest.Captur
         (["--style-weights", "relu2_2=1.5"], "weight for relu2_2 must be in [0, 1]"),
         (["--style-weights", "relu2_2=nan"], "weight for relu2_2 must be"),
         (["--style-weights", "relu9_9=1"], "unknown layer 'relu9_9'"),
-        (["--style-weights", "relu1_1=1"], "unknown style layer 'relu1_1'; this model's style layers are"),
+        (["--style-weights", "relu1_1=1"], "'relu1_1' is not a style layer of this model; its style layers are"),
         (["--strength", "2"], "--strength must be in [0, 1]"),
         (["--model", "{tmp}/no_model"], "not found"),
         (["--model", "nosuchmodel"], "no bundled model named 'nosuchmodel'"),

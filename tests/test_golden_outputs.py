@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from adjustable_style.adapt import Adapter, style_digest
+from adjustable_style.adapt import Adapter
 from adjustable_style.stylizer import Stylizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +43,7 @@ def render() -> dict[str, torch.Tensor]:
     # An adapter with fixed offsets: the adapter path of the conditioning.
     g = torch.Generator().manual_seed(0)
     offsets = 0.05 * torch.randn(1 + st.schema.n_layers, 2 * st.model.net.cin_channels, generator=g)
-    st.add_adapter(Adapter(offsets, style_digest(st, PAINTING), {"keys": "[]"}))
+    st.add_adapter(Adapter(offsets, st.style_digest(PAINTING), {"keys": "[]"}))
     out["default/adapter"] = st.stylize_alphas(PHOTO, PAINTING, alphas[:3], max_size=SIZE)
     st.remove_adapters()
     # Tiles with whole-image statistics: force them with a tiny memory budget.

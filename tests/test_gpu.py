@@ -43,4 +43,4 @@ def test_training_steps_on_the_gpu_in_bf16(shared_data: Path, tmp_path: Path) ->
     )
     trainer, system = fit(cfg)
     assert trainer.global_step == 20
-    assert system.device.type == "cuda" and next(system.model.mlp.parameters()).is_cuda
+    assert system.device.type == "cuda" and next(system.model.conditioning.parameters()).is_cuda

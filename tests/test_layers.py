@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from adjustable_style.checks import InputError
 from adjustable_style.layers import (
     DEFAULT_CONTENT_LAYERS,
     DEFAULT_STYLE_LAYERS,
@@ -225,3 +226,39 @@ def test_sample_is_reproducible_with_a_seeded_generator() -> None:
     d = schema.sample(8)
     torch.manual_seed(5)
     assert torch.equal(d, schema.sample(8))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# check_alphas: the one check of a weight batch
+
+
+def test_check_alphas_checks_every_row_at_once_and_names_the_layer() -> None:
+    schema = LayerSchema()
+    good = torch.tensor([[1.0, 0.0, 0.5, 1.0], [1.0, 1.0, 1.0, 0.25]], dtype=torch.float64)
+    got = schema.check_alphas(good, 0.0, 1.0, fixed_content=True)
+    assert got.dtype == torch.float32 and torch.equal(got, good.float())
+    cases = [
+        (
+            torch.tensor([[1.0, 0.5, 0.5, 0.5], [1.0, 0.5, math.nan, 0.5]]),
+            r"weight for relu3_4 must be a number .* nan",
+        ),
+        (torch.tensor([[1.0, 0.5, 0.5, 1.5]]), r"^weight for relu4_4 must be in \[0, 1\] \(the range .*\), got 1.5$"),
+        (torch.tensor([[1.0, -0.5, 0.5, 1.0]]), r"weight for relu2_2 must be in \[0, 1\]"),
+        (torch.tensor([[1.0, 0.5, 0.5, math.inf]]), r"weight for relu4_4 .* got inf"),
+        (torch.tensor([[0.5, 0.5, 0.5, 1.0]]), r"content weight for relu3_4 is fixed at 1"),
+        (torch.ones(2, 3), r"alphas must have shape \(N, 4\) in the order content/relu3_4, style/relu2_2"),
+        (torch.ones(0, 4), r"alphas must have shape \(N, 4\)"),
+        ([[1.0, 1.0, 1.0, 1.0]], r"alphas must have shape \(N, 4\) .* got list"),
+    ]
+    for alphas, pattern in cases:
+        with pytest.raises(InputError, match=pattern):
+            schema.check_alphas(alphas, 0.0, 1.0, fixed_content=True)
+    # content weights other than 1 are fine when the content weight is not fixed; the range is the caller's
+    assert schema.check_alphas(torch.tensor([[0.5, 2.0, 0.0, 0.0]]), 0.0, 2.0).shape == (1, 4)
+
+
+def test_to_tensor_without_check_only_converts() -> None:
+    schema = LayerSchema()
+    assert schema.to_tensor({"relu2_2": -1}, check=False).tolist() == [[1.0, -1.0, 1.0, 1.0]]
+    with pytest.raises(InputError, match="weight for relu2_2 must be a number, got 'x'"):
+        schema.to_tensor({"relu2_2": "x"}, check=False)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from adjustable_style.conditioning import BaseDeltaConditioning
 from adjustable_style.image import load_image, resize
 from adjustable_style.layers import LayerSchema
 from adjustable_style.magenta import (
@@ -22,7 +23,7 @@ from adjustable_style.magenta import (
     float_graph,
     write_base_export,
 )
-from adjustable_style.model import AdjustableStyleModel, BaseDeltaConditioning
+from adjustable_style.model import AdjustableStyleModel
 
 pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -110,7 +111,7 @@ def test_delta_moves_the_output_once_it_is_nonzero(model: AdjustableStyleModel) 
     content = resize(load_image(PHOTO), (64, 64))
     with torch.no_grad():
         e = model.embed(resize(load_image(PAINTING), (128, 128)))
-        lam = model.mlp
+        lam = model.conditioning
         assert isinstance(lam, BaseDeltaConditioning)
         before = model(content, e, torch.ones(1, 4))
         assert torch.equal(before, model(content, e, torch.ones(1, 4), delta=False))
@@ -201,8 +202,9 @@ def test_one_real_fine_tune_step_moves_delta_only(shared_data: Path, tmp_path: P
     after = system.model.state_dict()
     moved = {k for k in after if not k.startswith("vgg.") and not torch.equal(after[k].cpu(), before[k])}
     assert moved, "no weight moved"
-    assert all(k.startswith("mlp.") and not k.startswith("mlp.base_") for k in moved), sorted(moved)[:5]
-    assert any(k.startswith("mlp.delta_") for k in moved)
+    outside = sorted(k for k in moved if not k.startswith("conditioning.") or k.startswith("conditioning.base_"))
+    assert not outside, outside[:5]
+    assert any(k.startswith("conditioning.delta_") for k in moved)
     assert Path(trainer.checkpoint_callback.last_model_path).is_file()  # type: ignore[union-attr]
 
 

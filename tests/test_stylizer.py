@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import statistics
@@ -10,10 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 from kornia.color import rgb_to_ycbcr
+from safetensors import safe_open
 
+from adjustable_style.export import resolve_model
 from adjustable_style.image import load_image, open_image, resize
+from adjustable_style.inputs import resolve_device
 from adjustable_style.measure import layer_losses
-from adjustable_style.stylizer import Stylizer, resolve_device
+from adjustable_style.stylizer import Stylizer
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 CAT = EXAMPLES / "photo_cat.jpg"
@@ -169,7 +173,7 @@ def test_preserve_color_keeps_chroma(st: Stylizer) -> None:
         ({"weights": {"relu2_2": "x"}}, r"weight for relu2_2 must be a number"),
         (
             {"weights": {"relu1_1": 0.5}},
-            r"unknown style layer 'relu1_1'; this model's style layers are relu2_2, relu3_4, relu4_4",
+            r"'relu1_1' is not a style layer of this model; its style layers are relu2_2, relu3_4, relu4_4",
         ),
         ({"content_weights": {"relu3_4": 0.5}}, r"content weight for relu3_4 is fixed at 1"),
         ({"strength": 1.5}, r"strength must be in \[0, 1\], got 1.5"),
@@ -195,7 +199,7 @@ def test_other_validation(st: Stylizer) -> None:
         st.sweep(CAT, WAVE, "relu4_4", steps=1)
     with pytest.raises(ValueError, match="sweep high must be in"):
         st.sweep(CAT, WAVE, "relu4_4", high=2.0)
-    with pytest.raises(ValueError, match="n must be a positive int"):
+    with pytest.raises(ValueError, match="n must be an int >= 1"):
         st.random_alphas(0, seed=0)
     with pytest.raises(ValueError, match=r"\(1, 3, H, W\)"):
         st.embed(torch.rand(2, 3, 32, 32))
@@ -270,3 +274,19 @@ def test_run_on_prepared_tensors_matches_stylize() -> None:
         st.run(c, st.embedding(CAT, painting), st.check_weights(w).expand(2, -1))
     with pytest.raises(ValueError, match="strength"):
         st.embedding(CAT, painting, strength=1.5)
+
+
+def test_files_with_the_old_name_of_the_conditioning_load(st: Stylizer) -> None:
+    """Λ was stored as ``mlp.*`` (the bundled models' weights, older checkpoints as ``model.mlp.*``); it loads."""
+    with safe_open(str(resolve_model("default") / "model.safetensors"), framework="pt") as f:
+        assert any(k.startswith("mlp.") for k in f.keys())
+    own = st.model.state_dict()
+    legacy = {k.replace("conditioning.", "mlp.", 1): v for k, v in own.items()}
+    fresh = copy.deepcopy(st.model)
+    for p in fresh.conditioning.parameters():
+        p.data.zero_()
+    fresh.load_state_dict(legacy, strict=True)
+    assert all(torch.equal(v, own[k]) for k, v in fresh.state_dict().items())
+    wrapper = torch.nn.Module()
+    wrapper.model = fresh
+    wrapper.load_state_dict({f"model.{k}": v for k, v in legacy.items()}, strict=True)  # a Lightning checkpoint

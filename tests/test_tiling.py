@@ -27,7 +27,7 @@ def test_tiles_equal_untiled_on_a_real_photo(model: str) -> None:
     e = m.embed(load_image(PAINTING, size=256)).expand(2, -1)
     alpha = torch.tensor([[1.0, 0.0, 0.3, 1.0], [1.0, 1.0, 0.7, 0.0]])[:, : m.schema.n_layers]
     with torch.no_grad():
-        gamma, beta = m.mlp(alpha, e)
+        gamma, beta = m.cin_params(alpha, e)
         whole = m.net(x, gamma, beta)
         tiled = stylize_tiled(m.net, x, gamma, beta, tile=96 if model == "default" else 160)
     assert tiled.shape == whole.shape

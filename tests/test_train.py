@@ -60,7 +60,11 @@ def test_gradients_reach_network_mlp_and_style_head(shared_data: Path, tmp_path:
     alpha = system.sample_alpha(batch["content"].shape[0])
     objective, breakdown, output = system._step(batch["content"], batch["style"], alpha, update_ema=True)
     objective.backward()
-    for name, part in (("T", system.model.net), ("Λ", system.model.mlp), ("style head", system.model.predictor)):
+    for name, part in (
+        ("T", system.model.net),
+        ("Λ", system.model.conditioning),
+        ("style head", system.model.predictor),
+    ):
         grads = [p.grad for p in part.parameters()]
         assert all(g is not None for g in grads), f"{name}: some parameters got no gradient"
         assert sum(float(g.abs().sum()) for g in grads) > 0, f"{name}: all gradients are zero"
@@ -279,7 +283,7 @@ def test_damaged_resume_checkpoint_is_one_line(
         torch.save({"weights": torch.zeros(3)}, bad)
     else:  # a real checkpoint of another architecture: its tensors do not fit this config's model
         ckpt = torch.load(tiny_checkpoint, map_location="cpu", weights_only=True)
-        ckpt["state_dict"] = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith("model.mlp.")}
+        ckpt["state_dict"] = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith("model.conditioning.")}
         torch.save(ckpt, bad)
     match = {
         "empty": "empty",

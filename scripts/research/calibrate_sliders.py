@@ -24,7 +24,6 @@ from pathlib import Path
 
 import torch
 
-from adjustable_style.adapt import fit_calibration, fold_offsets
 from adjustable_style.evaluate import shared_data_dir
 from adjustable_style.export import write_export
 from adjustable_style.model_files import resolve_model
@@ -68,19 +67,18 @@ def main() -> None:
         if step % 10 == 0 or step == steps:
             print(f"  step {step}/{steps}: objective {obj:.3f} ({time.time() - t0:.0f} s)", flush=True)
 
-    d = fit_calibration(
-        st,
+    d = st.fit_calibration(
         styles,
         photos,
+        progress=progress,
         steps=args.steps,
         crop=args.crop,
         batch=args.batch,
         lr=args.lr,
         seed=args.seed,
         design=args.design.split(","),
-        progress=progress,
     )
-    fold_offsets(st, d)
+    st.fold_offsets(d)
     recipe = (
         f"scripts/research/calibrate_sliders.py --steps {args.steps} --crop {args.crop} --batch {args.batch} "
         f"--lr {args.lr} --design {args.design} --seed {args.seed} on {args.model}: "

@@ -52,7 +52,7 @@ def ceiling(
         c, e = load_image(c_path, size=size, device=st.device), st.embed(s_path)
         tg = Targets(loss.content_targets(c), loss.style_targets(st.style_image(s_path)))
         with torch.no_grad():
-            g0, b0 = m.mlp.base(e)
+            g0, b0 = m.conditioning.base(e)
             ref = loss.raw_losses(m.net(c, g0, b0), tg)[0]
         for n in style:
             ends = []
@@ -69,7 +69,7 @@ def ceiling(
                     opt = torch.optim.Adam([de], lr=0.05)
 
                     def make(e=e, de=de):
-                        return m.mlp.base(e + de)
+                        return m.conditioning.base(e + de)
 
                 for _ in range(steps):
                     obj = (w * loss.raw_losses(m.net(c, *make()), tg)[0] / ref).sum()
@@ -104,7 +104,7 @@ def gatys(st: Stylizer, pairs: list, size: int, iters: int, gains: torch.Tensor)
         x = load_image(c_path, size=size, device=st.device)
         e, tg = st.embed(s_path), Targets(loss.content_targets(x), loss.style_targets(st.style_image(s_path)))
         with torch.no_grad():
-            y0 = m.net(x, *m.mlp.base(e))
+            y0 = m.net(x, *m.conditioning.base(e))
             ref = loss.raw_losses(y0, tg)[0]
         ends = []
         for r in rows:
@@ -163,7 +163,7 @@ def fit_directions(
     """One painting's slider directions D ((1 + L) × 2C): γ, β = base(e) + [1, 2α − 1] · D, fitted by the objective."""
     m, loss, n_a = st.model, st.exported.loss_module(), len(st.schema.keys)
     e, sg = st.embed(s_path), loss.style_targets(st.style_image(s_path))
-    g0, b0 = m.mlp.base(e)
+    g0, b0 = m.conditioning.base(e)
     t0 = time.time()
     d = torch.zeros(1 + n_a, 2 * m.net.cin_channels, device=st.device, requires_grad=True)
     opt = torch.optim.Adam([d], lr=0.02)
@@ -230,7 +230,7 @@ def distill(st: Stylizer, teachers: Path, out: Path, steps: int, seed: int) -> N
 
     from adjustable_style.export import write_export
 
-    lam = st.model.mlp
+    lam = st.model.conditioning
     if (
         getattr(lam, "delta_params", None) is None
         or getattr(lam, "delta_embedding", None) is not None
@@ -314,7 +314,7 @@ def adapt(
     fitted: dict[Path, torch.Tensor] = {}
     for c_path, s_path in pairs:
         e, sg = st.embed(s_path), loss.style_targets(st.style_image(s_path))
-        g0, b0 = m.mlp.base(e)
+        g0, b0 = m.conditioning.base(e)
         if s_path not in fitted:
             fitted[s_path] = fit_directions(st, s_path, photos, steps, gains, batch, rng)
         x = load_image(c_path, size=size, device=st.device)

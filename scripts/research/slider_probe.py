@@ -25,9 +25,7 @@ from adjustable_style.stylizer import Stylizer
 def probe(model: str, pairs: list, size: int, device: str = "cpu", adapters: str | None = None) -> dict[str, float]:
     st = Stylizer.load(model, device=device)
     if adapters:  # slider adapters (adjustable-style adapt), each used for its own painting
-        from adjustable_style.adapt import add_adapters_from
-
-        add_adapters_from(st, adapters)
+        st.add_adapters_from(adapters)
     keys = list(st.schema.keys)
     style = st.style_layers
     own: dict[str, list[float]] = {n: [] for n in style}

@@ -80,7 +80,7 @@ def fit_pair(
     e = st.embed(s_path)
     sg = loss.style_targets(st.style_image(s_path))
     with torch.no_grad():
-        g0, b0 = m.mlp.base(e)
+        g0, b0 = m.conditioning.base(e)
     gw, bw = g0[:, idx], b0[:, idx]
 
     def targets(x: torch.Tensor) -> Targets:

@@ -1042,9 +1042,7 @@ class EvalResult:
 
 def _add_adapters(st: Stylizer, folder: str, pairs: Sequence[_Pair]) -> list[str]:
     """Add every adapter in ``folder`` to ``st``; return the names of the pairs' paintings that have one."""
-    from .adapt import add_adapters_from
-
-    add_adapters_from(st, folder)
+    st.add_adapters_from(folder)
     return sorted({p.style_path.name for p in pairs if st.has_adapter(p.style_path)})
 
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .checks import InputError
+
 # VGG19's ReLU outputs in network order, named block-wise as in Gatys et al. and pystiche.
 VGG19_BLOCKS: tuple[int, ...] = (2, 2, 4, 4, 4)
 VGG19_LAYERS: tuple[str, ...] = tuple(
@@ -55,9 +57,9 @@ def layer_label(name: str) -> str:
 
 
 def check_layer(name: str) -> str:
-    """Return ``name`` if it is a VGG19 layer, else raise ``ValueError`` listing the valid names."""
+    """Return ``name`` if it is a VGG19 layer, else raise :class:`InputError` listing the valid names."""
     if name not in VGG19_LAYERS:
-        raise ValueError(f"unknown layer {name!r}; valid layers are {', '.join(VGG19_LAYERS)}")
+        raise InputError(f"unknown layer {name!r}; valid layers are {', '.join(VGG19_LAYERS)}")
     return name
 
 
@@ -68,21 +70,25 @@ def sort_layers(names: Iterable[str]) -> tuple[str, ...]:
 
 
 def check_weight(name: str, value: float) -> float:
-    """Return ``value`` as float if it is a finite, non-negative weight; else raise ``ValueError``."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"weight for {name} must be a number, got {value!r}") from None
+    """Return ``value`` as float if it is a finite, non-negative weight; else raise :class:`InputError`."""
+    value = _number(name, value)
     if math.isnan(value) or math.isinf(value) or value < 0:
-        raise ValueError(f"weight for {name} must be a finite number >= 0, got {value}")
+        raise InputError(f"weight for {name} must be a finite number >= 0, got {value}")
     return value
+
+
+def _number(name: str, value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputError(f"weight for {name} must be a number, got {value!r}") from None
 
 
 def parse_weights(text: str) -> dict[str, float]:
     """Parse ``"relu2_2=1,relu3_4=0.5"`` into ``{"relu2_2": 1.0, "relu3_4": 0.5}``.
 
     Raises:
-        ValueError: on a malformed entry, an unknown layer, a repeated layer, or a negative/NaN weight.
+        InputError: on a malformed entry, an unknown layer, a repeated layer, or a negative/NaN weight.
 
     Example:
         >>> parse_weights("relu2_2=1, relu4_4=0.25")
@@ -95,13 +101,13 @@ def parse_weights(text: str) -> dict[str, float]:
         name, sep, value = part.partition("=")
         name, value = name.strip(), value.strip()
         if not sep or not name or not value:
-            raise ValueError(f"malformed weight {part!r}; write LAYER=VALUE, e.g. relu2_2=0.5")
+            raise InputError(f"malformed weight {part!r}; write LAYER=VALUE, e.g. relu2_2=0.5")
         check_layer(name)
         if name in out:
-            raise ValueError(f"layer {name} is given twice in {text!r}")
+            raise InputError(f"layer {name} is given twice in {text!r}")
         out[name] = check_weight(name, value)
     if not out:
-        raise ValueError(f"no weights in {text!r}; write LAYER=VALUE[,LAYER=VALUE...], e.g. relu2_2=0.5")
+        raise InputError(f"no weights in {text!r}; write LAYER=VALUE[,LAYER=VALUE...], e.g. relu2_2=0.5")
     return out
 
 
@@ -167,6 +173,7 @@ class LayerSchema:
         content: Mapping[str, float] | None = None,
         default: float | None = 1.0,
         device: torch.device | str | None = None,
+        check: bool = True,
     ) -> torch.Tensor:
         """Turn per-layer weight dicts into one α row of shape (1, n_layers).
 
@@ -175,31 +182,77 @@ class LayerSchema:
             content: weights by content layer name.
             default: value for layers not given; ``None`` makes a missing layer an error.
             device: device of the returned tensor.
+            check: refuse negative, infinite and NaN weights; False only converts them to numbers (for a caller
+                that checks the row against its own range with :meth:`check_alphas`).
 
         Raises:
-            ValueError: naming the layer, for unknown or missing layers and negative/NaN weights.
+            InputError: naming the layer, for unknown or missing layers, values that are not numbers and (with
+                ``check``) negative/NaN weights.
         """
         row = []
         for kind, names, given in (("content", self.content, content or {}), ("style", self.style, style or {})):
             for name in given:
                 if name not in names:
-                    raise ValueError(
-                        f"{name!r} is not a {kind} layer of this model; its {kind} layers are {', '.join(names) or 'none'}"
+                    raise InputError(
+                        f"{name!r} is not a {kind} layer of this model; "
+                        f"its {kind} layers are {', '.join(names) or 'none'}"
                     )
             for name in names:
                 if name in given:
-                    row.append(check_weight(name, given[name]))
+                    row.append(check_weight(name, given[name]) if check else _number(name, given[name]))
                 elif default is None:
-                    raise ValueError(f"missing {kind} weight for {name}; give one for each of {', '.join(names)}")
+                    raise InputError(f"missing {kind} weight for {name}; give one for each of {', '.join(names)}")
                 else:
                     row.append(float(default))
         return torch.tensor([row], dtype=torch.float32, device=device)
+
+    def check_alphas(
+        self, alphas: object, low: float = 0.0, high: float = 1.0, fixed_content: bool = False
+    ) -> torch.Tensor:
+        """Check an α batch (N, L) in :attr:`keys` order, all rows at once; returns it as float32 on the CPU.
+
+        Args:
+            alphas: the weights, (N, L) with N >= 1.
+            low, high: the range every weight must lie in (the range the model was trained on).
+            fixed_content: content weights must be exactly 1 (a model trained with one content layer).
+
+        Raises:
+            InputError: for the wrong shape, and naming the first offending layer for NaN, a weight outside
+                [low, high] or a content weight other than 1.
+
+        Example:
+            >>> LayerSchema().check_alphas(torch.tensor([[1.0, 0.2, 0.5, 1.0]])).shape
+            torch.Size([1, 4])
+        """
+        n = self.n_layers
+        if not isinstance(alphas, torch.Tensor) or alphas.ndim != 2 or alphas.shape[1] != n or alphas.shape[0] < 1:
+            shape = tuple(alphas.shape) if isinstance(alphas, torch.Tensor) else type(alphas).__name__
+            raise InputError(f"alphas must have shape (N, {n}) in the order {', '.join(self.keys)}, got {shape}")
+        a = alphas.detach().to("cpu", torch.float32)
+        names = [f"content weight for {c}" for c in self.content] + [f"weight for {s}" for s in self.style]
+        nan = torch.isnan(a)
+        if bool(nan.any()):
+            col = int(nan.nonzero()[0, 1])
+            raise InputError(f"{names[col]} must be a number in [{low:g}, {high:g}], got nan")
+        outside = (a < low) | (a > high)
+        if bool(outside.any()):
+            row, col = (int(i) for i in outside.nonzero()[0])
+            raise InputError(
+                f"{names[col]} must be in [{low:g}, {high:g}] (the range the model was trained on), got {a[row, col]:g}"
+            )
+        if fixed_content and bool((a[:, self.content_slice] != 1).any()):
+            col = int((a[:, self.content_slice] != 1).nonzero()[0, 1])
+            raise InputError(
+                f"content weight for {self.content[col]} is fixed at 1 in this model (trained with one content "
+                "layer); lower the style weights instead"
+            )
+        return a
 
     def to_dicts(self, alpha: torch.Tensor) -> tuple[dict[str, float], dict[str, float]]:
         """Inverse of :meth:`to_tensor` for one row: ``(style_dict, content_dict)``."""
         values = alpha.reshape(-1).tolist()
         if len(values) != self.n_layers:
-            raise ValueError(f"expected {self.n_layers} weights, got {len(values)}")
+            raise InputError(f"expected {self.n_layers} weights, got {len(values)}")
         content = dict(zip(self.content, values[self.content_slice]))
         style = dict(zip(self.style, values[self.style_slice]))
         return style, content

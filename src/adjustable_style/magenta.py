@@ -11,7 +11,7 @@ This module is the one place that knows that format. Weights are int8 with a per
 point 0 (biases int32): they are dequantised exactly as the graph does, ``scale · (q − zero_point)``, and copied
 into :class:`~adjustable_style.model.StyleTransferNet` (quarter width, no encoder norm, no conv bias before a
 CIN), :class:`~adjustable_style.mobilenet.MobileNetV2StylePredictor` and the base maps of
-:class:`~adjustable_style.model.BaseDeltaConditioning`. Reading needs the ``onnx`` package (``pip install
+:class:`~adjustable_style.conditioning.BaseDeltaConditioning`. Reading needs the ``onnx`` package (``pip install
 'adjustable-style[magenta]'``); the bundled models made from these weights do not.
 
 :func:`float_graph` removes the graph's quantize/dequantize steps, giving the float network the port must equal
@@ -155,7 +155,7 @@ def _take(
 
 
 def transform_state(path: str | Path, net_cin_layers: tuple[tuple[str, int], ...]) -> dict[str, torch.Tensor]:
-    """T's weights and the base γ/β maps (``net.*``, ``mlp.base_*``) from ``arbitrary_transform.onnx``."""
+    """T's weights and the base γ/β maps (``net.*``, ``conditioning.base_*``) from ``arbitrary_transform.onnx``."""
     convs = _convs(_load(Path(path)).graph)
     state: dict[str, torch.Tensor] = {}
     for i, k in enumerate((0, 2, 4)):  # encoder: conv, ReLU, conv, ReLU, conv, ReLU
@@ -178,8 +178,8 @@ def transform_state(path: str | Path, net_cin_layers: tuple[tuple[str, int], ...
             wm, bm = _take(convs, f"style_params/transformer/{scope}/StyleNorm/{kind}")
             bucket.append((wm[:, :, 0, 0], bm))
     for key, bucket in (("gamma", gammas), ("beta", betas)):
-        state[f"mlp.base_{key}.weight"] = torch.cat([w for w, _ in bucket])
-        state[f"mlp.base_{key}.bias"] = torch.cat([b for _, b in bucket])  # type: ignore[misc]
+        state[f"conditioning.base_{key}.weight"] = torch.cat([w for w, _ in bucket])
+        state[f"conditioning.base_{key}.bias"] = torch.cat([b for _, b in bucket])  # type: ignore[misc]
     if convs:
         raise MagentaError(f"unmapped convs in the published transform graph: {sorted(convs)[:3]}")
     return state
@@ -236,7 +236,7 @@ def base_model(
             raise MagentaError(
                 f"published weight {k} {tuple(v.shape)} does not fit the model layout; use base_model_config()"
             )
-    missing = [k for k in own if k not in state and not k.startswith("mlp.") and not k.startswith("vgg.")]
+    missing = [k for k in own if k not in state and not k.startswith("conditioning.") and not k.startswith("vgg.")]
     if missing:
         raise MagentaError(f"the published graphs do not provide {missing[:3]}; use base_model_config()")
     model.load_state_dict(state, strict=False)  # Δ keeps its zero-initialised output layers

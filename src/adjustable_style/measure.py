@@ -6,8 +6,9 @@ sized as for embedding (shorter side = the model's training style size).
 
 Example:
     >>> st = Stylizer.load("default", device="cpu")  # doctest: +SKIP
-    >>> imgs, values = st.sweep("examples/photo_cat.jpg", "examples/painting_monet_water_lilies.jpg", "relu2_2")  # doctest: +SKIP
-    >>> layer_losses(st, imgs, "examples/photo_cat.jpg", "examples/painting_monet_water_lilies.jpg").shape  # doctest: +SKIP
+    >>> cat, monet = "examples/photo_cat.jpg", "examples/painting_monet_water_lilies.jpg"  # doctest: +SKIP
+    >>> imgs, values = st.sweep(cat, monet, "relu2_2")  # doctest: +SKIP
+    >>> layer_losses(st, imgs, cat, monet).shape  # doctest: +SKIP
     torch.Size([6, 4])
 """
 
@@ -55,7 +56,7 @@ def slider_strength(st: Stylizer, content: ImageLike, style: ImageLike, size: in
     rows = []
     for n in st.style_layers:
         for v in (0.0, 1.0):
-            rows.append(st.check_weights({m: (v if m == n else 0.5) for m in st.style_layers}))
+            rows.append(st.schema.to_tensor({m: (v if m == n else 0.5) for m in st.style_layers}))
     imgs = st.stylize_alphas(content, style, torch.cat(rows), max_size=size)
     raw = layer_losses(st, imgs, content, style)
     keys = list(st.schema.keys)

@@ -1,7 +1,7 @@
 """The adjustable style-transfer model: p = Φ(c, s, α).
 
 Read top to bottom: conditional instance norm → blocks → :class:`StyleTransferNet` (T) → :class:`StylePredictor`
-(P) → :class:`ConditioningMLP` (Λ) → :class:`AdjustableStyleModel` (all of them).
+(P) → :class:`AdjustableStyleModel` (all of them, with Λ from :mod:`adjustable_style.conditioning`).
 
 Design choices the paper (Babaeizadeh & Ghiasi, arXiv 1811.08560) leaves open, and what we chose:
 
@@ -10,19 +10,14 @@ Design choices the paper (Babaeizadeh & Ghiasi, arXiv 1811.08560) leaves open, a
   standard deviation (the statistics AdaIN showed capture style), 1920 numbers, and maps them with a small
   trainable MLP (1920 → 512 → 100) to the 100-d embedding ``e``. The statistics are log-compressed and
   layer-normalised first, since raw caffe-scale activations span four orders of magnitude.
-* How Λ combines α and e: concatenation ``[α, e]`` → 2 hidden layers (256, ReLU) → one linear head per
-  output (γ, β) over every CIN channel. α enters as is (in [0, 1]). Heads start with tiny weights
-  (std 1e-3) and bias γ = 1, β = 0, so at step 0 every CIN is nearly a plain instance norm.
 * CIN placement: as in Magenta's "nza" model, the 13 decoder-side normalisations are conditional (both convs
   of the 5 residual blocks, the 2 upsampling convs, the last conv: 1379 channels); the 3 encoder convs use
   instance norm with learned affine parameters.
 * Style strength: Ghiasi's identity interpolation, e = s·P(style) + (1 − s)·P(content).
 
 On the published base model (``conditioning="base_delta"``, see :mod:`adjustable_style.magenta`): T is Magenta's
-quarter-width network (8/16/32 channels, no encoder norm, no conv bias before a CIN), P is its MobileNetV2
-predictor, and Λ is Magenta's own linear maps of ``e`` plus a correction Δ(α, e) whose last layers start at zero,
-so that at step 0 every α gives Magenta's output exactly. Δ may shift the embedding (``e + Δe``, which keeps every
-α on the base model's manifold of styles), the CIN parameters directly, or both (:class:`BaseDeltaConditioning`).
+quarter-width network (8/16/32 channels, no encoder norm, no conv bias before a CIN) and P is its MobileNetV2
+predictor; Λ is described in :mod:`adjustable_style.conditioning`.
 """
 
 from __future__ import annotations
@@ -33,7 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import LayerSchema, sort_layers
+from .checks import InputError, check_int
+from .conditioning import BaseDeltaConditioning, ConditioningMLP, apply_offsets
+from .layers import LayerSchema, layer_channels, sort_layers
+from .mobilenet import MobileNetV2StylePredictor
 from .vgg import VGG19Features
 
 # ---------------------------------------------------------------------------------------------------- config
@@ -81,7 +79,7 @@ class ModelConfig:
         return tuple(self.predictor_layers) if self.predictor == "vgg" else ()
 
     def check(self) -> None:
-        """Raise ValueError naming the first setting outside its allowed values."""
+        """Raise :class:`~adjustable_style.checks.InputError` naming the first setting outside its allowed values."""
         choices = {
             "encoder_norm": ("instance", "none"),
             "predictor": ("vgg", "mobilenet_v2"),
@@ -91,7 +89,7 @@ class ModelConfig:
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise ValueError(f"model.{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
+                raise InputError(f"model.{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
         ints = {
             "n_residual": (self.n_residual, 0, 64),
             "embedding_dim": (self.embedding_dim, 1, 4096),
@@ -103,10 +101,9 @@ class ModelConfig:
             **ints,
             **{f"channels[{i}]": (c, 1, 4096) for i, c in enumerate(self.channels)},
         }.items():
-            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-                raise ValueError(f"model.{name} must be an integer in [{lo}, {hi}], got {v!r}")
+            check_int(f"model.{name}", v, lo, hi)
         if len(self.channels) != 3:
-            raise ValueError(f"model.channels must hold 3 widths, got {list(self.channels)}")
+            raise InputError(f"model.channels must hold 3 widths, got {list(self.channels)}")
 
 
 # ------------------------------------------------------------------------------------------------------ leaves
@@ -286,8 +283,6 @@ class StylePredictor(nn.Module):
 
     def __init__(self, config: ModelConfig | None = None) -> None:
         super().__init__()
-        from .layers import layer_channels
-
         cfg = config or ModelConfig()
         self.layers = sort_layers(cfg.predictor_layers)
         n_stats = 2 * sum(layer_channels(n) for n in self.layers)
@@ -306,141 +301,6 @@ class StylePredictor(nn.Module):
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.head(self.norm(self.statistics(features)))
-
-
-# -------------------------------------------------------------------------------------------------- MLP Λ
-
-
-class ConditioningMLP(nn.Module):
-    """Λ: (α, e) → (γ, β) for every CIN channel (Babaeizadeh & Ghiasi, 2018, Fig. 2).
-
-    Args:
-        n_alpha: number of loss weights (content + style layers).
-        embedding_dim: size of ``e``.
-        cin_channels: total CIN channels of T (what T reports).
-        hidden, depth: hidden width and number of hidden layers.
-
-    Example:
-        >>> mlp = ConditioningMLP(4, 100, 1379)
-        >>> g, b = mlp(torch.rand(2, 4), torch.randn(2, 100))
-        >>> bool((g - 1).abs().max() < 0.05 and b.abs().max() < 0.05)
-        True
-    """
-
-    def __init__(self, n_alpha: int, embedding_dim: int, cin_channels: int, hidden: int = 256, depth: int = 2) -> None:
-        super().__init__()
-        dims = [n_alpha + embedding_dim] + [hidden] * depth
-        body: list[nn.Module] = []
-        for a, b in zip(dims[:-1], dims[1:]):
-            body += [nn.Linear(a, b), nn.ReLU()]
-        self.body = nn.Sequential(*body)
-        self.gamma = nn.Linear(dims[-1], cin_channels)
-        self.beta = nn.Linear(dims[-1], cin_channels)
-        # Start as (nearly) plain instance norm: γ ≈ 1, β ≈ 0. The weights are tiny rather than zero so that
-        # gradients reach Λ's body and the style head from the very first step.
-        for head, bias in ((self.gamma, 1.0), (self.beta, 0.0)):
-            nn.init.normal_(head.weight, std=1e-3)
-            nn.init.constant_(head.bias, bias)
-        self.n_alpha = n_alpha
-
-    def forward(self, alpha: torch.Tensor, embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """α (B, n_alpha), e (B, D) → γ, β each (B, cin_channels)."""
-        if alpha.ndim != 2 or alpha.shape[1] != self.n_alpha:
-            raise ValueError(f"alpha must have shape (B, {self.n_alpha}), got {tuple(alpha.shape)}")
-        h = self.body(torch.cat([alpha.to(embedding.dtype), embedding], dim=1))
-        return self.gamma(h), self.beta(h)
-
-
-def slider_coefficients(alpha: torch.Tensor) -> torch.Tensor:
-    """[1, 2α − 1] (B, 1 + L) for α (B, L): the weights of the bilinear Δ's terms and of slider offsets D
-    (γ, β += coefficients · D), so that α = 0.5 is the centre of every slider and its two ends are symmetric."""
-    return torch.cat([torch.ones_like(alpha[:, :1]), 2 * alpha - 1], dim=1)
-
-
-class BaseDeltaConditioning(nn.Module):
-    """Λ on a trained base model: γ, β = base maps of (e + Δe) + (Δγ, Δβ), with Δ = MLP(α, e).
-
-    The base maps are Magenta's per-CIN linear maps of the style embedding (1×1 convs in the published graph;
-    no +1 on γ). Δ's output layers start at exactly zero, so at step 0 every α reproduces the base model; what
-    α does is learned by fine-tuning with the paper's α-weighted loss (Babaeizadeh & Ghiasi, 2018, Fig. 2).
-
-    Args:
-        n_alpha: number of loss weights (content + style layers).
-        embedding_dim: size of ``e``.
-        cin_channels: total CIN channels of T (what T reports).
-        hidden, depth: Δ's hidden width and number of hidden layers (depth ≥ 1).
-        delta: ``"embedding"`` (Δ shifts e), ``"params"`` (Δ adds to γ, β) or ``"both"``.
-        form: ``"input"``: Δ = head(h), h = MLP(α ⊕ e); ``"bilinear"``: Δ = head_0(h) + Σ_l (2α_l − 1)·head_l(h).
-            With α only an input, Δ's first layer is dominated by the 100-d e and α's effect must be grown through
-            zero-initialised heads; the bilinear heads make each slider's effect a direction from step 1.
-
-    Example:
-        >>> lam = BaseDeltaConditioning(4, 100, 347)
-        >>> e = torch.randn(2, 100)
-        >>> g, b = lam(torch.rand(2, 4), e)
-        >>> bool(torch.equal(g, lam.base_gamma(e)) and torch.equal(b, lam.base_beta(e)))
-        True
-    """
-
-    def __init__(
-        self,
-        n_alpha: int,
-        embedding_dim: int,
-        cin_channels: int,
-        hidden: int = 256,
-        depth: int = 2,
-        delta: str = "both",
-        form: str = "input",
-    ) -> None:
-        super().__init__()
-        self.n_alpha = n_alpha
-        self.terms = 1 + n_alpha if form == "bilinear" else 1  # output heads: one shared, one per α
-        self.base_gamma = nn.Linear(embedding_dim, cin_channels)
-        self.base_beta = nn.Linear(embedding_dim, cin_channels)
-        # The embedding is normalised and the body uses SiLU with He-initialised weights and zero biases: with
-        # PyTorch's default init and ReLU the raw 100-d e (norm ~10) left most hidden units dead, and Adam pushed
-        # the rest below zero within ~200 steps, so Δ collapsed to its output biases (the same for every style).
-        self.in_norm = nn.LayerNorm(embedding_dim, elementwise_affine=False)
-        dims = [n_alpha + embedding_dim] + [hidden] * max(depth, 1)
-        body: list[nn.Module] = []
-        for a, b in zip(dims[:-1], dims[1:]):
-            layer = nn.Linear(a, b)
-            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
-            nn.init.zeros_(layer.bias)
-            body += [layer, nn.SiLU()]
-        self.body = nn.Sequential(*body)
-        k = self.terms
-        self.delta_embedding = nn.Linear(hidden, k * embedding_dim) if delta in ("embedding", "both") else None
-        self.delta_params = nn.Linear(hidden, k * 2 * cin_channels) if delta in ("params", "both") else None
-        for head in (self.delta_embedding, self.delta_params):
-            if head is not None:  # zero start: the base model's output for every α
-                nn.init.zeros_(head.weight)
-                nn.init.zeros_(head.bias)
-
-    def base(self, embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The base model's γ, β (B, cin_channels) for embeddings (B, D): what Δ = 0 gives."""
-        return self.base_gamma(embedding), self.base_beta(embedding)
-
-    def forward(self, alpha: torch.Tensor, embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """α (B, n_alpha), e (B, D) → γ, β each (B, cin_channels)."""
-        if alpha.ndim != 2 or alpha.shape[1] != self.n_alpha:
-            raise ValueError(f"alpha must have shape (B, {self.n_alpha}), got {tuple(alpha.shape)}")
-        a = alpha.to(embedding.dtype)
-        h = self.body(torch.cat([2 * a - 1, self.in_norm(embedding)], dim=1))  # inputs centred, O(1) per entry
-        coef = slider_coefficients(a) if self.terms > 1 else None  # (B, 1 + L)
-
-        def head(layer: nn.Linear) -> torch.Tensor:
-            out = layer(h)
-            if coef is None:
-                return out
-            return torch.einsum("bk,bkd->bd", coef, out.unflatten(1, (self.terms, -1)))  # Σ_k coef_k · head_k(h)
-
-        e = embedding + head(self.delta_embedding) if self.delta_embedding is not None else embedding
-        gamma, beta = self.base(e)
-        if self.delta_params is not None:
-            dg, db = head(self.delta_params).chunk(2, dim=1)
-            gamma, beta = gamma + dg, beta + db
-        return gamma, beta
 
 
 # -------------------------------------------------------------------------------------------------- Φ = all
@@ -474,21 +334,25 @@ class AdjustableStyleModel(nn.Module):
         self.net = StyleTransferNet(config)
         self.predictor: nn.Module
         if config.predictor == "mobilenet_v2":
-            from .mobilenet import MobileNetV2StylePredictor
-
             self.predictor = MobileNetV2StylePredictor(config.embedding_dim)
         else:
             self.predictor = StylePredictor(config)
             if self.predictor.layers[-1] not in vgg.layer_names:
                 raise ValueError(f"the VGG extractor must reach {self.predictor.layers[-1]} for the style predictor")
         n, d, c = schema.n_layers, config.embedding_dim, self.net.cin_channels
-        self.mlp: ConditioningMLP | BaseDeltaConditioning
+        self.conditioning: ConditioningMLP | BaseDeltaConditioning
         if config.conditioning == "base_delta":
-            self.mlp = BaseDeltaConditioning(
+            self.conditioning = BaseDeltaConditioning(
                 n, d, c, config.mlp_hidden, config.mlp_depth, config.delta, config.delta_form
             )
         else:
-            self.mlp = ConditioningMLP(n, d, c, config.mlp_hidden, config.mlp_depth)
+            self.conditioning = ConditioningMLP(n, d, c, config.mlp_hidden, config.mlp_depth)
+        self.register_load_state_dict_pre_hook(_legacy_conditioning_keys)  # files with Λ's old name, ``mlp.*``
+
+    @property
+    def has_base(self) -> bool:
+        """Whether Λ is a base network's maps plus Δ, so that ``delta=False`` gives the base model's output."""
+        return isinstance(self.conditioning, BaseDeltaConditioning)
 
     def embed(self, style: torch.Tensor, features: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Style images (B, 3, H, W) in [0, 1] → embeddings (B, D). Compute once per style and cache.
@@ -499,20 +363,61 @@ class AdjustableStyleModel(nn.Module):
             return self.predictor(style)
         return self.predictor(features if features is not None else self.vgg(style, self.predictor.layers))
 
+    def cin_params(
+        self,
+        alpha: torch.Tensor,
+        embedding: torch.Tensor,
+        offsets: torch.Tensor | None = None,
+        delta: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """γ, β (B, cin_channels) that T is conditioned on, for weights α (B, L) and embeddings (B, D).
+
+        Args:
+            offsets: slider offsets D (1 + L, 2·cin_channels) added as γ, β += [1, 2α − 1] · D (an adapter; see
+                :func:`adjustable_style.conditioning.apply_offsets`); None adds nothing.
+            delta: False (``base_delta`` conditioning only): the base model's γ, β, ignoring α (no offsets then).
+        """
+        if not delta:
+            if not self.has_base:
+                raise ValueError("delta=False needs a model with conditioning='base_delta'")
+            if offsets is not None:
+                raise ValueError("slider offsets act on Λ(α, e); they do not apply with delta=False")
+            return self.conditioning.base(embedding)
+        gamma, beta = self.conditioning(alpha, embedding)
+        if offsets is not None:
+            gamma, beta = apply_offsets(gamma, beta, alpha, offsets)
+        return gamma, beta
+
     def forward(
-        self, content: torch.Tensor, embedding: torch.Tensor, alpha: torch.Tensor, delta: bool = True
+        self,
+        content: torch.Tensor,
+        embedding: torch.Tensor,
+        alpha: torch.Tensor,
+        delta: bool = True,
+        offsets: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Stylize content (B, 3, H, W) with embeddings (B, D) and weights α (B, L) → (B, 3, H, W) in [0, 1].
 
-        ``delta=False`` (``base_delta`` conditioning only): the base model's output, ignoring α.
+        ``delta`` and ``offsets``: as in :meth:`cin_params`.
         """
         b = content.shape[0]
         if embedding.shape[0] != b or alpha.shape[0] != b:
             raise ValueError(f"batch sizes differ: content {b}, embedding {embedding.shape[0]}, alpha {alpha.shape[0]}")
-        if not delta:
-            if not isinstance(self.mlp, BaseDeltaConditioning):
-                raise ValueError("delta=False needs a model with conditioning='base_delta'")
-            gamma, beta = self.mlp.base(embedding)
-        else:
-            gamma, beta = self.mlp(alpha, embedding)
-        return self.net(content, gamma, beta)
+        return self.net(content, *self.cin_params(alpha, embedding, offsets, delta))
+
+
+def _legacy_conditioning_keys(module: nn.Module, state_dict: dict, prefix: str, *_: object) -> None:
+    rename_legacy_keys(state_dict, prefix)
+
+
+def rename_legacy_keys(state_dict: dict[str, torch.Tensor], prefix: str = "") -> dict[str, torch.Tensor]:
+    """Rename, in place, the keys of Λ stored under its old name ``mlp`` to ``conditioning``; returns the dict.
+
+    The bundled models' ``model.safetensors`` and older Lightning checkpoints (``model.mlp.*``) hold those keys.
+    :class:`AdjustableStyleModel` runs this as its load-state-dict pre-hook; readers that compare key sets before
+    loading call it first.
+    """
+    old = prefix + "mlp."
+    for key in [k for k in state_dict if k.startswith(old)]:
+        state_dict[prefix + "conditioning." + key[len(old) :]] = state_dict.pop(key)
+    return state_dict

@@ -29,7 +29,7 @@ from .checks import InputError, check_int, check_number
 from .export import CONFIG_FILE, FORMAT, FORMAT_VERSION, WEIGHTS_FILE, checkpoint_payload, skeleton_model
 from .layers import LayerSchema, sort_layers
 from .losses import PerceptualLoss
-from .model import AdjustableStyleModel, ModelConfig
+from .model import AdjustableStyleModel, ModelConfig, rename_legacy_keys
 from .vgg import WEIGHT_SOURCES, VGG19Features
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "assets" / "models"
@@ -280,7 +280,7 @@ def _build(
     # the file is refused here instead of being allocated.
     with torch.device("meta"):
         wanted = {k: tuple(v.shape) for k, v in skeleton_model(schema, mcfg).state_dict().items()}
-    found = {k: tuple(v.shape) for k, v in state.items()}
+    found = {k: tuple(v.shape) for k, v in rename_legacy_keys(state).items()}
     if wanted != found:
         diff = sorted(set(wanted) ^ set(found)) or [k for k in wanted if wanted[k] != found[k]]
         k = diff[0]

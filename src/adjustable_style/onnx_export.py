@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import io
 import logging
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,10 +31,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import atomic
 from .checkpoint import ModelFormatError
+from .checks import InputError
 from .export import WEIGHTS_FILE, write_export
 from .model_files import load_model
 
+BACKENDS = ("torch", "onnxruntime", "auto")
 EMBED_FILE, STYLIZE_FILE = "embed.onnx", "stylize.onnx"
 ONNX_FILES = (EMBED_FILE, STYLIZE_FILE)
 OPSET = 18
@@ -104,10 +107,8 @@ def _quiet_exporter():
 def write_graphs(model: nn.Module, folder: Path) -> list[str]:
     """Export ``model`` (an :class:`~adjustable_style.model.AdjustableStyleModel`, float32, eval) into
     ``folder/embed.onnx`` and ``folder/stylize.onnx``; returns the file names."""
-    try:
-        import onnxscript
-    except ImportError:
-        raise ModelFormatError(EXPORT_MISSING) from None
+    if importlib.util.find_spec("onnxscript") is None:  # torch.onnx's exporter needs it
+        raise ModelFormatError(EXPORT_MISSING)
     model = model.float().eval().cpu()
     n_alpha, dim = model.schema.n_layers, model.config.embedding_dim
     c, e, a = torch.rand(1, 3, 72, 88), torch.rand(1, dim), torch.rand(1, n_alpha)
@@ -177,7 +178,8 @@ def cache_dir() -> Path:
 
 
 def find_graphs(folder: Path) -> Path | None:
-    """The folder holding ``folder``'s ONNX graphs: itself (an ``export --onnx`` folder) or the cache; None if neither."""
+    """The folder holding ``folder``'s ONNX graphs: itself (an ``export --onnx`` folder) or the cache; None if
+    neither."""
     if all((folder / f).is_file() for f in ONNX_FILES):
         return folder
     try:
@@ -193,22 +195,28 @@ def cached_graphs(folder: Path, model: nn.Module) -> Path:
     found = find_graphs(folder)
     if found is not None:
         return found
-    target = cache_dir() / model_digest(folder)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
-    try:
-        write_graphs(model, tmp)
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another process finished first: theirs is as good
-            if find_graphs(folder) is None:
-                raise
-    finally:
-        if tmp.exists():
-            for p in tmp.iterdir():
-                p.unlink()
-            tmp.rmdir()
-    return target
+    # Another process may finish the same export meanwhile: its graphs are identical, so replacing them is harmless.
+    return atomic.write_directory(cache_dir() / model_digest(folder), lambda tmp: write_graphs(model, tmp))
+
+
+def open_graphs(backend: str, device: torch.device, folder: Path, model: nn.Module) -> tuple[str, OnnxGraphs | None]:
+    """What runs P and T for ``backend`` (one of :data:`BACKENDS`; ``folder`` is the model's export folder): the
+    choice, and the graphs in onnxruntime sessions (None for torch). ``"auto"``: onnxruntime on the CPU when it is
+    installed and the graphs already exist, else torch."""
+    if backend not in BACKENDS:
+        raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "auto":
+        usable = device.type == "cpu" and folder.is_dir() and importlib.util.find_spec("onnxruntime") is not None
+        backend = "onnxruntime" if usable and find_graphs(folder) is not None else "torch"
+    if backend == "torch":
+        return backend, None
+    if device.type != "cpu":
+        raise InputError("the onnxruntime backend runs on the CPU; use the torch backend on GPUs")
+    if not folder.is_dir():
+        raise InputError(
+            f"the onnxruntime backend needs an export folder; export '{folder}' first (adjustable-style export)"
+        )
+    return backend, OnnxGraphs(cached_graphs(folder, model))
 
 
 class OnnxGraphs:
@@ -222,7 +230,7 @@ class OnnxGraphs:
 
     def __init__(self, folder: str | Path, threads: int | None = None) -> None:
         try:
-            import onnxruntime as ort
+            import onnxruntime as ort  # noqa: PLC0415 - optional dependency
         except ImportError:
             raise ModelFormatError(ORT_MISSING) from None
         opts = ort.SessionOptions()

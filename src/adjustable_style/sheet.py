@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from adjustable_style.image import resize
+from .checks import check_int, check_number
+from .image import resize
 
 __all__ = ["contact_sheet", "format_weights"]
 
@@ -42,8 +43,7 @@ def format_weights(weights: Mapping[str, float], digits: int = 2) -> str:
         >>> format_weights({"relu2_2": 0.25, "relu3_4": 1.0})
         'relu2_2=0.25 relu3_4=1.00'
     """
-    if isinstance(digits, bool) or not isinstance(digits, int) or digits < 0:
-        raise ValueError(f"digits must be a non-negative int, got {digits!r}")
+    check_int("digits", digits, low=0)
     return " ".join(f"{name}={float(value):.{digits}f}" for name, value in weights.items())
 
 
@@ -130,12 +130,10 @@ def contact_sheet(
             raise ValueError(
                 f"got {len(images)} images but {len(labels)} labels; pass one label per image or labels=None"
             )
-    if ncol is not None and (isinstance(ncol, bool) or not isinstance(ncol, int) or ncol < 1):
-        raise ValueError(f"ncol must be a positive int or None, got {ncol!r}")
-    if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
-        raise ValueError(f"pad must be a non-negative int, got {pad!r}")
-    if not 0.0 <= float(background) <= 1.0:
-        raise ValueError(f"background must be in [0, 1], got {background!r}")
+    if ncol is not None:
+        check_int("ncol", ncol, low=1)
+    check_int("pad", pad, low=0)
+    check_number("background", background, 0.0, 1.0)
 
     tiles: list[torch.Tensor] = []
     for i, img in enumerate(images):

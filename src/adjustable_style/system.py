@@ -241,8 +241,8 @@ class StyleTransferSystem(pl.LightningModule):
     # ------------------------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> Any:
         o = self.cfg.optim
-        base = [p for n, p in self.model.mlp.named_parameters() if n.startswith("base_")]
-        mlp = [p for n, p in self.model.mlp.named_parameters() if not n.startswith("base_")]
+        base = [p for n, p in self.model.conditioning.named_parameters() if n.startswith("base_")]
+        mlp = [p for n, p in self.model.conditioning.named_parameters() if not n.startswith("base_")]
         groups = []
         for params, scale in (
             (mlp, 1.0),

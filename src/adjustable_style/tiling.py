@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import InputError
 from .model import ConditionalInstanceNorm, StyleTransferNet
 
 HALO = 64  # px at full resolution; > the receptive radius of T (54 px), a multiple of 4
@@ -82,7 +83,9 @@ def whole_image_statistics(
         acc = {"s": 0.0, "q": 0.0, "n": 0}
         core_in: dict[str, tuple[int, ...]] = {}
 
-        def hook(i: int, m: nn.Module, args: tuple, out: torch.Tensor, k: int = k) -> torch.Tensor:
+        def hook(
+            i: int, m: nn.Module, args: tuple, out: torch.Tensor, k: int = k, acc: dict = acc, core_in: dict = core_in
+        ) -> torch.Tensor:
             a = args[0]
             if i < k:
                 return _apply(m, a, *stats[i], args)
@@ -139,7 +142,7 @@ def activation_bytes(net: StyleTransferNet, batch: int, h: int, w: int) -> int:
 DEFAULT_MEMORY_LIMIT_GB = 5.0  # untiled 4096² on the bundled default: ~4.5 GB peak RSS (README)
 
 
-class MemoryLimitError(ValueError):
+class MemoryLimitError(InputError):
     """A request that cannot fit the memory limit even in tiles (one line: the need, the limit, what to change)."""
 
 

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..adapt import BUNDLED_PHOTOS, fit_adapter, save_adapter
+from ..adapt import BUNDLED_PHOTOS, save_adapter
 from ..image import writable_parent
 from ..measure import slider_strength
 from ..model_files import resolve_model
@@ -57,7 +57,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
                 )
 
         before = slider_strength(st, check, s) if args.report else None
-        ad = fit_adapter(st, s, photos or None, steps=args.steps, crop=args.crop, seed=args.seed, progress=progress)
+        ad = st.fit_adapter(s, photos or None, progress, steps=args.steps, crop=args.crop, seed=args.seed)
         dest.parent.mkdir(parents=True, exist_ok=True)
         save_adapter(ad, dest)
         line = f"wrote {dest} ({time.time() - t0:.0f} s)"

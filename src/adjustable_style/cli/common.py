@@ -192,7 +192,7 @@ def load_stylizer(args: argparse.Namespace) -> Stylizer:
     st = Stylizer.load(path, device=device(args.device), backend=args.backend)
     st.memory_limit_gb = args.memory_limit
     if getattr(args, "adapter", None):
-        st.add_adapter(load_adapter(args.adapter, st))
+        st.add_adapter(load_adapter(args.adapter, st.model))
     return st
 
 

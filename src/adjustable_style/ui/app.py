@@ -30,7 +30,9 @@ import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..stylizer import Stylizer, resolve_device
+from ..checks import InputError
+from ..inputs import resolve_device
+from ..stylizer import Stylizer
 from .callbacks import Studio, example_images, thumbnail
 
 if TYPE_CHECKING:
@@ -51,7 +53,7 @@ size renders when you let go.
 
 def _gradio() -> Any:
     try:
-        import gradio as gr
+        import gradio as gr  # noqa: PLC0415 - optional dependency
     except ImportError:
         raise ImportError(GRADIO_MISSING) from None
     return gr
@@ -242,7 +244,7 @@ def build_app(
         vary.click(studio.variations, [content, style, strength, preserve, seed], [gallery, table, status], **render)
         gallery.select(pick_variation, [table], sliders, **render).then(studio.full, settings, full_outputs, **render)
 
-        def tune_sliders(style_path: str | None, progress: gr.Progress = gr.Progress()) -> str:
+        def tune_sliders(style_path: str | None, progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008 - gradio's idiom
             return studio.tune(style_path, lambda i, n, obj: progress((i, n), desc="tuning the sliders"))
 
         tune.click(tune_sliders, [style], [status], concurrency_id="tune", concurrency_limit=1).then(
@@ -291,12 +293,10 @@ def serve(
     if backend == "auto" and all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnxscript")):
         backend = "onnxruntime" if resolve_device(device).type == "cpu" else "torch"
     if adapters is not None and Path(adapters).exists() and not Path(adapters).is_dir():
-        raise ValueError(f"--adapters '{adapters}' is a file; give a folder (the page saves new adapters into it)")
+        raise InputError(f"--adapters '{adapters}' is a file; give a folder (the page saves new adapters into it)")
     st = Stylizer.load(model, device=device, backend=backend)
     if adapters is not None and any(Path(adapters).glob("*.safetensors")):
-        from ..adapt import add_adapters_from
-
-        add_adapters_from(st, adapters)
+        st.add_adapters_from(adapters)
     app = build_app(st, max_upload_mb=max_upload_mb, adapter_dir=adapters)
     app.launch(
         server_name=host,

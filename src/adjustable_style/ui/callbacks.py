@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import shutil
@@ -27,6 +28,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from ..adapt import save_adapter
+from ..checks import InputError, check_int, check_number
 from ..image import (
     IMAGE_EXTENSIONS,
     ImageError,
@@ -187,11 +190,15 @@ class Studio:
         adapter_dir: str | Path | None = None,
         adapt_steps: int = 60,
     ) -> None:
-        if not 0 < max_upload_mb:
-            raise ValueError(f"max_upload_mb must be positive, got {max_upload_mb!r}")
-        for name, v in (("preview_size", preview_size), ("full_size", full_size), ("n_variations", n_variations)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if not check_number("max_upload_mb", max_upload_mb, 0.0, math.inf) > 0:
+            raise InputError(f"max_upload_mb must be positive, got {max_upload_mb!r}")
+        for name, v in (
+            ("preview_size", preview_size),
+            ("full_size", full_size),
+            ("n_variations", n_variations),
+            ("adapt_steps", adapt_steps),
+        ):
+            check_int(name, v, low=1)
         self.stylizer = stylizer
         self.max_upload_mb = max_upload_mb
         self.preview_size = preview_size
@@ -321,7 +328,7 @@ class Studio:
             try:
                 if len(ks) == 1 or not content or not style:
                     raise ValueError("one by one")
-                alphas = torch.cat([self.stylizer.check_weights(self.weights(rows[k])) for k in ks])
+                alphas = torch.cat([self.stylizer.schema.to_tensor(self.weights(rows[k]), check=False) for k in ks])
                 t0 = time.perf_counter()
                 ys = self.stylizer.stylize_alphas(
                     self._content(content, self.preview_size),
@@ -346,7 +353,8 @@ class Studio:
 
     @staticmethod
     def _status(weights: dict[str, float], strength: float, img: Image.Image, seconds: float, note: str = "") -> str:
-        return f"{format_weights(weights)} · strength {float(strength):.2f} · {img.width}×{img.height} px in {seconds:.2f} s{note}"
+        size = f"{img.width}×{img.height} px"
+        return f"{format_weights(weights)} · strength {float(strength):.2f} · {size} in {seconds:.2f} s{note}"
 
     def full(
         self, content: str | None, style: str | None, strength: float, preserve_color: bool, *values: float
@@ -408,11 +416,9 @@ class Studio:
 
     # ------------------------------------------------------------------------------------------- tuning
     def tune(self, style: str | None, progress: Callable[[int, int, float], None] | None = None) -> str:
-        """Fit a slider adapter for this painting (:func:`adjustable_style.adapt.fit_adapter`, minutes on a CPU)
+        """Fit a slider adapter for this painting (:meth:`Stylizer.fit_adapter`, minutes on a CPU)
         and use it from now on for every photo; saved into ``adapter_dir`` when one is set. Returns the status
         line (a user mistake or a busy tuner is a message, not an exception)."""
-        from ..adapt import fit_adapter, save_adapter
-
         if not style:
             return NEED_STYLE
         st = self.stylizer
@@ -428,7 +434,7 @@ class Studio:
             if st.has_adapter(style):
                 return f"the sliders are already tuned to '{name}'"
             t0 = time.perf_counter()
-            adapter = fit_adapter(st, style, steps=self.adapt_steps, progress=progress)
+            adapter = st.fit_adapter(style, progress=progress, steps=self.adapt_steps)
             saved = ""
             if self.adapter_dir is not None:
                 self.adapter_dir.mkdir(parents=True, exist_ok=True)
