@@ -228,7 +228,7 @@ def test_bad_image_files(
         (["--content-weight", "-2"], ("content weight", "-2")),
         (["--tv-weight", "inf"], ("tv weight", "inf")),
         (["--style-layers", "relu2_2,relu9_1"], ("unknown layer 'relu9_1'",)),
-        (["--steps", "0"], ("steps must be >= 1",)),
+        (["--steps", "0"], ("steps must be an int >= 1",)),
         (["--steps", "abc"], ("--steps", "invalid int value: 'abc'")),
         (["--init", "photo"], ("--init", "invalid choice: 'photo'")),
     ],

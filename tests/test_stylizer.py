@@ -13,10 +13,10 @@ import torch
 from kornia.color import rgb_to_ycbcr
 from safetensors import safe_open
 
-from adjustable_style.export import resolve_model
 from adjustable_style.image import load_image, open_image, resize
 from adjustable_style.inputs import resolve_device
 from adjustable_style.measure import layer_losses
+from adjustable_style.model_files import resolve_model
 from adjustable_style.stylizer import Stylizer
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
