@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 
 from adjustable_style.evaluate import EvalSettings, choose_pairs, find_images, shared_data_dir
+from adjustable_style.conditioning import apply_offsets, slider_coefficients
 from adjustable_style.image import load_image, resize
 from adjustable_style.losses import Targets
 from adjustable_style.stylizer import Stylizer
@@ -174,8 +175,8 @@ def fit_directions(
         tg = Targets(loss.content_targets(c), {k: v.expand(len(c), *v.shape[1:]) for k, v in sg.items()})
         with torch.no_grad():
             ref = loss.raw_losses(m.net(c, g0.expand(len(c), -1), b0.expand(len(c), -1)), tg)
-        dg, db = (torch.cat([torch.ones_like(a[:, :1]), 2 * a - 1], 1) @ d).chunk(2, 1)
-        obj = (a * gains * loss.raw_losses(m.net(c, g0 + dg, b0 + db), tg) / ref).sum(1).mean()
+        gamma, beta = apply_offsets(g0.expand(len(c), -1), b0.expand(len(c), -1), a, d)
+        obj = (a * gains * loss.raw_losses(m.net(c, gamma, beta), tg) / ref).sum(1).mean()
         opt.zero_grad()
         obj.backward()
         opt.step()
@@ -266,7 +267,7 @@ def distill(st: Stylizer, teachers: Path, out: Path, steps: int, seed: int) -> N
         e, d = e_all[which], d_all[which]
         a = torch.rand(len(e) * n, n_a, generator=g).to(st.device)
         e, d = e.repeat_interleave(n, 0), d.repeat_interleave(n, 0)
-        target = torch.einsum("bk,bkc->bc", torch.cat([torch.ones_like(a[:, :1]), 2 * a - 1], 1), d)
+        target = torch.einsum("bk,bkc->bc", slider_coefficients(a), d)
         gamma, beta = lam(a, e)
         g0, b0 = lam.base(e)
         pred = torch.cat([gamma - g0, beta - b0], 1)
@@ -277,7 +278,7 @@ def distill(st: Stylizer, teachers: Path, out: Path, steps: int, seed: int) -> N
         idx = torch.nonzero(train)[:, 0][torch.randint(int(train.sum()), (64,), generator=g)].to(st.device)
         e, d = e_all[idx], d_all[idx]
         a = torch.rand(len(idx), n_a, generator=g).to(st.device)
-        target = torch.einsum("bk,bkc->bc", torch.cat([torch.ones_like(a[:, :1]), 2 * a - 1], 1), d)
+        target = torch.einsum("bk,bkc->bc", slider_coefficients(a), d)
         gamma, beta = lam(a, e)
         g0, b0 = lam.base(e)
         loss = ((torch.cat([gamma - g0, beta - b0], 1) - target) ** 2).mean()
@@ -321,8 +322,8 @@ def adapt(
         rows = [[1.0] + [v if k == n else 0.5 for k in style] for n in style for v in (0.0, 1.0)]
         a = torch.tensor(rows + [[1.0] + [0.0] * len(style), [1.0] + [1.0] * len(style)], device=st.device)
         with torch.no_grad():
-            dg, db = (torch.cat([torch.ones_like(a[:, :1]), 2 * a - 1], 1) @ fitted[s_path]).chunk(2, 1)
-            outs = m.net(x.expand(len(a), -1, -1, -1), g0 + dg, b0 + db)
+            gamma, beta = apply_offsets(g0.expand(len(a), -1), b0.expand(len(a), -1), a, fitted[s_path])
+            outs = m.net(x.expand(len(a), -1, -1, -1), gamma, beta)
             ct = loss.content_targets(x)
             raw = loss.raw_losses(outs, Targets({k: v.expand(len(a), *v.shape[1:]) for k, v in ct.items()}, sg))
             base = loss.raw_losses(m.net(x, g0, b0), Targets(ct, sg))[0]
