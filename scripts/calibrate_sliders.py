@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from adjustable_style.adapt import fit_calibration, fold_offsets
-from adjustable_style.evaluate import shared_data_dir
+from adjustable_style.evaluation import shared_data_dir
 from adjustable_style.export import resolve_model, write_export
 from adjustable_style.stylizer import Stylizer
 

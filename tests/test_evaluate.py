@@ -12,17 +12,12 @@ import pytest
 import torch
 
 from adjustable_style.cli import main
-from adjustable_style.evaluate import (
-    DATA_ENV,
-    README_BEGIN,
-    README_END,
-    EvalError,
-    against_peer,
-    choose_pairs,
-    rankdata,
-    spearman,
-    update_readme,
-)
+from adjustable_style.evaluation import EvalError, EvalSettings, choose_pairs, find_images, shared_data_dir, spearman
+from adjustable_style.evaluation import splits as splits_module
+from adjustable_style.evaluation.comparisons import against_peer
+from adjustable_style.evaluation.readme import README_BEGIN, README_END, update_readme
+from adjustable_style.evaluation.splits import DATA_ENV
+from adjustable_style.evaluation.stats import rankdata
 
 # ------------------------------------------------------------------------------------------------- Spearman
 
@@ -78,19 +73,15 @@ def test_choose_pairs_is_seeded_and_distinct() -> None:
 
 
 def test_images_fall_back_to_bundled_examples(monkeypatch: pytest.MonkeyPatch) -> None:
-    import adjustable_style.evaluate as ev
-
-    monkeypatch.setattr(ev, "shared_data_dir", lambda: None)
-    contents, styles, where = ev.find_images(ev.EvalSettings())
+    monkeypatch.setattr(splits_module, "shared_data_dir", lambda: None)
+    contents, styles, where = find_images(EvalSettings())
     assert contents and styles and "bundled" in where
     assert all(p.name.startswith("photo_") for p in contents) and all(p.name.startswith("painting_") for p in styles)
 
 
 def test_single_style_split_evaluates_its_painting_on_held_out_photos(shared_data: Path) -> None:
-    import adjustable_style.evaluate as ev
-
     split = "configs/splits/shared_data_starry_night.json"
-    contents, styles, where = ev.find_images(ev.EvalSettings(split=split))
+    contents, styles, where = find_images(EvalSettings(split=split))
     assert [p.name for p in styles] == ["vangogh_starry_night.jpg"]
     held_out = set(json.loads((Path(__file__).resolve().parents[1] / split).read_text())["content"]["val"])
     assert contents and {p.name for p in contents} == held_out & {p.name for p in contents}
@@ -98,8 +89,6 @@ def test_single_style_split_evaluates_its_painting_on_held_out_photos(shared_dat
 
 
 def test_data_env_must_be_a_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from adjustable_style.evaluate import shared_data_dir
-
     monkeypatch.setenv(DATA_ENV, str(tmp_path / "missing"))
     with pytest.raises(EvalError, match=DATA_ENV):
         shared_data_dir()

@@ -1,20 +1,19 @@
-"""`adjustable-style evaluate`: the held-out measurement of a model (logic in ``adjustable_style.evaluate``)."""
+"""`adjustable-style evaluate`: the held-out measurement of a model (logic in ``adjustable_style.evaluation``)."""
 
 from __future__ import annotations
 
 import argparse
 
+import torch
+
+from ..evaluation import EvalSettings, run_evaluation
 from .common import UsageError, device
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ..evaluate import EvalSettings, run_evaluation
-
     if args.threads is not None:
         if args.threads < 1:
             raise UsageError(f"--threads must be >= 1, got {args.threads}")
-        import torch
-
         torch.set_num_threads(args.threads)  # process-wide: decided here, at the edge
     settings = EvalSettings(
         model=args.model,
