@@ -31,6 +31,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         device=device(args.device),
         peer=not args.no_peer,
         adapters=args.adapters,
+        slider_effect=not args.no_slider_effect,
+        reference_steps=args.reference_steps,
     )
     result = run_evaluation(settings, log=None if args.quiet else print)
     for line in result.summary:
@@ -65,6 +67,17 @@ def add_parsers(sub) -> None:
     p.add_argument("--gatys-size", type=int, default=128, help="content size for the Gatys comparison (default 128)")
     p.add_argument("--gatys-steps", type=int, default=300, help="L-BFGS steps per Gatys run (default 300)")
     p.add_argument("--gatys-pairs", type=int, default=1, help="pairs for the Gatys comparison; 0 skips it (default 1)")
+    p.add_argument(
+        "--reference-steps",
+        type=int,
+        default=50,
+        help="L-BFGS steps per slider end for the slider-effect agreement; 0 skips it (default 50)",
+    )
+    p.add_argument(
+        "--no-slider-effect",
+        action="store_true",
+        help="skip the slider-effect section (agreement with L-BFGS, visibility, two style scales)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", default="reports/eval", help="report folder (default: %(default)s)")
     p.add_argument("--readme", default=None, help="also replace the <!-- eval:begin/end --> block of this README")

@@ -24,6 +24,33 @@ from .settings import EvalError
 from .stats import nanmean, ratio
 
 
+def reference_objective(st: Stylizer) -> tuple[tuple[torch.Tensor, float], float]:
+    """The model's training objective for :func:`adjustable_style.gatys.optimize`: ``((EMA per layer, TV EMA), TV
+    weight)``, so that L-BFGS minimises exactly what the model was trained on.
+
+    Raises:
+        EvalError: the model's loss EMA was never updated.
+    """
+    loss = st.exported.loss_module()
+    if not bool(loss.ema_initialized):
+        raise EvalError("the model's loss EMA was never updated (trained 0 steps?); the Gatys comparison needs it")
+    ema = (loss.ema.detach().cpu(), float(loss.ema_tv))
+    return ema, float(st.exported.config.get("train", {}).get("tv_weight", 0.0))
+
+
+def reference_config(st: Stylizer, weights: dict[str, float], steps: int, tv_weight: float) -> GatysConfig:
+    """L-BFGS from the photo at the style ``weights`` (content α 1) on the model's layers."""
+    return GatysConfig(
+        content_layers=st.content_layers,
+        style_layers=st.style_layers,
+        style_weights=weights,
+        content_weight=1.0,
+        tv_weight=tv_weight,
+        steps=steps,
+        init="content",
+    )
+
+
 def _gatys_settings(st: Stylizer) -> list[tuple[str, dict[str, float]]]:
     """All style layers at the top; the shallowest layer heavy; the deepest layer heavy (from the schema)."""
     lo, hi = st.alpha_range
@@ -41,22 +68,11 @@ def quality_vs_gatys(
 ) -> dict[str, Any]:
     """Feed-forward vs L-BFGS at the same weights, both scored by the training loss module."""
     loss = st.exported.loss_module()
-    if not bool(loss.ema_initialized):
-        raise EvalError("the model's loss EMA was never updated (trained 0 steps?); the Gatys comparison needs it")
-    ema = (loss.ema.detach().cpu(), float(loss.ema_tv))
-    tv_weight = float(st.exported.config.get("train", {}).get("tv_weight", 0.0))
+    ema, tv_weight = reference_objective(st)
     settings = _gatys_settings(st)
 
     def config(weights: dict[str, float], n: int) -> GatysConfig:
-        return GatysConfig(
-            content_layers=st.content_layers,
-            style_layers=st.style_layers,
-            style_weights=weights,
-            content_weight=1.0,
-            tv_weight=tv_weight,
-            steps=n,
-            init="content",
-        )
+        return reference_config(st, weights, n, tv_weight)
 
     # One-off costs (lazy imports inside torch.optim, first allocations) must not land in the first timing.
     optimize(

