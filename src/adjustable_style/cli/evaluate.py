@@ -46,7 +46,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def add_parsers(sub) -> None:
     p = sub.add_parser(
         "evaluate",
-        help="measure a model: slider control (Spearman rho), quality vs Gatys, a peer, diversity; write a report",
+        help="measure a model: slider control (Spearman rho), quality vs Gatys, a peer, slider effect, diversity; "
+        "write a report",
         description="Evaluate a model on held-out content/style pairs and write OUT/report.md, OUT/results.json, "
         "plots and contact sheets. Default images: the val files of --split in ../shared/data "
         "($ADJUSTABLE_STYLE_DATA overrides), else the bundled examples/.",

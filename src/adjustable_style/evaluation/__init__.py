@@ -13,6 +13,8 @@ The package, one concept per module:
 - :mod:`.sliders`: controllability (the paper's claim: α^l up → L^l down) and the span around the base network.
 - :mod:`.comparisons`: ours vs L-BFGS (Gatys) at the same weights, and vs a peer network.
 - :mod:`.diversity`: how different seeded variations are.
+- :mod:`.slider_effect`: what one slider does to the picture: agreement of its ends with L-BFGS at the same
+  weights, visibility, and its own-layer effect with the style at two scales.
 - :mod:`.report`: Markdown, headline lines and plots, rendered from the results alone.
 - :mod:`.readme`: the README's eval block.
 - :mod:`.run`: :func:`run_evaluation`, which runs the sections and writes the folder atomically.
