@@ -173,14 +173,14 @@ def slider_effect(
                 if pair.index == 0:
                     tiles += [ends[:1], ends[1:], ref_ends[:1], ref_ends[1:]]
                     labels += [
-                        f"ours, {layer} {lo:g}",
-                        f"ours, {layer} {hi:g}\ncosine {row['agreement']['cosine']:.2f}",
-                        f"L-BFGS, {layer} {lo:g}",
-                        f"L-BFGS, {layer} {hi:g}\n{reference_steps} steps",
+                        f"ours, {layer}={lo:g}",
+                        f"ours, {layer}={hi:g}\ncosine {row['agreement']['cosine']:.2f}",
+                        f"L-BFGS, {layer}={lo:g}",
+                        f"L-BFGS, {layer}={hi:g}\n{reference_steps} steps",
                     ]
             elif pair.index == 0:
                 tiles += [ends[:1], ends[1:]]
-                labels += [f"ours, {layer} {lo:g}", f"ours, {layer} {hi:g}"]
+                labels += [f"ours, {layer}={lo:g}", f"ours, {layer}={hi:g}"]
             rows.append(row)
         imgs, _ = st.variations(content, pair.style_path, n=N_VARIATIONS, seed=seed + pair.index, max_size=None)
         diffs = [
@@ -190,11 +190,16 @@ def slider_effect(
             {"pair": pair.index, "seed": seed + pair.index, "mean_pairwise_255": 255 * sum(diffs) / len(diffs)}
         )
     if tiles:
+        # One row per slider; the first column holds the content, then the style, then blank (background) cells.
+        per_row = 4 if reference_steps > 0 else 2
         first = pairs[0]
-        head = [first.content, st.style_image(first.style_path)]
-        sheets["slider_effect.png"] = contact_sheet(
-            [*head, *tiles], ["content", "style", *labels], ncol=4 if reference_steps > 0 else 2, cell=192
-        )
+        side = [(first.content, "content"), (st.style_image(first.style_path), "style")]
+        grid, grid_labels = [], []
+        for k in range(len(tiles) // per_row):
+            img, text = side[k] if k < len(side) else (torch.ones(1, 3, 8, 8), "")
+            grid += [img, *tiles[k * per_row : (k + 1) * per_row]]
+            grid_labels += [text, *labels[k * per_row : (k + 1) * per_row]]
+        sheets["slider_effect.png"] = contact_sheet(grid, grid_labels, ncol=per_row + 1, cell=192)
     summary: dict[str, dict[str, float]] = {}
     for layer in st.style_layers:
         sel = [r for r in rows if r["slider"] == layer]
