@@ -12,17 +12,16 @@ import pytest
 import torch
 
 from adjustable_style.cli import main
-from adjustable_style.evaluate import (
-    DATA_ENV,
-    README_BEGIN,
-    README_END,
-    EvalError,
-    against_peer,
-    choose_pairs,
-    rankdata,
-    spearman,
-    update_readme,
-)
+from adjustable_style.evaluation import EvalError, EvalSettings, choose_pairs, find_images, shared_data_dir, spearman
+from adjustable_style.evaluation import splits as splits_module
+from adjustable_style.evaluation.comparisons import against_peer
+from adjustable_style.evaluation.pairs import Pair
+from adjustable_style.evaluation.readme import README_BEGIN, README_END, update_readme
+from adjustable_style.evaluation.slider_effect import slider_effect
+from adjustable_style.evaluation.splits import DATA_ENV
+from adjustable_style.evaluation.stats import rankdata
+from adjustable_style.image import load_image
+from adjustable_style.stylizer import Stylizer
 
 # ------------------------------------------------------------------------------------------------- Spearman
 
@@ -78,19 +77,15 @@ def test_choose_pairs_is_seeded_and_distinct() -> None:
 
 
 def test_images_fall_back_to_bundled_examples(monkeypatch: pytest.MonkeyPatch) -> None:
-    import adjustable_style.evaluate as ev
-
-    monkeypatch.setattr(ev, "shared_data_dir", lambda: None)
-    contents, styles, where = ev.find_images(ev.EvalSettings())
+    monkeypatch.setattr(splits_module, "shared_data_dir", lambda: None)
+    contents, styles, where = find_images(EvalSettings())
     assert contents and styles and "bundled" in where
     assert all(p.name.startswith("photo_") for p in contents) and all(p.name.startswith("painting_") for p in styles)
 
 
 def test_single_style_split_evaluates_its_painting_on_held_out_photos(shared_data: Path) -> None:
-    import adjustable_style.evaluate as ev
-
     split = "configs/splits/shared_data_starry_night.json"
-    contents, styles, where = ev.find_images(ev.EvalSettings(split=split))
+    contents, styles, where = find_images(EvalSettings(split=split))
     assert [p.name for p in styles] == ["vangogh_starry_night.jpg"]
     held_out = set(json.loads((Path(__file__).resolve().parents[1] / split).read_text())["content"]["val"])
     assert contents and {p.name for p in contents} == held_out & {p.name for p in contents}
@@ -98,8 +93,6 @@ def test_single_style_split_evaluates_its_painting_on_held_out_photos(shared_dat
 
 
 def test_data_env_must_be_a_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from adjustable_style.evaluate import shared_data_dir
-
     monkeypatch.setenv(DATA_ENV, str(tmp_path / "missing"))
     with pytest.raises(EvalError, match=DATA_ENV):
         shared_data_dir()
@@ -155,7 +148,10 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-TINY = ["--pairs", "1", "--size", "64", "--gatys-steps", "3", "--gatys-size", "48", "--threads", "1", "--device", "cpu"]
+TINY = [
+    *("--pairs", "1", "--size", "64", "--gatys-steps", "3", "--gatys-size", "48", "--reference-steps", "2"),
+    *("--threads", "1", "--device", "cpu"),
+]
 
 
 def test_evaluate_end_to_end(
@@ -176,6 +172,7 @@ def test_evaluate_end_to_end(
         "controllability.png",
         "gatys_0.png",
         "diversity_0.png",
+        "slider_effect.png",
         *(f"sweep_{n}.png" for n in ("relu2_2", "relu3_4", "relu4_4")),
     }
     assert expected <= names
@@ -191,6 +188,9 @@ def test_evaluate_end_to_end(
     g = results["gatys"]["rows"]
     assert [r["setting"] for r in g] == ["all style = 1", "relu2_2-heavy", "relu4_4-heavy"]
     assert all(r["gatys"]["seconds"] > 0 and r["ours"]["total"] > 0 for r in g)
+    se = results["slider_effect"]
+    assert set(se["summary"]) == {"relu2_2", "relu3_4", "relu4_4"} and se["reference_steps"] == 2
+    assert all(-1.0 <= v["cosine"] <= 1.0 for v in se["summary"].values() if v["cosine"] is not None)
     d = results["diversity"]
     assert d["baseline_score"] < 1e-3 and d["rows"][0]["max_abs_pixel_diff_repeat"] < 1e-3
     assert results["timing"]["total_s"] > 0 and results["machine"]["torch_threads"] == 1
@@ -199,6 +199,7 @@ def test_evaluate_end_to_end(
 
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "Controllability" in report and "Spearman" in report and "Gatys" in report and "Diversity" in report
+    assert "Slider effect" in report and "agreement cosine" in report
 
     text = readme.read_text(encoding="utf-8")
     block = text.split(README_BEGIN)[1].split(README_END)[0]
@@ -210,12 +211,52 @@ def test_evaluate_end_to_end(
     (out / "stale.png").write_bytes(b"")
     assert (
         main(
-            ["evaluate", "--model", str(tiny_model_dir), *TINY, "-o", str(out), "-q", "--gatys-pairs", "0", "--no-peer"]
+            [
+                "evaluate",
+                "--model",
+                str(tiny_model_dir),
+                *TINY,
+                "-o",
+                str(out),
+                "-q",
+                "--gatys-pairs",
+                "0",
+                "--no-peer",
+                "--no-slider-effect",
+            ]
         )
         == 0
     )
     assert not (out / "stale.png").exists()
-    assert json.loads((out / "results.json").read_text(encoding="utf-8"))["gatys"] is None
+    again = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert again["gatys"] is None and again["slider_effect"] is None
+    assert "Skipped (--no-slider-effect)" in (out / "report.md").read_text(encoding="utf-8")
+
+
+def test_slider_effect_on_a_real_pair(shared_data: Path, one_thread) -> None:
+    """The shipped default on a held-out photo × painting, tiny: every number in its bounds, and the slider ends
+    visibly apart (a slider that moves no pixel fails)."""
+    torch.set_num_threads(1)
+    st = Stylizer.load("default", device="cpu")
+    photo, painting = shared_data / "content" / "bsds_train_22013.jpg", shared_data / "style" / "monet_water_lilies.jpg"
+    if not photo.exists() or not painting.exists():
+        pytest.skip("held-out pair not in the shared data")
+    sheets: dict[str, torch.Tensor] = {}
+    result = slider_effect(st, [Pair(0, photo, painting, load_image(photo, size=64))], 3, 2, 0, sheets)
+    assert "slider_effect.png" in sheets and len(result["rows"]) == len(st.style_layers)
+    for r in result["rows"]:
+        a = r["agreement"]
+        assert -1.0 <= a["cosine"] <= 1.0 and a["magnitude_ratio"] > 0
+        assert all(-1.0 <= c <= 1.0 for c in a["cosine_per_layer"].values())
+        assert r["stylization_255"] > 0 and r["ends_over_stylization"] >= 0 and r["reference_ends_change_255"] > 0
+        for scale in ("style_size", "content_scale"):
+            assert r[scale]["own_ratio"] > 0 and len(r[scale]["losses"]) == 3
+            assert math.isnan(r[scale]["rho"]) or -1.0 <= r[scale]["rho"] <= 1.0
+        assert r["content_scale"]["style_size_px"] != r["style_size"]["style_size_px"]
+        assert max(r["content_scale"]["style_size_px"]) == 64  # longer side = the content's
+        assert r["ends_change_255"] > 0.1, f"slider {r['slider']}: its two ends render the same picture"
+    assert result["variations"][0]["mean_pairwise_255"] > 0.1
+    assert set(result["summary"]) == set(st.style_layers)
 
 
 def _one_line_error(capsys: pytest.CaptureFixture[str], *words: str) -> str:

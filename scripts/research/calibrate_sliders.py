@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from adjustable_style.evaluate import shared_data_dir
+from adjustable_style.evaluation import shared_data_dir
 from adjustable_style.export import write_export
 from adjustable_style.model_files import resolve_model
 from adjustable_style.stylizer import Stylizer

@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 from adjustable_style.conditioning import apply_offsets, slider_coefficients
-from adjustable_style.evaluate import EvalSettings, choose_pairs, find_images, shared_data_dir
+from adjustable_style.evaluation import EvalSettings, choose_pairs, find_images, shared_data_dir
 from adjustable_style.image import load_image, resize
 from adjustable_style.losses import Targets
 from adjustable_style.stylizer import Stylizer

@@ -16,7 +16,7 @@ import statistics
 
 import torch
 
-from adjustable_style.evaluate import EvalSettings, choose_pairs, find_images
+from adjustable_style.evaluation import EvalSettings, choose_pairs, find_images
 from adjustable_style.image import load_image
 from adjustable_style.measure import layer_losses
 from adjustable_style.stylizer import Stylizer

@@ -27,7 +27,7 @@ import time
 
 import torch
 
-from adjustable_style.evaluate import EvalSettings, choose_pairs, find_images
+from adjustable_style.evaluation import EvalSettings, choose_pairs, find_images
 from adjustable_style.image import load_image
 from adjustable_style.losses import Targets
 from adjustable_style.model import ModelConfig, StyleTransferNet

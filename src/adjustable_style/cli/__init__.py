@@ -13,36 +13,14 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..adapt import AdapterError
-from ..checkpoint import ModelFormatError
 from ..checks import InputError
-from ..config import ConfigError
-from ..evaluate import EvalError
-from ..image import ImageError
-from ..magenta import MagentaError
-from ..tiling import MemoryLimitError
-from ..video_files import VideoError
 from . import adapt, bench, evaluate, export, optimize, serve, stylize, train, video
 from .common import PROG, UsageError
 
-__all__ = ["COMMANDS", "USER_ERRORS", "UsageError", "build_parser", "main", "subcommands"]
+__all__ = ["COMMANDS", "UsageError", "build_parser", "main", "subcommands"]
 
 # The command families, in the order `--help` lists them; each module has add_parsers(sub).
 COMMANDS = (optimize, train, export, stylize, adapt, video, evaluate, bench, serve)
-
-# What a user's input can cause: printed as one line. InputError is the base; the others are listed until every
-# module's error class subclasses it.
-USER_ERRORS: tuple[type[Exception], ...] = (
-    InputError,
-    ImageError,
-    ConfigError,
-    ModelFormatError,
-    AdapterError,
-    EvalError,
-    VideoError,
-    MemoryLimitError,
-    MagentaError,
-)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -82,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     try:
         return int(args.func(args))
-    except USER_ERRORS as e:
+    except InputError as e:  # every module's user-facing error class subclasses it
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"{PROG} {args.command}: error: {msg}", file=sys.stderr)
         return 1

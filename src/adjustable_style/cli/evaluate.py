@@ -1,4 +1,4 @@
-"""`adjustable-style evaluate`: the held-out measurement of a model (logic in ``adjustable_style.evaluate``)."""
+"""`adjustable-style evaluate`: the held-out measurement of a model (logic in ``adjustable_style.evaluation``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 
 import torch
 
-from ..evaluate import EvalSettings, run_evaluation
+from ..evaluation import EvalSettings, run_evaluation
 from .common import UsageError, device, device_arg, quiet_arg, seed_arg, size_arg
 
 
@@ -31,6 +31,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         device=device(args.device),
         peer=not args.no_peer,
         adapters=args.adapters,
+        slider_effect=not args.no_slider_effect,
+        reference_steps=args.reference_steps,
     )
     result = run_evaluation(settings, log=None if args.quiet else print)
     for line in result.summary:
@@ -44,7 +46,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def add_parsers(sub) -> None:
     p = sub.add_parser(
         "evaluate",
-        help="measure a model: slider control (Spearman rho), quality vs Gatys, a peer, diversity; write a report",
+        help="measure a model: slider control (Spearman rho), quality vs Gatys, a peer, slider effect, diversity; "
+        "write a report",
         description="Evaluate a model on held-out content/style pairs and write OUT/report.md, OUT/results.json, "
         "plots and contact sheets. Default images: the val files of --split in ../shared/data "
         "($ADJUSTABLE_STYLE_DATA overrides), else the bundled examples/.",
@@ -65,6 +68,17 @@ def add_parsers(sub) -> None:
     p.add_argument("--gatys-size", type=int, default=128, help="content size for the Gatys comparison (default 128)")
     p.add_argument("--gatys-steps", type=int, default=300, help="L-BFGS steps per Gatys run (default 300)")
     p.add_argument("--gatys-pairs", type=int, default=1, help="pairs for the Gatys comparison; 0 skips it (default 1)")
+    p.add_argument(
+        "--reference-steps",
+        type=int,
+        default=50,
+        help="L-BFGS steps per slider end for the slider-effect agreement; 0 skips it (default 50)",
+    )
+    p.add_argument(
+        "--no-slider-effect",
+        action="store_true",
+        help="skip the slider-effect section (agreement with L-BFGS, visibility, two style scales)",
+    )
     seed_arg(p, "the choice of pairs and the weight vectors")
     p.add_argument("-o", "--output", default="reports/eval", help="report folder (default: %(default)s)")
     p.add_argument("--readme", default=None, help="also replace the <!-- eval:begin/end --> block of this README")
