@@ -32,6 +32,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         peer=not args.no_peer,
         adapters=args.adapters,
         slider_effect=not args.no_slider_effect,
+        slider_pairs=args.slider_pairs,
         reference_steps=args.reference_steps,
     )
     result = run_evaluation(settings, log=None if args.quiet else print)
@@ -68,6 +69,12 @@ def add_parsers(sub) -> None:
     p.add_argument("--gatys-size", type=int, default=128, help="content size for the Gatys comparison (default 128)")
     p.add_argument("--gatys-steps", type=int, default=300, help="L-BFGS steps per Gatys run (default 300)")
     p.add_argument("--gatys-pairs", type=int, default=1, help="pairs for the Gatys comparison; 0 skips it (default 1)")
+    p.add_argument(
+        "--slider-pairs",
+        type=int,
+        default=4,
+        help="pairs for the slider-effect section, whose L-BFGS references take ~1 s per step at 256 px (default 4)",
+    )
     p.add_argument(
         "--reference-steps",
         type=int,

@@ -175,7 +175,14 @@ def run_evaluation(settings: EvalSettings, log: Callable[[str], None] | None = N
     if settings.slider_effect:
         results["slider_effect"] = section(
             "slider_effect",
-            lambda: slider_effect(st, pairs, settings.sweep_steps, settings.reference_steps, settings.seed, sheets),
+            lambda: slider_effect(
+                st,
+                pairs[: settings.slider_pairs],
+                settings.sweep_steps,
+                settings.reference_steps,
+                settings.seed,
+                sheets,
+            ),
         )
     else:
         results["slider_effect"] = None

