@@ -95,3 +95,28 @@ def test_serve_names_the_share_flag_instead_of_gradios_hint() -> None:
         "* Running on local URL:  http://127.0.0.1:7860",
         "* To create a public link, start again with --share.",
     ]
+
+
+def test_a_bug_keeps_its_traceback_and_a_refused_write_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only the user's mistakes and the system's refusals become one line; an internal error is not dressed up as
+    the user's fault."""
+    import adjustable_style.cli.stylize as cli_stylize
+
+    def bug(*args: object, **kwargs: object) -> None:
+        raise ValueError("internal bug")
+
+    monkeypatch.setattr(cli_stylize, "save_image", bug)
+    photo = Path(__file__).resolve().parents[1] / "examples" / "photo_cat.jpg"
+    argv = ["stylize", str(photo), str(photo), "-o", str(tmp_path / "o.png"), "--size", "32", "-q"]
+    with pytest.raises(ValueError, match="internal bug"):
+        main(argv)
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device", str(tmp_path / "o.png"))
+
+    monkeypatch.setattr(cli_stylize, "save_image", full)
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"adjustable-style stylize: error: No space left on device ({tmp_path / 'o.png'})"]

@@ -64,6 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"{PROG} {args.command}: error: {msg}", file=sys.stderr)
         return 1
+    except OSError as e:  # the system refused (disk full, permission denied): the machine's state, not a bug
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        print(f"{PROG} {args.command}: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
         return 130
