@@ -92,6 +92,6 @@ EOF
 fi
 
 if [[ $part == all || $part == evaluate ]]; then
-  adjustable-style evaluate --pairs 16 -o reports/eval --readme README.md
+  adjustable-style evaluate --pairs 16 --slider-pairs 4 -o reports/eval --readme docs/results.md
   adjustable-style evaluate --model starry_night --split configs/splits/shared_data_starry_night.json -o reports/eval_starry
 fi
