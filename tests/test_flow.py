@@ -20,7 +20,7 @@ from adjustable_style.losses import Targets
 from adjustable_style.stylizer import Stylizer
 from adjustable_style.video import Keyframes, stylize_frames
 
-pytest.importorskip("cv2")
+needs_cv2 = pytest.mark.skipif(not has_flow(), reason="needs OpenCV (the [video] extra)")
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 WAVE = EXAMPLES / "painting_hokusai_great_wave.jpg"
@@ -71,6 +71,7 @@ def test_clip_ground_truth_is_exact() -> None:
     assert 0.85 < float(c.masks[0].float().mean()) < 0.99  # the object hides and shows some background
 
 
+@needs_cv2
 def test_optical_flow_and_occlusion_mask_on_a_moving_object() -> None:
     c = _moving()
     for t in (1, N - 1):
@@ -89,12 +90,14 @@ def test_match_exposure_undoes_gain_and_offset() -> None:
     torch.testing.assert_close(match_exposure(x * torch.tensor([1.03, 0.97, 1.0])[:, None, None] + 0.02, x), x)
 
 
+@needs_cv2
 def test_stabiliser_on_moving_object_clip(st: Stylizer) -> None:
     err, worst, *_ = _run(st, _moving())
     assert err < 0.55, err  # measured 0.48
     assert worst < 1.15, worst  # measured 1.07
 
 
+@needs_cv2
 def test_stabiliser_on_exposure_flicker(st: Stylizer) -> None:
     c = panning_clip(_photo("photo_astronaut.jpg"), N, SIZE, (3, 0))
     flicker = Clip(camera_effects(c.frames, noise=0.0, flicker=0.03, seed=4), c.flows, c.masks)
@@ -104,6 +107,7 @@ def test_stabiliser_on_exposure_flicker(st: Stylizer) -> None:
     assert stab.cuts == []  # a brightness change is not a cut
 
 
+@needs_cv2
 def test_scene_cut_resets(st: Stylizer) -> None:
     half = N // 2
     a = panning_clip(_photo("photo_cat.jpg"), half, SIZE, (3, 0))
@@ -125,3 +129,20 @@ def test_without_opencv_falls_back_to_affine(monkeypatch: pytest.MonkeyPatch) ->
         optical_flow(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8))
     with pytest.raises(ValueError, match="motion"):
         FlickerStabiliser(motion="magic")
+
+
+def test_video_command_without_opencv_says_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("av")
+    from adjustable_style.cli import main
+    from adjustable_style.video_files import write_video
+
+    c = panning_clip(_photo("photo_cat.jpg"), 3, (32, 48), (3, 0))
+    clip = write_video(c.frames.split(1), tmp_path / "in.mp4", 10)
+    monkeypatch.setitem(sys.modules, "cv2", None)
+    out = tmp_path / "out.mp4"
+    assert main(["video", str(clip), str(WAVE), "-o", str(out), "--size", "48", "--backend", "torch"]) == 0
+    printed = capsys.readouterr().out
+    assert "pip install 'adjustable-style[video]'" in printed and "global camera motion" in printed
+    assert out.exists()
