@@ -4,10 +4,11 @@ A feed-forward stylizer redraws its texture on every frame, so a small camera mo
 instead of moving with the scene. :func:`estimate_motion` fits the camera's affine motion between two input frames;
 :func:`warping_error` warps each frame onto the next with known motions and measures what differs;
 :func:`pan_zoom_clip` makes test clips whose motion is known exactly; :class:`FlickerStabiliser` blends in the
-motion-compensated previous output where the scene allows it, and :func:`restore_spectrum` gives back the fine texture
-that blending and resampling remove. Smoothing the instance-norm statistics across frames
-does not help (the flicker is local texture, not global colour; ``scripts/video_flicker.py`` measures both).
-Torch only; :mod:`adjustable_style.video_files` does the decoding and encoding.
+motion-compensated previous output where the motion is trusted (dense optical flow from :mod:`adjustable_style.flow`
+when OpenCV is installed, else the affine camera motion), and :func:`restore_spectrum` gives back the fine texture
+that blending and resampling remove. Smoothing the instance-norm statistics across frames does not help (the flicker
+is local texture, not global colour; ``scripts/research/video_flicker.py`` measures both).
+:mod:`adjustable_style.video_files` does the decoding and encoding.
 
 Example:
     >>> frames, motions = pan_zoom_clip(torch.rand(1, 3, 96, 128), 3, (32, 48))
