@@ -92,9 +92,12 @@ def test_match_exposure_undoes_gain_and_offset() -> None:
 
 @needs_cv2
 def test_stabiliser_on_moving_object_clip(st: Stylizer) -> None:
-    err, worst, *_ = _run(st, _moving())
-    assert err < 0.55, err  # measured 0.48
-    assert worst < 1.15, worst  # measured 1.07
+    err, worst, *_ = _run(st, _moving())  # the default blend, 0.3
+    assert err < 0.65, err  # measured 0.60
+    assert worst < 1.1, worst  # measured 1.05
+    err, worst, *_ = _run(st, _moving(), blend=0.4)
+    assert err < 0.52, err  # measured 0.48
+    assert worst < 1.12, worst  # measured 1.07
 
 
 @needs_cv2
@@ -102,8 +105,8 @@ def test_stabiliser_on_exposure_flicker(st: Stylizer) -> None:
     c = panning_clip(_photo("photo_astronaut.jpg"), N, SIZE, (3, 0))
     flicker = Clip(camera_effects(c.frames, noise=0.0, flicker=0.03, seed=4), c.flows, c.masks)
     err, worst, stab, *_ = _run(st, flicker)
-    assert err < 0.45, err  # measured 0.38
-    assert worst < 1.15, worst  # measured 1.07
+    assert err < 0.58, err  # measured 0.52
+    assert worst < 1.1, worst  # measured 1.05
     assert stab.cuts == []  # a brightness change is not a cut
 
 
@@ -117,7 +120,7 @@ def test_scene_cut_resets(st: Stylizer) -> None:
     err, _, stab, out, per_frame = _run(st, c)
     assert stab.cuts == [half]
     assert torch.equal(out[half], per_frame[half])  # nothing of the previous shot leaks in
-    assert err < 0.6, err
+    assert err < 0.72, err  # measured 0.66
 
 
 def test_without_opencv_falls_back_to_affine(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -27,7 +27,7 @@ import torch
 
 from adjustable_style.clips import Clip, camera_effects, cut_clip, panning_clip
 from adjustable_style.flicker import FlickerStabiliser
-from adjustable_style.flow import consistency_mask, flow_warping_error, optical_flow
+from adjustable_style.flow import consistency_mask, flow_warping_error, has_flow, optical_flow
 from adjustable_style.image import load_image, resize
 from adjustable_style.losses import Targets
 from adjustable_style.stylizer import Stylizer
@@ -159,14 +159,18 @@ def main() -> None:
     ap.add_argument("--size", default="240x320", help="HxW of the clips")
     ap.add_argument("--blend", type=float, nargs="+", default=[0.3, 0.4, 0.5])
     ap.add_argument("--fps-frames", type=int, default=12, help="frames of the 480p speed clip (0: skip)")
-    ap.add_argument("--fps-blend", type=float, default=0.4)
+    ap.add_argument("--fps-blend", type=float, default=0.3)
     args = ap.parse_args()
     st = Stylizer.load(args.model, device="cpu", backend="torch")
+    if has_flow():
+        import cv2
+
+        cv2.setNumThreads(torch.get_num_threads())  # OpenCV's own pool: as many threads as torch's (one core: 1)
     h, w = (int(v) for v in args.size.lower().split("x"))
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
         f"torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads; model {args.model}",
+        f"{torch.get_num_threads()} threads (torch and OpenCV); model {args.model}",
         flush=True,
     )
     for line in table(st, args.frames, (h, w), args.blend) if args.frames else []:

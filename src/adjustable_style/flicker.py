@@ -234,7 +234,7 @@ def restore_spectrum(image: torch.Tensor, reference: torch.Tensor, detail: int =
     return low + torch.fft.irfft2(spectrum * gain.clamp(max=4.0), s=fine.shape[-2:])
 
 
-DEFAULT_BLEND = 0.4
+DEFAULT_BLEND = 0.3
 """The stabiliser's default weight of the motion-compensated past."""
 
 
