@@ -85,6 +85,12 @@ def test_optical_flow_and_occlusion_mask_on_a_moving_object() -> None:
         assert float(trusted.float().mean()) > 0.8
 
 
+def test_tiny_frames_stabilise() -> None:
+    stab = FlickerStabiliser()
+    for f in torch.rand(3, 1, 3, 8, 8):
+        assert stab(f, f).shape == (1, 3, 8, 8)
+
+
 def test_match_exposure_undoes_gain_and_offset() -> None:
     x = torch.rand(1, 3, 16, 16)
     torch.testing.assert_close(match_exposure(x * torch.tensor([1.03, 0.97, 1.0])[:, None, None] + 0.02, x), x)

@@ -305,7 +305,7 @@ class FlickerStabiliser:
     def _past(self, frame: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The previous input and output lined up with ``frame``, and where that can be trusted (1, 1, H, W)."""
         assert self._frame is not None and self._out is not None
-        if self.motion == "flow":
+        if self.motion == "flow" and min(frame.shape[-2:]) >= 16:  # DIS needs 12 px or more; tiny frames: affine
             back = optical_flow(self._frame, frame)
             trusted = consistency_mask(back, optical_flow(frame, self._frame))
             return flow_warp(self._frame, back), flow_warp(self._out, back, "bicubic"), trusted.to(frame)
