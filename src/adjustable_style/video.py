@@ -1,7 +1,8 @@
 """Stylizing video: a clip frame by frame, with slider keyframes, keeping the texture still where the scene is.
 
-Reading and writing the files is :mod:`adjustable_style.video_files` (PyAV); flicker is measured and reduced in
-:mod:`adjustable_style.flicker`, and :func:`stylize_video` stabilises by default.
+Reading and writing the files is :mod:`adjustable_style.video_files` (PyAV); flicker is reduced by
+:class:`~adjustable_style.flicker.FlickerStabiliser` (dense optical flow from :mod:`adjustable_style.flow` when OpenCV
+is installed), and :func:`stylize_video` stabilises by default.
 
 Example:
     >>> st = Stylizer.load("default")  # doctest: +SKIP

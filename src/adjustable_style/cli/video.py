@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..flicker import FlickerStabiliser
+from ..flicker import DEFAULT_BLEND, FlickerStabiliser
+from ..flow import FLOW_HINT
 from ..video import parse_keyframes, stylize_video
 from ..video_files import check_output as check_video_output
 from ..video_files import probe
@@ -33,7 +34,12 @@ def cmd_video(args: argparse.Namespace) -> int:
     strength, max_size = strength_arg(args.strength), size_value(args.size)
     video, style = existing(args.input, "video"), existing(args.style, "style")
     out = check_video_output(args.output, video)
-    stabiliser = None if args.no_stabilise else FlickerStabiliser(blend=args.blend)  # checks --blend
+    stabiliser = None
+    if not args.no_stabilise:
+        options = {"blend": args.blend} if args.blend is not None else {}
+        stabiliser = FlickerStabiliser(motion=args.motion, **options)  # checks --blend and --motion
+        if stabiliser.motion == "affine" and args.motion == "auto":
+            say(args, f"note: {FLOW_HINT} (stabilising with the global camera motion instead)")
     probe(video)  # a file that is not a video fails here, before the model loads
     warn_if_style_ignored(args)
     st = load_stylizer(args)
@@ -65,7 +71,8 @@ def add_parsers(sub) -> None:
         help="stylize a video, sliders keyframed over time (needs the [video] extra)",
         description="Stylize every frame of INPUT with STYLE and write OUT (.mp4, .mov or .mkv, H.264) with the same "
         "frame rate and frame count and the audio copied. Flicker is reduced by blending in the previous output, "
-        "warped by the camera motion, where the scene allows it (--no-stabilise: per-frame).",
+        "warped by the optical flow of the input, where the flow is trusted; scene cuts reset it "
+        "(--no-stabilise: per-frame).",
     )
     p.add_argument("input", help="video file")
     p.add_argument("style", help="style image")
@@ -76,9 +83,16 @@ def add_parsers(sub) -> None:
     p.add_argument(
         "--blend",
         type=float,
-        default=0.3,
+        default=None,
         help="weight of the motion-compensated previous frame in [0, 1): "
-        "higher is steadier but softens fine texture (default %(default)s)",
+        f"higher is steadier but softens fine texture (default {DEFAULT_BLEND:g})",
+    )
+    p.add_argument(
+        "--motion",
+        choices=("auto", "flow", "affine"),
+        default="auto",
+        help="motion model for stabilising: dense optical flow (needs OpenCV), the global camera motion, or "
+        "auto: flow when OpenCV is installed (default %(default)s)",
     )
     model_args(p, 854)
     p.set_defaults(func=cmd_video)
