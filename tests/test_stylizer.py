@@ -15,7 +15,7 @@ from safetensors import safe_open
 
 from adjustable_style.image import load_image, open_image, resize
 from adjustable_style.inputs import resolve_device
-from adjustable_style.measure import layer_losses
+from adjustable_style.measure import ClipLoss, layer_losses
 from adjustable_style.model_files import resolve_model
 from adjustable_style.stylizer import Stylizer
 
@@ -131,6 +131,16 @@ def test_sweep_and_layer_losses(st: Stylizer) -> None:
     assert torch.equal(losses, layer_losses(st, imgs, CAT, WAVE))
     # Raw losses are α-independent: the same image measures the same inside any batch.
     assert torch.allclose(layer_losses(st, imgs[1:2], CAT, WAVE), losses[1:2], rtol=1e-4)
+
+
+def test_clip_loss_is_each_frame_against_its_own_input(st: Stylizer) -> None:
+    """A clip's losses: the mean over frames of layer_losses with each frame's own photo as the content."""
+    frames = torch.cat([st.image(CAT), st.image(CAT).flip(-1)])  # two different "frames"
+    frames = torch.nn.functional.interpolate(frames, size=(48, 64), mode="bilinear", align_corners=False)
+    outs = st.stylize_alphas(frames[:1], WAVE, st.random_alphas(1, seed=0), max_size=None)
+    outs = torch.cat([outs, st.stylize_alphas(frames[1:], WAVE, st.random_alphas(1, seed=1), max_size=None)])
+    want = torch.stack([layer_losses(st, outs[i : i + 1], frames[i : i + 1], WAVE)[0] for i in range(2)]).mean(0)
+    assert torch.allclose(ClipLoss(st, frames, WAVE)(outs), want, rtol=1e-4)
 
 
 def test_sweep_all_moves_every_style_slider(st: Stylizer) -> None:

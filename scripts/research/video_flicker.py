@@ -29,7 +29,7 @@ import torch
 
 from adjustable_style.flicker import FlickerStabiliser, pan_zoom_clip, restore_spectrum, warp, warping_error
 from adjustable_style.image import load_image, resize, save_image
-from adjustable_style.losses import Targets
+from adjustable_style.measure import ClipLoss
 from adjustable_style.model import ConditionalInstanceNorm
 from adjustable_style.sheet import contact_sheet, format_weights
 from adjustable_style.stylizer import Stylizer
@@ -59,22 +59,6 @@ def cin_statistics_ema(model: torch.nn.Module, decay: float) -> list:
         return (x - mu) / torch.sqrt(var + mod.eps) * gamma[:, :, None, None] + beta[:, :, None, None]
 
     return [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, ConditionalInstanceNorm)]
-
-
-class ClipLoss:
-    """Raw per-layer losses of stylized clips, each frame against its own input frame (targets computed once)."""
-
-    def __init__(self, st: Stylizer, frames: torch.Tensor, style: Path) -> None:
-        self.loss = st.exported.loss_module()
-        with torch.inference_mode():
-            self.content = [self.loss.content_targets(f) for f in frames.split(4)]
-            self.style = self.loss.style_targets(st.style_image(style))
-
-    def __call__(self, outputs: torch.Tensor) -> torch.Tensor:
-        """Mean over the frames: (L,) in ``schema.keys`` order."""
-        with torch.inference_mode():
-            rows = [self.loss.raw_losses(o, Targets(c, self.style)) for o, c in zip(outputs.split(4), self.content)]
-        return torch.cat(rows).mean(0)
 
 
 def flicker_table(st: Stylizer, n_frames: int, size: tuple[int, int], blends: list[float], ema: float) -> list[str]:

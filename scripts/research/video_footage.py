@@ -29,7 +29,7 @@ from adjustable_style.clips import Clip, camera_effects, cut_clip, panning_clip
 from adjustable_style.flicker import FlickerStabiliser
 from adjustable_style.flow import consistency_mask, flow_warp, flow_warping_error, has_flow, optical_flow
 from adjustable_style.image import load_image, resize, save_image
-from adjustable_style.losses import Targets
+from adjustable_style.measure import ClipLoss
 from adjustable_style.sheet import contact_sheet
 from adjustable_style.stylizer import Stylizer
 from adjustable_style.video import Keyframes, stylize_frames
@@ -76,21 +76,6 @@ def estimated(frames: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tens
         flows.append(b)
         masks.append(consistency_mask(b, optical_flow(frames[t : t + 1], frames[t - 1 : t])))
     return flows, masks
-
-
-class ClipLoss:
-    """Raw per-layer losses of stylized clips, each frame against its own input frame (targets computed once)."""
-
-    def __init__(self, st: Stylizer, frames: torch.Tensor, style: Path) -> None:
-        self.loss = st.exported.loss_module()
-        with torch.inference_mode():
-            self.content = [self.loss.content_targets(f) for f in frames.split(4)]
-            self.style = self.loss.style_targets(st.style_image(style))
-
-    def __call__(self, outputs: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            rows = [self.loss.raw_losses(o, Targets(c, self.style)) for o, c in zip(outputs.split(4), self.content)]
-        return torch.cat(rows).mean(0)
 
 
 def table(st: Stylizer, n: int, size: tuple[int, int], blends: list[float]) -> list[str]:

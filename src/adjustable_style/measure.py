@@ -1,4 +1,4 @@
-"""Measuring what the sliders do: the model's own training loss, per layer, on images it rendered.
+"""Measuring what the sliders do: the model's own training loss, per layer, on images (and clips) it rendered.
 
 The losses are raw (unweighted, not normalised), so images made at different weights compare directly: raising a
 layer's weight should lower that layer's loss. The content is resized to the outputs' size; the style image is
@@ -64,3 +64,26 @@ def slider_strength(st: Stylizer, content: ImageLike, style: ImageLike, size: in
         n: float(raw[2 * i + 1, keys.index(f"style/{n}")] / raw[2 * i, keys.index(f"style/{n}")])
         for i, n in enumerate(st.style_layers)
     }
+
+
+class ClipLoss:
+    """Raw per-layer losses of stylized clips, each frame against its own input frame; the targets are computed
+    once, so several stylizations of one clip (per-frame, stabilised…) compare directly.
+
+    Args:
+        st: the Stylizer whose model made the outputs.
+        frames: the input clip (N, 3, H, W) in [0, 1].
+        style: the painting.
+    """
+
+    def __init__(self, st: Stylizer, frames: torch.Tensor, style: ImageLike) -> None:
+        self.loss = st.exported.loss_module()
+        with torch.inference_mode():
+            self.content = [self.loss.content_targets(f) for f in frames.split(4)]
+            self.style = self.loss.style_targets(st.style_image(style))
+
+    def __call__(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Mean over the frames of ``outputs`` (N, 3, H, W): (L,) in ``schema.keys`` order."""
+        with torch.inference_mode():
+            rows = [self.loss.raw_losses(o, Targets(c, self.style)) for o, c in zip(outputs.split(4), self.content)]
+        return torch.cat(rows).mean(0)

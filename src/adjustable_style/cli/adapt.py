@@ -58,7 +58,6 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
         before = slider_strength(st, check, s) if args.report else None
         ad = st.fit_adapter(s, photos or None, progress, steps=args.steps, crop=args.crop, seed=args.seed)
-        dest.parent.mkdir(parents=True, exist_ok=True)
         save_adapter(ad, dest)
         line = f"wrote {dest} ({time.time() - t0:.0f} s)"
         if before is not None:
