@@ -1,0 +1,178 @@
+"""Slider agreement with the exact reference under two objectives, with the L-BFGS references cached on disk.
+
+The slider-effect section of ``evaluate`` spends ~20 min of its 30 on L-BFGS references that do not depend on
+the model being judged. This script computes them once per objective and pair (``refs``), then judges any model
+against them in about a minute (``judge``):
+
+* ``ema``: the EMA-normalised objective of the paper's eq. 9 with the model's stored EMA, style weight = α;
+* ``base``: the training recipe's objective — each layer divided by the base network's own loss on the pair, style
+  weight = α × ``loss.style_gain`` (3 for the shipped default).
+
+    python scripts/research/slider_agreement.py refs --objective base --cache /work/long_run/refs
+    python scripts/research/slider_agreement.py judge --objective base --cache /work/long_run/refs [--model M]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+from pathlib import Path
+
+import torch
+
+from adjustable_style.evaluation.comparisons import reference_config, reference_objective
+from adjustable_style.evaluation.pairs import style_alpha
+from adjustable_style.evaluation.settings import EvalSettings
+from adjustable_style.evaluation.slider_effect import _agreement, _pixel_change, vgg_statistics
+from adjustable_style.evaluation.splits import choose_pairs, find_images
+from adjustable_style.gatys import optimize
+from adjustable_style.image import load_image
+from adjustable_style.losses import Targets, total_variation
+from adjustable_style.stylizer import Stylizer
+
+
+def load_pairs(n: int, size: int = 256, first: int = 0):
+    contents, styles, _ = find_images(EvalSettings())
+    chosen = choose_pairs(contents, styles, 16, 0)[first : first + n]
+    return [(first + k, c, s, load_image(c, size=size)) for k, (c, s) in enumerate(chosen)]
+
+
+def objective(st: Stylizer, kind: str, content: torch.Tensor, style_path: Path):
+    """(normalisers for optimize's ``ema``, style gain) of objective ``kind`` on one pair."""
+    if kind == "ema":
+        ema, _ = reference_objective(st)
+        return ema, 1.0
+    gain = float(st.exported.config["train"]["style_gain"])
+    loss = st.exported.loss_module()
+    with torch.inference_mode():
+        base = st.stylize_base(content, style_path, max_size=None)
+        t = Targets(loss.content_targets(content), loss.style_targets(st.style_image(style_path)))
+        raw = loss.raw_losses(base, t)[0]
+    return (raw.float(), float(total_variation(base)[0])), gain
+
+
+def cmd_refs(args):
+    torch.set_num_threads(args.threads)
+    st = Stylizer.load(args.model)
+    lo, hi = st.alpha_range
+    mid = (lo + hi) / 2
+    out = Path(args.cache, args.objective)
+    out.mkdir(parents=True, exist_ok=True)
+    for k, _, s, content in load_pairs(args.pairs, first=args.first):
+        ema, gain = objective(st, args.objective, content, s)
+        for layer in st.style_layers:
+            for end, v in (("lo", lo), ("hi", hi)):
+                f = out / f"p{k}_{layer}_{end}.pt"
+                if f.exists():
+                    continue
+                w = {n: gain * (v if n == layer else mid) for n in st.style_layers}
+                img, _ = optimize(
+                    content, st.style_image(s), reference_config(st, w, args.steps, 0.0), vgg=st.model.vgg, ema=ema
+                )
+                torch.save(img, f)
+                print(f, flush=True)
+
+
+def judge(st: Stylizer, kind: str, cache: str, pairs, render=None) -> dict:
+    """Medians over pairs per slider: cosine, magnitude ratio, ends/stylization, own ratio (style size)."""
+    lo, hi = st.alpha_range
+    mid = (lo + hi) / 2
+    keys = list(st.schema.keys)
+    render = render or (lambda content, s, alphas: st.stylize_alphas(content, s, alphas, max_size=None))
+    rows = {n: [] for n in st.style_layers}
+    var = []
+    for k, _, s, content in pairs:
+        loss = st.exported.loss_module()
+        with torch.inference_mode():
+            t = Targets(loss.content_targets(content), loss.style_targets(st.style_image(s)))
+        a_mid = style_alpha(st, dict.fromkeys(st.style_layers, mid))
+        middle = render(content, s, a_mid)
+        styl = _pixel_change(middle, content)
+        for layer in st.style_layers:
+            j = keys.index(f"style/{layer}")
+            a = torch.cat([a_mid, a_mid])
+            a[0, j], a[1, j] = lo, hi
+            ends = render(content, s, a)
+            with torch.inference_mode():
+                own = loss.raw_losses(
+                    ends, Targets({n: v.expand(2, -1, -1, -1) for n, v in t.content.items()}, t.style)
+                )[:, j]
+            ref = torch.cat([torch.load(Path(cache, kind, f"p{k}_{layer}_{e}.pt")) for e in ("lo", "hi")])
+            sm, sr = vgg_statistics(st, ends), vgg_statistics(st, ref)
+            ag = _agreement({n: x[1] - x[0] for n, x in sm.items()}, {n: x[1] - x[0] for n, x in sr.items()})
+            rows[layer].append(
+                dict(
+                    cos=ag["cosine"],
+                    mag=ag["magnitude_ratio"],
+                    vis=_pixel_change(ends[1:], ends[:1]) / styl,
+                    own=float(own[1] / own[0]),
+                    ref_vis=_pixel_change(ref[1:], ref[:1]) / styl,
+                )
+            )
+        if render is not None:
+            g = torch.Generator().manual_seed(k)
+            alphas = style_alpha(st, dict.fromkeys(st.style_layers, mid)).repeat(6, 1)
+            alphas[:, 1:] = lo + (hi - lo) * torch.rand(6, alphas.shape[1] - 1, generator=g)
+            imgs = render(content, s, alphas)
+            d = [_pixel_change(imgs[a : a + 1], imgs[b : b + 1]) for a, b in itertools.combinations(range(6), 2)]
+            var.append(255 * sum(d) / len(d))
+    med = {n: {m: statistics.median(r[m] for r in rs) for m in rs[0]} for n, rs in rows.items()}
+    med["variations_255"] = statistics.median(var)
+    med["rows"] = rows
+    return med
+
+
+def show(med: dict, title: str = "") -> None:
+    print(title)
+    for n, m in med.items():
+        if n in ("rows", "variations_255"):
+            continue
+        print(
+            f"  {n}: cos {m['cos']:+.2f} mag {m['mag']:.2f} vis {100 * m['vis']:.0f}% own {m['own']:.2f}"
+            f" (ref vis {100 * m['ref_vis']:.0f}%)"
+        )
+    print(f"  variations {med['variations_255']:.1f}/255")
+
+
+def scale_sliders(st: Stylizer, gains: list[float]) -> None:
+    """Multiply each style slider's bilinear head of Δ (the (2α_l − 1) term) by its gain, in place."""
+    lam = st.model.conditioning
+    head = lam.delta_params
+    n_c = len(st.schema.content)
+    rows = head.out_features // lam.terms
+    with torch.no_grad():
+        for i, g in enumerate(gains):
+            t = 1 + n_c + i
+            head.weight[t * rows : (t + 1) * rows] *= g
+            head.bias[t * rows : (t + 1) * rows] *= g
+
+
+def cmd_judge(args):
+    torch.set_num_threads(args.threads)
+    st = Stylizer.load(args.model)
+    if args.gain:
+        scale_sliders(st, [float(x) for x in args.gain.split(",")])
+    pairs = load_pairs(args.pairs, first=args.first)
+    show(judge(st, args.objective, args.cache, pairs), f"{args.model} vs {args.objective}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name in ("refs", "judge"):
+        q = sub.add_parser(name)
+        q.add_argument("--objective", choices=("ema", "base"), default="base")
+        q.add_argument("--cache", default="/work/long_run/refs")
+        q.add_argument("--model", default="default")
+        q.add_argument("--pairs", type=int, default=4)
+        q.add_argument("--first", type=int, default=0)
+        q.add_argument("--steps", type=int, default=50)
+        q.add_argument("--threads", type=int, default=1)
+        q.add_argument("--gain", default=None, help="per style slider, e.g. 2,2,1.5 (judge)")
+    args = p.parse_args()
+    {"refs": cmd_refs, "judge": cmd_judge}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
