@@ -24,11 +24,17 @@ import torch
 from adjustable_style.evaluation.comparisons import reference_config, reference_objective
 from adjustable_style.evaluation.pairs import style_alpha
 from adjustable_style.evaluation.settings import EvalSettings
-from adjustable_style.evaluation.slider_effect import _agreement, _pixel_change, vgg_statistics
+from adjustable_style.evaluation.slider_effect import (
+    _agreement,
+    _pixel_change,
+    _raw_losses,
+    _style_targets,
+    vgg_statistics,
+)
 from adjustable_style.evaluation.splits import choose_pairs, find_images
 from adjustable_style.gatys import optimize
 from adjustable_style.image import load_image
-from adjustable_style.losses import Targets, total_variation
+from adjustable_style.losses import total_variation
 from adjustable_style.stylizer import Stylizer
 
 
@@ -47,8 +53,7 @@ def objective(st: Stylizer, kind: str, content: torch.Tensor, style_path: Path):
     loss = st.exported.loss_module()
     with torch.inference_mode():
         base = st.stylize_base(content, style_path, max_size=None)
-        t = Targets(loss.content_targets(content), loss.style_targets(st.style_image(style_path)))
-        raw = loss.raw_losses(base, t)[0]
+        raw = loss.raw_losses(base, loss.targets(content, st.style_image(style_path)))[0]
     return (raw.float(), float(total_variation(base)[0])), gain
 
 
@@ -74,18 +79,19 @@ def cmd_refs(args):
                 print(f, flush=True)
 
 
-def judge(st: Stylizer, kind: str, cache: str, pairs, render=None) -> dict:
+def judge(st: Stylizer, kind: str, cache: str, pairs) -> dict:
     """Medians over pairs per slider: cosine, magnitude ratio, ends/stylization, own ratio (style size)."""
     lo, hi = st.alpha_range
     mid = (lo + hi) / 2
     keys = list(st.schema.keys)
-    render = render or (lambda content, s, alphas: st.stylize_alphas(content, s, alphas, max_size=None))
+
+    def render(content, s, alphas):
+        return st.stylize_alphas(content, s, alphas, max_size=None)
+
     rows = {n: [] for n in st.style_layers}
     var = []
     for k, _, s, content in pairs:
-        loss = st.exported.loss_module()
-        with torch.inference_mode():
-            t = Targets(loss.content_targets(content), loss.style_targets(st.style_image(s)))
+        grams = _style_targets(st, st.style_image(s))
         a_mid = style_alpha(st, dict.fromkeys(st.style_layers, mid))
         middle = render(content, s, a_mid)
         styl = _pixel_change(middle, content)
@@ -94,10 +100,7 @@ def judge(st: Stylizer, kind: str, cache: str, pairs, render=None) -> dict:
             a = torch.cat([a_mid, a_mid])
             a[0, j], a[1, j] = lo, hi
             ends = render(content, s, a)
-            with torch.inference_mode():
-                own = loss.raw_losses(
-                    ends, Targets({n: v.expand(2, -1, -1, -1) for n, v in t.content.items()}, t.style)
-                )[:, j]
+            own = _raw_losses(st, ends, content, grams)[:, j]
             ref = torch.cat([torch.load(Path(cache, kind, f"p{k}_{layer}_{e}.pt")) for e in ("lo", "hi")])
             sm, sr = vgg_statistics(st, ends), vgg_statistics(st, ref)
             ag = _agreement({n: x[1] - x[0] for n, x in sm.items()}, {n: x[1] - x[0] for n, x in sr.items()})
@@ -110,13 +113,13 @@ def judge(st: Stylizer, kind: str, cache: str, pairs, render=None) -> dict:
                     ref_vis=_pixel_change(ref[1:], ref[:1]) / styl,
                 )
             )
-        if render is not None:
-            g = torch.Generator().manual_seed(k)
-            alphas = style_alpha(st, dict.fromkeys(st.style_layers, mid)).repeat(6, 1)
-            alphas[:, 1:] = lo + (hi - lo) * torch.rand(6, alphas.shape[1] - 1, generator=g)
-            imgs = render(content, s, alphas)
-            d = [_pixel_change(imgs[a : a + 1], imgs[b : b + 1]) for a, b in itertools.combinations(range(6), 2)]
-            var.append(255 * sum(d) / len(d))
+        # Six variations at this script's own seeded α (not evaluate's seeds: its 7.5/255 is 6.7/255 here).
+        g = torch.Generator().manual_seed(k)
+        alphas = a_mid.repeat(6, 1)
+        alphas[:, 1:] = lo + (hi - lo) * torch.rand(6, alphas.shape[1] - 1, generator=g)
+        imgs = render(content, s, alphas)
+        d = [_pixel_change(imgs[a : a + 1], imgs[b : b + 1]) for a, b in itertools.combinations(range(6), 2)]
+        var.append(255 * sum(d) / len(d))
     med = {n: {m: statistics.median(r[m] for r in rs) for m in rs[0]} for n, rs in rows.items()}
     med["variations_255"] = statistics.median(var)
     med["rows"] = rows
