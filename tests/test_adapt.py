@@ -82,6 +82,19 @@ def test_calibration_over_several_paintings(st: Stylizer) -> None:
         st.fit_calibration([], [CAT], steps=1)
 
 
+def test_ema_objective_is_the_one_optimize_uses(st: Stylizer) -> None:
+    """objective="ema" fits D to Σ α_l·L_l / EMA_l (no base-network pass, style weight α): a different D from the
+    recipe's objective on the same crops and α, recorded in the adapter; unknown objectives are refused."""
+    kw = dict(steps=2, crop=96, batch=2, lr=0.02, design=("one",))
+    ema = st.fit_adapter(MONET, photos=[CAT], objective="ema", **kw)
+    base = st.fit_adapter(MONET, photos=[CAT], **kw)
+    assert ema.meta["objective"] == "ema" and base.meta["objective"] == "base"
+    assert bool(torch.isfinite(ema.offsets).all()) and float(ema.offsets.abs().max()) > 1e-3
+    assert float((ema.offsets - base.offsets).abs().max()) > 1e-4
+    with pytest.raises(ValueError, match="objective"):
+        st.fit_adapter(MONET, steps=1, objective="gram")
+
+
 def test_fit_makes_the_sliders_stronger_on_its_painting_only(st: Stylizer, fitted: tuple) -> None:
     ad, before = fitted
     assert ad.offsets.shape == (1 + len(st.schema.keys), 2 * st.model.net.cin_channels)

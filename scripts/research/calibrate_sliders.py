@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from adjustable_style.adapt import FitSettings, fit_offsets
 from adjustable_style.evaluation import shared_data_dir
 from adjustable_style.export import write_export
 from adjustable_style.model_files import resolve_model
@@ -42,6 +43,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=0.01)
     ap.add_argument("--design", default="random,one,corners")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--objective", choices=("base", "ema"), default="base", help="adapt.FitSettings.objective")
+    ap.add_argument("--tune-delta", type=float, default=0.0, help="also fine-tune Λ's Δ at this Adam lr (0: only D)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
@@ -67,21 +70,35 @@ def main() -> None:
         if step % 10 == 0 or step == steps:
             print(f"  step {step}/{steps}: objective {obj:.3f} ({time.time() - t0:.0f} s)", flush=True)
 
-    d = st.fit_calibration(
-        styles,
-        photos,
-        progress=progress,
+    settings = FitSettings(
         steps=args.steps,
         crop=args.crop,
         batch=args.batch,
         lr=args.lr,
         seed=args.seed,
         design=args.design.split(","),
+        objective=args.objective,
+        tune_lr=args.tune_delta,
+    )
+    lam = st.model.conditioning
+    tune = [*lam.body.parameters(), *lam.delta_params.parameters()] if args.tune_delta > 0 else []
+    loss = st.exported.loss_module()
+    d = fit_offsets(
+        st.model,
+        loss,
+        [st.embed(s) for s in styles],
+        [loss.style_targets(st.style_image(s)) for s in styles],
+        [st.image(p, "photo") for p in photos],
+        settings,
+        float(st.exported.config["train"]["style_gain"]),
+        progress,
+        tune,
     )
     st.fold_offsets(d)
     recipe = (
         f"scripts/research/calibrate_sliders.py --steps {args.steps} --crop {args.crop} --batch {args.batch} "
-        f"--lr {args.lr} --design {args.design} --seed {args.seed} on {args.model}: "
+        f"--lr {args.lr} --design {args.design} --seed {args.seed} --objective {args.objective} "
+        f"--tune-delta {args.tune_delta} on {args.model}: "
         f"{len(styles)} train paintings x {len(photos)} train photos"
     )
     earlier = st.exported.config.get("calibrated", [])

@@ -47,6 +47,7 @@ BUNDLED_PHOTOS = tuple(
 )
 FORMAT = "adjustable-style slider adapter 1"
 DESIGNS = ("random", "one", "corners")
+OBJECTIVES = ("base", "ema")
 
 
 class AdapterError(InputError):
@@ -79,6 +80,10 @@ class FitSettings:
         lr: Adam's learning rate at the start.
         seed: crops and α.
         design: the α design of each step, cycled (see :func:`design_alphas`): "random", "one", "corners".
+        objective: "base" (each layer's loss divided by the base network's own loss on the same crop, style terms ×
+            the recipe's style gain) or "ema" (the paper's eq. 9: each layer divided by the model's stored loss EMA,
+            style weight = α; the objective :func:`adjustable_style.gatys.optimize` minimises for the same α).
+        tune_lr: Adam's learning rate for model weights fine-tuned along with D (:func:`fit_offsets`'s ``tune``).
     """
 
     steps: int = 60
@@ -87,6 +92,8 @@ class FitSettings:
     lr: float = 0.01
     seed: int = 0
     design: tuple[str, ...] = DESIGNS
+    objective: str = "base"
+    tune_lr: float = 1e-4
 
     def __post_init__(self) -> None:
         check_int("steps", self.steps, low=1)
@@ -94,11 +101,14 @@ class FitSettings:
         if check_int("batch", self.batch, low=2) % 2:
             raise InputError(f"batch must be an even int >= 2, got {self.batch!r}")
         check_number("lr", self.lr, 0.0, math.inf)
+        check_number("tune_lr", self.tune_lr, 0.0, math.inf)
         check_int("seed", self.seed)
         design = tuple(self.design)
         if not design or any(x not in DESIGNS for x in design):
             raise InputError(f"design must be a non-empty sequence of {', '.join(DESIGNS)}, got {design!r}")
         object.__setattr__(self, "design", design)
+        if self.objective not in OBJECTIVES:
+            raise InputError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
 
 
 def style_digest(style: torch.Tensor) -> str:
@@ -159,11 +169,13 @@ def fit_offsets(
     settings: FitSettings = FitSettings(),
     style_gain: float = 3.0,
     progress: Callable[[int, int, float], None] | None = None,
+    tune: Sequence[torch.nn.Parameter] = (),
 ) -> torch.Tensor:
     """Slider offsets D ((1 + L) × 2C, float32 on the CPU) minimising the adapter objective (module docstring).
 
     Args:
-        model: a model with a base network, on the device the fit runs on; its weights do not change.
+        model: a model with a base network, on the device the fit runs on; its weights do not change unless
+            named in ``tune``.
         loss: its training loss module (same device).
         embeddings: one (1, D) per painting.
         style_targets: one Gram-target dict per painting (:meth:`PerceptualLoss.style_targets`).
@@ -171,6 +183,7 @@ def fit_offsets(
         settings: steps, crop, batch, learning rate, seed, α designs.
         style_gain: the recipe's style gain (the style terms' factor, as in training).
         progress: called as ``progress(step, steps, objective)`` after each step.
+        tune: the model's own weights to fine-tune along with D, in place (e.g. Λ's Δ), at ``settings.tune_lr``.
 
     One painting gives an adapter; several give a calibration of the model (each pair of α rows with a random one).
     """
@@ -179,15 +192,23 @@ def fit_offsets(
         raise InputError("fitting slider offsets needs at least one painting and one photo")
     st, keys = settings, list(model.schema.keys)
     dev = embeddings[0].device
-    gains = torch.tensor([style_gain if k.startswith("style/") else 1.0 for k in keys], device=dev)
+    ema = st.objective == "ema"
+    if ema and not bool(loss.ema_initialized):
+        raise InputError("objective='ema' needs a model whose loss EMA was updated in training; use objective='base'")
+    gain = 1.0 if ema else style_gain
+    gains = torch.tensor([gain if k.startswith("style/") else 1.0 for k in keys], device=dev)
     pool = photo_pool(photos, st.crop)
     g = torch.Generator().manual_seed(st.seed)
     d = torch.zeros(1 + len(keys), 2 * model.net.cin_channels, device=dev, requires_grad=True)
-    opt = torch.optim.Adam([d], lr=st.lr)
+    groups = [{"params": [d], "lr": st.lr}] + ([{"params": list(tune), "lr": st.tune_lr}] if tune else [])
+    opt = torch.optim.Adam(groups)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * i / st.steps)))
-    params = [p for p in model.parameters() if p.requires_grad]
-    for p in params:  # only D learns; the model's own weights stay as they are (and get no .grad)
+    tuned = {id(p) for p in tune}
+    params = [p for p in model.parameters() if p.requires_grad and id(p) not in tuned]
+    for p in params:  # only D (and ``tune``) learn; the model's other weights stay as they are and get no .grad
         p.requires_grad_(False)
+    for p in tune:
+        p.requires_grad_(True)
     n = len(embeddings)
     try:
         for step in range(st.steps):
@@ -204,8 +225,11 @@ def fit_offsets(
             tg = Targets(
                 loss.content_targets(c), {k: torch.cat([style_targets[w][k] for w in which]) for k in style_targets[0]}
             )
-            with torch.no_grad():
-                ref = loss.raw_losses(model(c, e, a, delta=False), tg).clamp_min(1e-12)
+            if ema:  # eq. 9 up to a constant factor: Σ_l α_l · L_l / EMA_l
+                ref = loss.ema.to(dev).clamp_min(1e-12).expand(c.shape[0], -1)
+            else:
+                with torch.no_grad():
+                    ref = loss.raw_losses(model(c, e, a, delta=False), tg).clamp_min(1e-12)
             obj = (a * gains * loss.raw_losses(model(c, e, a, offsets=d), tg) / ref).sum(1).mean()
             opt.zero_grad()
             obj.backward()
@@ -238,6 +262,7 @@ def new_adapter(
         "lr": str(settings.lr),
         "seed": str(settings.seed),
         "design": ",".join(settings.design),
+        "objective": settings.objective,
         "photos": json.dumps(list(photo_names)),
         "seconds": f"{seconds:.1f}",
         "keys": json.dumps(list(model.schema.keys)),

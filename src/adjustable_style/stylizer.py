@@ -235,7 +235,8 @@ class Stylizer:
             photos: content photos to fit on (random crops); default: the three bundled example photos. D does not
                 depend on the photo, but a few varied photos make it generalise (fitted on 3, measured on others).
             progress: called as ``progress(step, steps, objective)`` after each step.
-            settings: :class:`~adjustable_style.adapt.FitSettings` (steps=60, crop=192, batch=4, lr, seed, design).
+            settings: :class:`~adjustable_style.adapt.FitSettings` (steps=60, crop=192, batch=4, lr, seed, design,
+                objective).
         """
         adapt.check_model(self.model)
         fit = FitSettings(**settings)
