@@ -20,6 +20,7 @@ import statistics
 from pathlib import Path
 
 import torch
+from scale_sliders import scale_sliders
 
 from adjustable_style.evaluation.comparisons import reference_config, reference_objective
 from adjustable_style.evaluation.pairs import style_alpha
@@ -136,19 +137,6 @@ def show(med: dict, title: str = "") -> None:
             f" (ref vis {100 * m['ref_vis']:.0f}%)"
         )
     print(f"  variations {med['variations_255']:.1f}/255")
-
-
-def scale_sliders(st: Stylizer, gains: list[float]) -> None:
-    """Multiply each style slider's bilinear head of Δ (the (2α_l − 1) term) by its gain, in place."""
-    lam = st.model.conditioning
-    head = lam.delta_params
-    n_c = len(st.schema.content)
-    rows = head.out_features // lam.terms
-    with torch.no_grad():
-        for i, g in enumerate(gains):
-            t = 1 + n_c + i
-            head.weight[t * rows : (t + 1) * rows] *= g
-            head.bias[t * rows : (t + 1) * rows] *= g
 
 
 def cmd_judge(args):
