@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import time
 from pathlib import Path
 
 import torch
+from scale_sliders import write_model
 
 from adjustable_style.adapt import FitSettings, fit_offsets
 from adjustable_style.evaluation import shared_data_dir
-from adjustable_style.export import write_export
-from adjustable_style.model_files import resolve_model
 from adjustable_style.stylizer import Stylizer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,17 +99,7 @@ def main() -> None:
         f"--tune-delta {args.tune_delta} on {args.model}: "
         f"{len(styles)} train paintings x {len(photos)} train photos"
     )
-    earlier = st.exported.config.get("calibrated", [])
-    config = {**st.exported.config, "calibrated": [*(earlier if isinstance(earlier, list) else [earlier]), recipe]}
-
-    def licence(folder: Path) -> list[str]:
-        src = resolve_model(args.model)
-        names = [n for n in ("LICENSE", "NOTICE") if (src / n).exists()]
-        for n in names:
-            shutil.copy(src / n, folder / n)
-        return names
-
-    write_export(config, st.model.state_dict(), out, extra=licence)
+    write_model(st, args.model, recipe, out)
     print(f"wrote {out} ({time.time() - t0:.0f} s); |D| = {float(d.norm()):.3f}")
 
 

@@ -36,6 +36,22 @@ def scale_sliders(st: Stylizer, gains: list[float]) -> None:
             head.bias[t * rows : (t + 1) * rows] *= g
 
 
+def write_model(st: Stylizer, source: str, recipe: str, out: Path) -> None:
+    """Write ``st``'s model as an export in ``out`` with ``recipe`` appended to its config's "calibrated" list and
+    the source model's LICENSE and NOTICE."""
+    earlier = st.exported.config.get("calibrated", [])
+    config = {**st.exported.config, "calibrated": [*(earlier if isinstance(earlier, list) else [earlier]), recipe]}
+
+    def licence(folder: Path) -> list[str]:
+        src = resolve_model(source)
+        names = [n for n in ("LICENSE", "NOTICE") if (src / n).exists()]
+        for n in names:
+            shutil.copy(src / n, folder / n)
+        return names
+
+    write_export(config, st.model.state_dict(), out, extra=licence)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="default")
@@ -48,18 +64,7 @@ def main() -> None:
     st = Stylizer.load(args.model, device="cpu", backend="torch")
     gains = [float(x) for x in args.gain.split(",")]
     scale_sliders(st, gains)
-    earlier = st.exported.config.get("calibrated", [])
-    recipe = f"scripts/research/scale_sliders.py --gain {args.gain} on {args.model}"
-    config = {**st.exported.config, "calibrated": [*(earlier if isinstance(earlier, list) else [earlier]), recipe]}
-
-    def licence(folder: Path) -> list[str]:
-        src = resolve_model(args.model)
-        names = [n for n in ("LICENSE", "NOTICE") if (src / n).exists()]
-        for n in names:
-            shutil.copy(src / n, folder / n)
-        return names
-
-    write_export(config, st.model.state_dict(), out, extra=licence)
+    write_model(st, args.model, f"scripts/research/scale_sliders.py --gain {args.gain} on {args.model}", out)
     print(f"wrote {out}")
 
 
