@@ -39,8 +39,20 @@ if [[ $part == all || $part == default ]]; then
   done
   adjustable-style sweep $photo $held --layer all -n 5 --size 384 --cell 192 \
       -o docs/default_sweep_all.jpg | tee docs/default_sweep_all.txt
-  adjustable-style variations $photo examples/painting_monet_water_lilies.jpg -n 6 --seed 0 --size 384 \
+  adjustable-style variations $photo $held -n 6 --seed 0 --size 384 \
       --cell 192 -o docs/default_variations.jpg | tee docs/default_variations.txt
+  adjustable-style variations $photo examples/painting_monet_water_lilies.jpg -n 6 --seed 0 --size 384 \
+      --cell 192 -o docs/default_variations_monet.jpg | tee docs/default_variations_monet.txt
+  # how far apart the variations are: mean pairwise |difference| over pixels and channels, /255
+  python - <<'EOF2' | tee docs/default_variations_spread.txt
+import itertools
+from adjustable_style.stylizer import Stylizer
+st = Stylizer.load("default")
+for p in ("painting_kandinsky_small_worlds_i.jpg", "painting_monet_water_lilies.jpg"):
+    imgs, _ = st.variations("examples/photo_cat.jpg", f"examples/{p}", n=6, seed=0, max_size=384)
+    d = [255 * float((imgs[a] - imgs[b]).abs().mean()) for a, b in itertools.combinations(range(6), 2)]
+    print(f"cat x {p}: 6 variations differ by {sum(d) / len(d):.1f}/255 on average (most apart: {max(d):.1f}/255)")
+EOF2
 fi
 
 if [[ $part == all || $part == bench ]]; then

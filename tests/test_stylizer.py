@@ -287,8 +287,9 @@ def test_run_on_prepared_tensors_matches_stylize() -> None:
 
 
 def test_files_with_the_old_name_of_the_conditioning_load(st: Stylizer) -> None:
-    """Λ was stored as ``mlp.*`` (the bundled models' weights, older checkpoints as ``model.mlp.*``); it loads."""
-    with safe_open(str(resolve_model("default") / "model.safetensors"), framework="pt") as f:
+    """Λ was stored as ``mlp.*`` (``starry_night``'s weights, older exports and checkpoints as ``model.mlp.*``); it
+    loads."""
+    with safe_open(str(resolve_model("starry_night") / "model.safetensors"), framework="pt") as f:
         assert any(k.startswith("mlp.") for k in f.keys())
     own = st.model.state_dict()
     legacy = {k.replace("conditioning.", "mlp.", 1): v for k, v in own.items()}
