@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+import torch.distributed as dist
+
 from ..config import load_config
 from ..train import fit
 from .common import quiet_arg, say
@@ -26,6 +28,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if last:
             say(args, f"checkpoint: {last}")
             say(args, f"export it for inference: adjustable-style export {last} -o MODEL_DIR")
+    if dist.is_available() and dist.is_initialized():  # tear the process group down before the interpreter does
+        dist.barrier()  # (left to exit, gloo's threads can abort the process after a finished run)
+        dist.destroy_process_group()
     return 0
 
 
