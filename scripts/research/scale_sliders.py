@@ -5,7 +5,12 @@ the slider's move of γ, β g_l times as large (α = 0.5 is unchanged: every ima
 gains with ``slider_agreement.py judge --gain`` so each slider moves the VGG statistics about as far as L-BFGS on
 the same weights does (magnitude ratio near 1, within 0.5–2×).
 
+``--low``/``--high`` instead size each half of a slider apart (``ModelConfig.slider_gain_low/high``, stored in the
+export's config; the weights stay as they are): choose them with ``slider_agreement.py judge --lo --hi`` so that
+each half moves the statistics as far as L-BFGS does from every slider at the middle.
+
     python scripts/research/scale_sliders.py --model M --gain 1.8,2.5,1.8 --out runs/scaled
+    python scripts/research/scale_sliders.py --model M --low 1,1.3,1.4 --high 0.6,0.3,0.4 --out runs/halves
 """
 
 from __future__ import annotations
@@ -52,19 +57,41 @@ def write_model(st: Stylizer, source: str, recipe: str, out: Path) -> None:
     write_export(config, st.model.state_dict(), out, extra=licence)
 
 
+def set_half_gains(st: Stylizer, low: list[float], high: list[float]) -> None:
+    """Store per-half gains of the style sliders in the model's config (``ModelConfig.slider_gain_low/high``; the
+    content weight's entries stay 1) and in Λ; the weights are unchanged."""
+    n_c = len(st.schema.content)
+    if len(low) != len(st.style_layers) or len(high) != len(st.style_layers):
+        raise SystemExit(f"error: give {len(st.style_layers)} gains per half ({', '.join(st.style_layers)})")
+    model = dict(st.exported.config["model"])
+    model["slider_gain_low"] = [1.0] * n_c + low
+    model["slider_gain_high"] = [1.0] * n_c + high
+    st.exported.config["model"] = model
+    st.model.conditioning.half_gains.copy_(torch.tensor([model["slider_gain_low"], model["slider_gain_high"]]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="default")
-    ap.add_argument("--gain", required=True, help="one per style slider, e.g. 1.8,2.5,1.8")
+    ap.add_argument("--gain", default=None, help="one per style slider, e.g. 1.8,2.5,1.8 (both halves; weights)")
+    ap.add_argument("--low", default=None, help="gains below the middle, one per style slider (config)")
+    ap.add_argument("--high", default=None, help="gains above the middle, one per style slider (config)")
     ap.add_argument("--out", required=True, help="folder for the export (must not exist)")
     args = ap.parse_args()
     out = Path(args.out)
     if out.exists():
         raise SystemExit(f"error: {out} exists; give a new folder (nothing is overwritten)")
+    if not args.gain and not (args.low and args.high):
+        raise SystemExit("error: give --gain, or --low and --high")
     st = Stylizer.load(args.model, device="cpu", backend="torch")
-    gains = [float(x) for x in args.gain.split(",")]
-    scale_sliders(st, gains)
-    write_model(st, args.model, f"scripts/research/scale_sliders.py --gain {args.gain} on {args.model}", out)
+    recipe = "scripts/research/scale_sliders.py"
+    if args.gain:
+        scale_sliders(st, [float(x) for x in args.gain.split(",")])
+        recipe += f" --gain {args.gain}"
+    if args.low and args.high:
+        set_half_gains(st, [float(x) for x in args.low.split(",")], [float(x) for x in args.high.split(",")])
+        recipe += f" --low {args.low} --high {args.high}"
+    write_model(st, args.model, f"{recipe} on {args.model}", out)
     print(f"wrote {out}")
 
 

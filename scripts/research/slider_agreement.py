@@ -20,6 +20,7 @@ import statistics
 from pathlib import Path
 
 import torch
+from asym_gain import set_half_gains
 from scale_sliders import scale_sliders
 
 from adjustable_style.evaluation.comparisons import reference_config, reference_objective
@@ -67,17 +68,17 @@ def cmd_refs(args):
     out.mkdir(parents=True, exist_ok=True)
     for k, _, s, content in load_pairs(args.pairs, first=args.first):
         ema, gain = objective(st, args.objective, content, s)
-        for layer in st.style_layers:
-            for end, v in (("lo", lo), ("hi", hi)):
-                f = out / f"p{k}_{layer}_{end}.pt"
-                if f.exists():
-                    continue
-                w = {n: gain * (v if n == layer else mid) for n in st.style_layers}
-                img, _ = optimize(
-                    content, st.style_image(s), reference_config(st, w, args.steps, 0.0), vgg=st.model.vgg, ema=ema
-                )
-                torch.save(img, f)
-                print(f, flush=True)
+        runs = [(f"{layer}_{end}", layer, v) for layer in st.style_layers for end, v in (("lo", lo), ("hi", hi))]
+        for name, layer, v in [("mid", None, mid), *runs]:  # mid: every slider at the middle (each half's start)
+            f = out / f"p{k}_{name}.pt"
+            if f.exists():
+                continue
+            w = {n: gain * (v if n == layer else mid) for n in st.style_layers}
+            img, _ = optimize(
+                content, st.style_image(s), reference_config(st, w, args.steps, 0.0), vgg=st.model.vgg, ema=ema
+            )
+            torch.save(img, f)
+            print(f, flush=True)
 
 
 def judge(st: Stylizer, kind: str, cache: str, pairs) -> dict:
@@ -105,6 +106,15 @@ def judge(st: Stylizer, kind: str, cache: str, pairs) -> dict:
             ref = torch.cat([torch.load(Path(cache, kind, f"p{k}_{layer}_{e}.pt")) for e in ("lo", "hi")])
             sm, sr = vgg_statistics(st, ends), vgg_statistics(st, ref)
             ag = _agreement({n: x[1] - x[0] for n, x in sm.items()}, {n: x[1] - x[0] for n, x in sr.items()})
+            halves = {}
+            mid_file = Path(cache, kind, f"p{k}_mid.pt")
+            if mid_file.exists():  # each half on its own: (end − middle), model vs reference
+                mm, mr = vgg_statistics(st, middle), vgg_statistics(st, torch.load(mid_file))
+                for e, i in (("lo", 0), ("hi", 1)):
+                    h = _agreement(
+                        {n: x[i] - mm[n][0] for n, x in sm.items()}, {n: x[i] - mr[n][0] for n, x in sr.items()}
+                    )
+                    halves[f"cos_{e}"], halves[f"mag_{e}"] = h["cosine"], h["magnitude_ratio"]
             rows[layer].append(
                 dict(
                     cos=ag["cosine"],
@@ -112,6 +122,7 @@ def judge(st: Stylizer, kind: str, cache: str, pairs) -> dict:
                     vis=_pixel_change(ends[1:], ends[:1]) / styl,
                     own=float(own[1] / own[0]),
                     ref_vis=_pixel_change(ref[1:], ref[:1]) / styl,
+                    **halves,
                 )
             )
         # Six variations at this script's own seeded α (not evaluate's seeds: its 7.5/255 is 6.7/255 here).
@@ -135,6 +146,12 @@ def show(med: dict, title: str = "") -> None:
         print(
             f"  {n}: cos {m['cos']:+.2f} mag {m['mag']:.2f} vis {100 * m['vis']:.0f}% own {m['own']:.2f}"
             f" (ref vis {100 * m['ref_vis']:.0f}%)"
+            + (
+                f" | lo half cos {m['cos_lo']:+.2f} mag {m['mag_lo']:.2f},"
+                f" hi half cos {m['cos_hi']:+.2f} mag {m['mag_hi']:.2f}"
+                if "cos_lo" in m
+                else ""
+            )
         )
     print(f"  variations {med['variations_255']:.1f}/255")
 
@@ -144,6 +161,9 @@ def cmd_judge(args):
     st = Stylizer.load(args.model)
     if args.gain:
         scale_sliders(st, [float(x) for x in args.gain.split(",")])
+    if args.lo or args.hi:
+        n = len(st.style_layers)
+        set_half_gains(st, *[[float(x) for x in (g or ",".join(["1"] * n)).split(",")] for g in (args.lo, args.hi)])
     pairs = load_pairs(args.pairs, first=args.first)
     show(judge(st, args.objective, args.cache, pairs), f"{args.model} vs {args.objective}")
 
@@ -161,6 +181,8 @@ def main() -> None:
         q.add_argument("--steps", type=int, default=50)
         q.add_argument("--threads", type=int, default=1)
         q.add_argument("--gain", default=None, help="per style slider, e.g. 2,2,1.5 (judge)")
+        q.add_argument("--lo", default=None, help="asymmetric gains below the middle (judge; asym_gain.py)")
+        q.add_argument("--hi", default=None, help="asymmetric gains above the middle (judge; asym_gain.py)")
     args = p.parse_args()
     {"refs": cmd_refs, "judge": cmd_judge}[args.cmd](args)
 

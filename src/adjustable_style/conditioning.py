@@ -14,6 +14,10 @@ Design choices the paper (Babaeizadeh & Ghiasi, arXiv 1811.08560) leaves open, a
   model's manifold of styles), the CIN parameters directly, or both.
 * Slider offsets D (adapters, calibration; see :mod:`adjustable_style.adapt`): γ, β += [1, 2α − 1] · D, defined
   once here (:func:`apply_offsets`).
+* The bilinear Δ's two ends of a slider are mirror images unless sized apart: each α's term g·(2α − 1)·head(h)
+  takes g from ``half_gains`` (the model config's ``slider_gain_low/high``), one factor below the middle and one
+  above. L-BFGS on the paper's objective moves the picture much less from the middle to 1 than from the middle to 0
+  (dropping a loss term changes the optimum more than doubling it), so a mirrored slider overshoots at the top.
 
 Example:
     >>> lam = ConditioningMLP(4, 100, 1379)
@@ -23,6 +27,8 @@ Example:
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -118,6 +124,8 @@ class BaseDeltaConditioning(nn.Module):
         form: ``"input"``: Δ = head(h), h = MLP(α ⊕ e); ``"bilinear"``: Δ = head_0(h) + Σ_l (2α_l − 1)·head_l(h).
             With α only an input, Δ's first layer is dominated by the 100-d e and α's effect must be grown through
             zero-initialised heads; the bilinear heads make each slider's effect a direction from step 1.
+        gains: with ``"bilinear"``, factors (one per α, or empty for 1) on each α's term below and above its
+            middle: the two halves of a slider sized apart.
 
     Example:
         >>> lam = BaseDeltaConditioning(4, 100, 347)
@@ -136,10 +144,18 @@ class BaseDeltaConditioning(nn.Module):
         depth: int = 2,
         delta: str = "both",
         form: str = "input",
+        gains: tuple[Sequence[float], Sequence[float]] = ((), ()),
     ) -> None:
         super().__init__()
         self.n_alpha = n_alpha
         self.terms = 1 + n_alpha if form == "bilinear" else 1  # output heads: one shared, one per α
+        # Each α's bilinear term is scaled by one factor below its middle and another above (rows 0, 1); part of
+        # the model's config, not of its weights.
+        half = torch.ones(2, n_alpha)
+        for row, g in enumerate(gains):
+            if len(g):
+                half[row] = torch.tensor([float(x) for x in g])
+        self.register_buffer("half_gains", half, persistent=False)
         self.base_gamma = nn.Linear(embedding_dim, cin_channels)
         self.base_beta = nn.Linear(embedding_dim, cin_channels)
         # The embedding is normalised and the body uses SiLU with He-initialised weights and zero biases: with
@@ -172,7 +188,12 @@ class BaseDeltaConditioning(nn.Module):
             raise ValueError(f"alpha must have shape (B, {self.n_alpha}), got {tuple(alpha.shape)}")
         a = alpha.to(embedding.dtype)
         h = self.body(torch.cat([2 * a - 1, self.in_norm(embedding)], dim=1))  # inputs centred, O(1) per entry
-        coef = slider_coefficients(a) if self.terms > 1 else None  # (B, 1 + L)
+        coef = None
+        if self.terms > 1:  # (B, 1 + L): [1, g · (2α − 1)], g the factor of the half each α is in
+            c = slider_coefficients(a)
+            s = c[:, 1:]
+            gain = torch.where(s < 0, self.half_gains[0].to(s), self.half_gains[1].to(s))
+            coef = torch.cat([c[:, :1], s * gain], dim=1)
 
         def head(layer: nn.Linear) -> torch.Tensor:
             out = layer(h)

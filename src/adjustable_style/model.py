@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import InputError, check_int
+from .checks import InputError, check_int, check_number
 from .conditioning import BaseDeltaConditioning, ConditioningMLP, apply_offsets
 from .layers import LayerSchema, layer_channels, sort_layers
 from .mobilenet import MobileNetV2StylePredictor
@@ -57,6 +57,9 @@ class ModelConfig:
         delta: what Δ moves with ``base_delta``: ``"embedding"``, ``"params"`` (γ, β) or ``"both"``.
         delta_form: how α enters Δ: ``"input"`` (concatenated to e, an MLP) or ``"bilinear"`` (also one output
             head per loss layer, scaled by 2α − 1: each slider gets its own e-dependent direction from step 1).
+        slider_gain_low, slider_gain_high: with the bilinear Δ, one factor per loss layer on that layer's term below
+            (above) the middle of its slider, so the two halves of a slider can be sized apart; empty: 1 for every
+            layer. Set when a trained model is calibrated against the exact reference, not by training.
     """
 
     channels: tuple[int, int, int] = (32, 64, 128)
@@ -72,6 +75,8 @@ class ModelConfig:
     conditioning: str = "mlp"
     delta: str = "both"
     delta_form: str = "input"
+    slider_gain_low: tuple[float, ...] = ()
+    slider_gain_high: tuple[float, ...] = ()
 
     @property
     def vgg_layers(self) -> tuple[str, ...]:
@@ -104,6 +109,13 @@ class ModelConfig:
             check_int(f"model.{name}", v, lo, hi)
         if len(self.channels) != 3:
             raise InputError(f"model.channels must hold 3 widths, got {list(self.channels)}")
+        for name in ("slider_gain_low", "slider_gain_high"):
+            for i, g in enumerate(getattr(self, name)):
+                check_number(f"model.{name}[{i}]", g, 0.01, 100.0)
+        if (self.slider_gain_low or self.slider_gain_high) and (
+            self.conditioning != "base_delta" or self.delta_form != "bilinear"
+        ):
+            raise InputError("model.slider_gain_low/high need conditioning=base_delta with delta_form=bilinear")
 
 
 # ------------------------------------------------------------------------------------------------------ leaves
@@ -342,8 +354,20 @@ class AdjustableStyleModel(nn.Module):
         n, d, c = schema.n_layers, config.embedding_dim, self.net.cin_channels
         self.conditioning: ConditioningMLP | BaseDeltaConditioning
         if config.conditioning == "base_delta":
+            for name in ("slider_gain_low", "slider_gain_high"):
+                if getattr(config, name) and len(getattr(config, name)) != n:
+                    raise InputError(
+                        f"model.{name} must hold one factor per loss layer ({n}), got {getattr(config, name)}"
+                    )
             self.conditioning = BaseDeltaConditioning(
-                n, d, c, config.mlp_hidden, config.mlp_depth, config.delta, config.delta_form
+                n,
+                d,
+                c,
+                config.mlp_hidden,
+                config.mlp_depth,
+                config.delta,
+                config.delta_form,
+                gains=(config.slider_gain_low, config.slider_gain_high),
             )
         else:
             self.conditioning = ConditioningMLP(n, d, c, config.mlp_hidden, config.mlp_depth)
