@@ -1,8 +1,9 @@
 """Slider agreement with the exact reference under two objectives, with the L-BFGS references cached on disk.
 
 The slider-effect section of ``evaluate`` spends ~20 min of its 30 on L-BFGS references that do not depend on
-the model being judged. This script computes them once per objective and pair (``refs``), then judges any model
-against them in about a minute (``judge``):
+the model being judged. This script computes them once per objective and pair (``refs``: each style slider at 0
+and at 1 with the others at 0.5, and every slider at 0.5), then judges any model against them in about a minute
+(``judge``: the whole slider, and each half from the middle when the middle reference is there):
 
 * ``ema``: the EMA-normalised objective of the paper's eq. 9 with the model's stored EMA, style weight = α;
 * ``base``: the training recipe's objective — each layer divided by the base network's own loss on the pair, style
