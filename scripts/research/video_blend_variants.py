@@ -147,6 +147,24 @@ VARIANTS = {
     "patch refresh 45 %, 32 px, hist + weak restore": lambda: Variant(
         post="spec+hist", blend=1e-3, sel=(0.45, 32, 0.1), detail=3, pw=0.3
     ),
+    "blend 0.4, restore (detail 9) + histogram": lambda: Variant(post="spec+hist", blend=0.4, detail=9),
+    "blend 0.45 + restore": lambda: Variant(blend=0.45),
+    # (fraction, blob px, feather): sharper seams, larger blobs, more or less refreshed, with and without the post
+    **{
+        f"patch refresh {f:.0%}, {cell} px, feather {fe}, {post}": (
+            lambda f=f, cell=cell, fe=fe, post=post: Variant(post=post, blend=1e-3, sel=(f, cell, fe), detail=3, pw=0.3)
+        )
+        for f, cell, fe, post in (
+            (0.40, 32, 0.1, "spec+hist"),
+            (0.45, 32, 0.03, "spec+hist"),
+            (0.45, 64, 0.03, "spec+hist"),
+            (0.40, 64, 0.03, "spec+hist"),
+            (0.50, 64, 0.03, "spec+hist"),
+            (0.45, 64, 0.005, "spec+hist"),
+            (0.45, 64, 0.005, "none"),
+            (0.45, 64, 0.03, "none"),
+        )
+    },
 }
 
 
