@@ -220,13 +220,17 @@ def test_adapter_folders(st: Stylizer, fitted: tuple, tmp_path: Path, capsys: py
 
 
 def test_offsets_formula_and_file_mode(st: Stylizer, fitted: tuple, tmp_path: Path) -> None:
-    """The model adds D as γ, β += [1, 2α − 1] · D; adapter files get the usual 0666 less the umask (0644)."""
+    """The model adds D as γ, β += [1, g · (2α − 1)] · D, g the model's gain for the half each α is in (the
+    default's relu3_4 and relu4_4 halves differ); adapter files get the usual 0666 less the umask (0644)."""
     ad, _ = fitted
     a, e = st.random_alphas(2, seed=3), st.embed(MONET).expand(2, -1)
+    halves = st.model.conditioning.half_gains
+    assert not torch.equal(halves[0], halves[1])
     with torch.no_grad():
         g0, b0 = st.model.conditioning(a, e)
         g, b = st.model.cin_params(a, e, offsets=ad.offsets)
-    dg, db = (torch.cat([torch.ones(2, 1), 2 * a - 1], 1) @ ad.offsets).chunk(2, 1)
+    s = 2 * a - 1
+    dg, db = (torch.cat([torch.ones(2, 1), s * torch.where(s < 0, halves[0], halves[1])], 1) @ ad.offsets).chunk(2, 1)
     assert torch.allclose(g, g0 + dg, atol=1e-6) and torch.allclose(b, b0 + db, atol=1e-6)
     with pytest.raises(ValueError, match="delta=False"):
         st.model.cin_params(a, e, offsets=ad.offsets, delta=False)

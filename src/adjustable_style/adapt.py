@@ -4,8 +4,9 @@ The shipped Λ predicts what each slider does from the style embedding alone, fo
 never saw its sliders are weak (own-layer loss ratios ~0.9, see the README). Fitted for one painting, the same
 parametrisation is much stronger (docs/magenta_finetune.md, "Where the headroom is"). An adapter is that fit:
 
-    γ, β = Λ(α, e) + [1, 2α_1 − 1, …, 2α_L − 1] · D,      D of shape (1 + L, 2·C), zero = no change
+    γ, β = Λ(α, e) + [1, g_1·(2α_1 − 1), …, g_L·(2α_L − 1)] · D,      D of shape (1 + L, 2·C), zero = no change
 
+(g_l: the model's gain for the half of slider l that α_l is in, 1 unless its config sizes the halves apart)
 (the model applies it: :func:`adjustable_style.conditioning.apply_offsets`), trained with the paper's objective —
 Σ_l α_l·L_l, each layer's loss divided by the base network's own loss on the same crop, style terms × the recipe's
 style gain — on random crops of a few photos, α cycling through three
@@ -59,7 +60,7 @@ class Adapter:
     """One painting's slider offsets.
 
     Attributes:
-        offsets: D (1 + L, 2·C) float32: γ, β += [1, 2α − 1] · D (γ the first C columns).
+        offsets: D (1 + L, 2·C) float32: γ, β += [1, g · (2α − 1)] · D (γ the first C columns).
         style_digest: hash of the painting as the style predictor sees it; the adapter applies to that painting only.
         meta: what it was fitted with (painting name, steps, crop, photos, seconds, model's CIN channels and α keys).
     """

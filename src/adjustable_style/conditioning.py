@@ -1,6 +1,6 @@
 """Conditioning: everything that turns the loss weights α into the CIN parameters γ, β of the transformer T.
 
-Read top to bottom: the slider coefficients [1, 2α − 1] and the slider-offset formula → :class:`ConditioningMLP`
+Read top to bottom: the slider coefficients [1, g · (2α − 1)] and the slider-offset formula → :class:`ConditioningMLP`
 (Λ of a model trained from scratch) → :class:`BaseDeltaConditioning` (Λ on the published base model).
 
 Design choices the paper (Babaeizadeh & Ghiasi, arXiv 1811.08560) leaves open, and what we chose:
@@ -12,8 +12,8 @@ Design choices the paper (Babaeizadeh & Ghiasi, arXiv 1811.08560) leaves open, a
   Magenta's own linear maps of ``e`` plus a correction Δ(α, e) whose last layers start at zero, so that at step 0
   every α gives Magenta's output exactly. Δ may shift the embedding (``e + Δe``, which keeps every α on the base
   model's manifold of styles), the CIN parameters directly, or both.
-* Slider offsets D (adapters, calibration; see :mod:`adjustable_style.adapt`): γ, β += [1, 2α − 1] · D, defined
-  once here (:func:`apply_offsets`).
+* Slider offsets D (adapters, calibration; see :mod:`adjustable_style.adapt`): γ, β += [1, g · (2α − 1)] · D,
+  defined once here (:func:`apply_offsets`), with the same coefficients as the bilinear Δ's heads.
 * The bilinear Δ's two ends of a slider are mirror images unless sized apart: each α's term g·(2α − 1)·head(h)
   takes g from ``half_gains`` (the model config's ``slider_gain_low/high``), one factor below the middle and one
   above. L-BFGS on the paper's objective moves the picture much less from the middle to 1 than from the middle to 0
@@ -36,21 +36,36 @@ from torch import nn
 # ------------------------------------------------------------------------------------------- slider offsets
 
 
-def slider_coefficients(alpha: torch.Tensor) -> torch.Tensor:
-    """[1, 2α − 1] (B, 1 + L) for α (B, L): the weights of the bilinear Δ's terms and of slider offsets D
-    (γ, β += coefficients · D), so that α = 0.5 is the centre of every slider and its two ends are symmetric."""
-    return torch.cat([torch.ones_like(alpha[:, :1]), 2 * alpha - 1], dim=1)
+def slider_coefficients(alpha: torch.Tensor, half_gains: torch.Tensor | None = None) -> torch.Tensor:
+    """[1, g · (2α − 1)] (B, 1 + L) for α (B, L): the weights of the bilinear Δ's terms and of slider offsets D
+    (γ, β += coefficients · D), so that α = 0.5 is the centre of every slider. ``half_gains`` (2, L): g per α, row 0
+    below the middle and row 1 above; None: g = 1, and the two ends are mirror images.
+
+    Example:
+        >>> slider_coefficients(torch.tensor([[0.0, 1.0]]), torch.tensor([[2.0, 2.0], [0.5, 0.5]])).tolist()
+        [[1.0, -2.0, 0.5]]
+    """
+    s = 2 * alpha - 1
+    if half_gains is not None:
+        s = s * torch.where(s < 0, half_gains[0].to(s), half_gains[1].to(s))
+    return torch.cat([torch.ones_like(alpha[:, :1]), s], dim=1)
 
 
 def apply_offsets(
-    gamma: torch.Tensor, beta: torch.Tensor, alpha: torch.Tensor, offsets: torch.Tensor
+    gamma: torch.Tensor,
+    beta: torch.Tensor,
+    alpha: torch.Tensor,
+    offsets: torch.Tensor,
+    half_gains: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Slider offsets: γ, β += [1, 2α − 1] · D, the one definition every path (adapters, their fit, tiles) uses.
+    """Slider offsets: γ, β += [1, g · (2α − 1)] · D, the one definition every path (adapters, their fit, tiles)
+    uses; the same coefficients as the bilinear Δ's heads, so offsets fold into them exactly.
 
     Args:
         gamma, beta: (B, C) from Λ.
         alpha: (B, L) loss weights.
         offsets: D (1 + L, 2·C); γ's part in the first C columns. Zero changes nothing.
+        half_gains: the model's per-half slider gains (see :func:`slider_coefficients`).
 
     Example:
         >>> g, b = apply_offsets(torch.ones(2, 3), torch.zeros(2, 3), torch.rand(2, 4), torch.zeros(5, 6))
@@ -61,7 +76,7 @@ def apply_offsets(
         raise ValueError(
             f"offsets must have shape ({1 + alpha.shape[1]}, {2 * gamma.shape[1]}), got {tuple(offsets.shape)}"
         )
-    dg, db = (slider_coefficients(alpha.to(offsets.dtype)) @ offsets).chunk(2, 1)
+    dg, db = (slider_coefficients(alpha.to(offsets.dtype), half_gains) @ offsets).chunk(2, 1)
     return gamma + dg.to(gamma.dtype), beta + db.to(beta.dtype)
 
 
@@ -188,12 +203,7 @@ class BaseDeltaConditioning(nn.Module):
             raise ValueError(f"alpha must have shape (B, {self.n_alpha}), got {tuple(alpha.shape)}")
         a = alpha.to(embedding.dtype)
         h = self.body(torch.cat([2 * a - 1, self.in_norm(embedding)], dim=1))  # inputs centred, O(1) per entry
-        coef = None
-        if self.terms > 1:  # (B, 1 + L): [1, g · (2α − 1)], g the factor of the half each α is in
-            c = slider_coefficients(a)
-            s = c[:, 1:]
-            gain = torch.where(s < 0, self.half_gains[0].to(s), self.half_gains[1].to(s))
-            coef = torch.cat([c[:, :1], s * gain], dim=1)
+        coef = slider_coefficients(a, self.half_gains) if self.terms > 1 else None  # (B, 1 + L)
 
         def head(layer: nn.Linear) -> torch.Tensor:
             out = layer(h)

@@ -397,7 +397,7 @@ class AdjustableStyleModel(nn.Module):
         """γ, β (B, cin_channels) that T is conditioned on, for weights α (B, L) and embeddings (B, D).
 
         Args:
-            offsets: slider offsets D (1 + L, 2·cin_channels) added as γ, β += [1, 2α − 1] · D (an adapter; see
+            offsets: slider offsets D (1 + L, 2·cin_channels) added as γ, β += [1, g · (2α − 1)] · D (an adapter; see
                 :func:`adjustable_style.conditioning.apply_offsets`); None adds nothing.
             delta: False (``base_delta`` conditioning only): the base model's γ, β, ignoring α (no offsets then).
         """
@@ -409,7 +409,7 @@ class AdjustableStyleModel(nn.Module):
             return self.conditioning.base(embedding)
         gamma, beta = self.conditioning(alpha, embedding)
         if offsets is not None:
-            gamma, beta = apply_offsets(gamma, beta, alpha, offsets)
+            gamma, beta = apply_offsets(gamma, beta, alpha, offsets, getattr(self.conditioning, "half_gains", None))
         return gamma, beta
 
     def forward(
