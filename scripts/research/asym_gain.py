@@ -28,7 +28,7 @@ from adjustable_style.stylizer import Stylizer
 SPLIT = Path(__file__).resolve().parents[2] / "configs/splits/shared_data.json"
 
 
-def set_half_gains(st: Stylizer, lo: list[float], hi: list[float]) -> None:
+def scale_half_gains(st: Stylizer, lo: list[float], hi: list[float]) -> None:
     """Scale each style slider's half-gains (``ModelConfig.slider_gain_low/high``) by ``lo`` and ``hi``, in place."""
     g = st.model.conditioning.half_gains
     n_c = len(st.schema.content)
@@ -60,7 +60,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     st = Stylizer.load(args.model, device="cpu", backend="torch")
-    set_half_gains(st, [float(x) for x in args.lo.split(",")], [float(x) for x in args.hi.split(",")])
+    scale_half_gains(st, [float(x) for x in args.lo.split(",")], [float(x) for x in args.hi.split(",")])
     pairs = split_pairs(args.split, args.pairs, args.size)
     res = controllability(st, pairs, 5, {})
     line = f"lo {args.lo} hi {args.hi} {args.split}:"

@@ -21,7 +21,7 @@ import statistics
 from pathlib import Path
 
 import torch
-from asym_gain import set_half_gains
+from asym_gain import scale_half_gains
 from scale_sliders import scale_sliders
 
 from adjustable_style.evaluation.comparisons import reference_config, reference_objective
@@ -164,7 +164,7 @@ def cmd_judge(args):
         scale_sliders(st, [float(x) for x in args.gain.split(",")])
     if args.lo or args.hi:
         n = len(st.style_layers)
-        set_half_gains(st, *[[float(x) for x in (g or ",".join(["1"] * n)).split(",")] for g in (args.lo, args.hi)])
+        scale_half_gains(st, *[[float(x) for x in (g or ",".join(["1"] * n)).split(",")] for g in (args.lo, args.hi)])
     pairs = load_pairs(args.pairs, first=args.first)
     show(judge(st, args.objective, args.cache, pairs), f"{args.model} vs {args.objective}")
 

@@ -25,7 +25,7 @@ import video_flicker as vfl
 import video_footage as vf
 
 from adjustable_style.flicker import FlickerStabiliser, _box, _power, pan_zoom_clip, warping_error
-from adjustable_style.flow import flow_warping_error, match_exposure
+from adjustable_style.flow import flow_warping_error
 from adjustable_style.image import load_image
 from adjustable_style.measure import ClipLoss
 from adjustable_style.stylizer import Stylizer
@@ -93,22 +93,6 @@ class Variant(FlickerStabiliser):
             return hist_match(mixed, styled)
         r = restore_pow(mixed, styled, self.detail, pw=self.pw)
         return hist_match(r, styled) if self.post == "spec+hist" else r
-
-    def __call__(self, frame, styled):
-        self.index += 1
-        out = styled
-        if self._frame is not None and self._out is not None and self._frame.shape == frame.shape and self.blend > 0:
-            past_in, past_out, trusted = self._past(frame)
-            past_in = match_exposure(past_in, frame, trusted)
-            diff = F.avg_pool2d((past_in - frame).abs().mean(1, keepdim=True), 5, 1, 2, count_include_pad=False)
-            m = trusted * torch.exp(-((diff / self.tolerance) ** 2))
-            if float(m.mean()) < self.cut:
-                self.cuts.append(self.index)
-            else:
-                past_out = match_exposure(past_out.clamp(0, 1), styled, m)
-                out = self.combine(styled, past_out, m).clamp(0, 1)
-        self._frame, self._out = frame, out
-        return out
 
 
 def evaluate(st, cache, make, label):

@@ -316,6 +316,11 @@ class FlickerStabiliser:
         past_out = F.grid_sample(self._out, grid, mode="bicubic", padding_mode="border", align_corners=False)
         return past_in, past_out, inside
 
+    def combine(self, styled: torch.Tensor, past_out: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """The blend and restoration step: ``R(y + blend · m · (past − y))`` with ``m`` = ``weight`` (1, 1, H, W)
+        and ``past`` the warped, colour-matched previous output; not clamped. Variants override this."""
+        return restore_spectrum(styled + self.blend * weight * (past_out - styled), styled, self.detail)
+
     def __call__(self, frame: torch.Tensor, styled: torch.Tensor) -> torch.Tensor:
         """Input frame and its per-frame stylization, each (1, 3, H, W) in [0, 1] → the stabilised frame."""
         self.index += 1
@@ -329,7 +334,6 @@ class FlickerStabiliser:
                 self.cuts.append(self.index)
             else:
                 past_out = match_exposure(past_out.clamp(0, 1), styled, m)
-                mixed = styled + self.blend * m * (past_out - styled)
-                out = restore_spectrum(mixed, styled, self.detail).clamp(0, 1)
+                out = self.combine(styled, past_out, m).clamp(0, 1)
         self._frame, self._out = frame, out
         return out
