@@ -31,6 +31,17 @@ from adjustable_style.stylizer import Stylizer
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def train_images() -> tuple[list[Path], list[Path]]:
+    """(photos, paintings) of the train split of ../shared/data; exits with a one-line error when it is absent."""
+    data = shared_data_dir()
+    if data is None:
+        raise SystemExit("error: ../shared/data not found; this uses its train split")
+    split = json.loads((ROOT / "configs" / "splits" / "shared_data.json").read_text())
+    photos = [data / "content" / n for n in sorted(split["content"]["train"])]
+    styles = [data / "style" / n for n in sorted(split["style"]["train"])]
+    return photos, styles
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="default")
@@ -49,13 +60,8 @@ def main() -> None:
     out = Path(args.out)
     if out.exists():
         raise SystemExit(f"error: {out} exists; give a new folder (nothing is overwritten)")
-    data = shared_data_dir()
-    if data is None:
-        raise SystemExit("error: ../shared/data not found; calibration uses its train split")
     torch.set_num_threads(args.threads)
-    split = json.loads((ROOT / "configs" / "splits" / "shared_data.json").read_text())
-    photos = [data / "content" / n for n in sorted(split["content"]["train"])]
-    styles = [data / "style" / n for n in sorted(split["style"]["train"])]
+    photos, styles = train_images()
     st = Stylizer.load(args.model, device=args.device, backend="torch")
     t0 = time.time()
     print(
