@@ -138,6 +138,8 @@ def test_stabiliser_passes_first_frame_and_cuts_through(st: Stylizer) -> None:
     assert (out - y1).abs().mean() < 0.02
     with pytest.raises(ValueError, match="blend"):
         FlickerStabiliser(blend=1.0)
+    with pytest.raises(ValueError, match="steady_input"):
+        FlickerStabiliser(steady_input=1.0)
 
 
 def test_stylize_frames_accepts_an_alpha_table(st: Stylizer) -> None:
@@ -219,6 +221,7 @@ def test_bad_inputs_are_one_line_errors(
         ([video, WAVE, "-o", str(out), "--keyframes", "0s:relu9_9=1"], "relu9_9"),
         ([video, str(tmp_path / "missing.jpg"), "-o", str(out)], "not found"),
         ([video, WAVE, "-o", str(out), "--blend", "1"], "blend must be in [0, 1)"),
+        ([video, WAVE, "-o", str(out), "--steady-input", "-0.1"], "steady_input must be in [0, 1)"),
     ]
     for args, match in cases:
         _fails(["video", *args, "-q", "--size", "64"], capsys, match, out if "out.mp4" in args[3] else Path(args[3]))

@@ -42,6 +42,12 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--noise", type=float, default=4 / 255)
     ap.add_argument("--gain", type=float, default=0.04)
+    ap.add_argument(
+        "--temporal",
+        type=float,
+        default=0.0,
+        help="> 0: fidelity to the original on the same crop + this × consistency between two shifted crops",
+    )
     ap.add_argument("--margin", type=int, default=8, help="border px left out of the loss")
     ap.add_argument("--every", type=int, default=250)
     ap.add_argument("--seed", type=int, default=0)
@@ -84,17 +90,37 @@ def main() -> None:
         with torch.no_grad():
             gamma, beta = model.cin_params(a, e)
             target = teacher(win, gamma, beta)
-        crops, targets = [], []
-        for k in range(args.batch):
-            dy, dx = (args.phase * int(v) for v in torch.randint(2 * s // args.phase + 1, (2,), generator=g))
-            crops.append(win[k : k + 1, :, dy : dy + c, dx : dx + c])
-            targets.append(target[k : k + 1, :, dy : dy + c, dx : dx + c])
-        x, y = torch.cat(crops), torch.cat(targets)
-        gain = 1 + args.gain * (2 * torch.rand(args.batch, 1, 1, 1, generator=g) - 1)
-        sigma = args.noise * torch.rand(args.batch, 1, 1, 1, generator=g)
-        x = (x * gain + sigma * torch.randn(x.shape, generator=g)).clamp(0, 1)
-        pred = model.net(x, gamma, beta)
-        loss = (pred - y)[..., m:-m, m:-m].pow(2).mean()
+
+        def shifted(win: torch.Tensor = win) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+            at = [
+                tuple(args.phase * int(v) for v in torch.randint(2 * s // args.phase + 1, (2,), generator=g))
+                for _ in range(args.batch)
+            ]
+            return torch.cat([win[k : k + 1, :, dy : dy + c, dx : dx + c] for k, (dy, dx) in enumerate(at)]), at
+
+        def camera(x: torch.Tensor) -> torch.Tensor:
+            gain = 1 + args.gain * (2 * torch.rand(args.batch, 1, 1, 1, generator=g) - 1)
+            sigma = args.noise * torch.rand(args.batch, 1, 1, 1, generator=g)
+            return (x * gain + sigma * torch.randn(x.shape, generator=g)).clamp(0, 1)
+
+        xa, at_a = shifted()
+        if args.temporal <= 0:  # the original's output on the whole window, cut at the crop
+            y = torch.cat([target[k : k + 1, :, dy : dy + c, dx : dx + c] for k, (dy, dx) in enumerate(at_a)])
+            loss = (model.net(camera(xa), gamma, beta) - y)[..., m:-m, m:-m].pow(2).mean()
+        else:  # the original's output on the same crop, and two shifted crops agreeing where they overlap
+            with torch.no_grad():
+                y = teacher(xa, gamma, beta)
+            xb, at_b = shifted()
+            pa, pb = model.net(torch.cat([camera(xa), camera(xb)]), gamma.repeat(2, 1), beta.repeat(2, 1)).chunk(2)
+            loss = (pa - y)[..., m:-m, m:-m].pow(2).mean()
+            diffs = []
+            for k, ((ya, xa_), (yb, xb_)) in enumerate(zip(at_a, at_b)):
+                top, left = max(ya, yb) + m, max(xa_, xb_) + m  # the overlap in window coordinates, less margins
+                bottom, right = min(ya, yb) + c - m, min(xa_, xb_) + c - m
+                ra = pa[k, :, top - ya : bottom - ya, left - xa_ : right - xa_]
+                rb = pb[k, :, top - yb : bottom - yb, left - xb_ : right - xb_]
+                diffs.append((ra - rb).pow(2).mean())
+            loss = loss + args.temporal * torch.stack(diffs).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -107,8 +133,8 @@ def main() -> None:
             torch.save({k: v.detach().clone() for k, v in model.net.state_dict().items()}, out / f"net{step}.pt")
     recipe = (
         f"scripts/research/temporal_distill.py --steps {args.steps} --crop {c} --shift {s} --phase {args.phase} "
-        f"--batch {args.batch} "
-        f"--lr {args.lr} --noise {args.noise:.4f} --gain {args.gain} --seed {args.seed} on {args.model}"
+        f"--batch {args.batch} --temporal {args.temporal} --lr {args.lr} --noise {args.noise:.4f} "
+        f"--gain {args.gain} --seed {args.seed} on {args.model}"
     )
     write_model(st, args.model, recipe, out / "export")
     print(f"wrote {out / 'export'} ({time.time() - t0:.0f} s)")

@@ -27,7 +27,14 @@ from pathlib import Path
 
 import torch
 
-from adjustable_style.flicker import FlickerStabiliser, pan_zoom_clip, restore_spectrum, warp, warping_error
+from adjustable_style.flicker import (
+    DEFAULT_STEADY_INPUT,
+    FlickerStabiliser,
+    pan_zoom_clip,
+    restore_spectrum,
+    warp,
+    warping_error,
+)
 from adjustable_style.image import load_image, resize, save_image
 from adjustable_style.measure import ClipLoss
 from adjustable_style.model import ConditionalInstanceNorm
@@ -61,7 +68,9 @@ def cin_statistics_ema(model: torch.nn.Module, decay: float) -> list:
     return [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, ConditionalInstanceNorm)]
 
 
-def flicker_table(st: Stylizer, n_frames: int, size: tuple[int, int], blends: list[float], ema: float) -> list[str]:
+def flicker_table(
+    st: Stylizer, n_frames: int, size: tuple[int, int], blends: list[float], ema: float, steady: float
+) -> list[str]:
     lines = [
         f"clips: {n_frames} frames of {size[1]}x{size[0]}, camera pans across and zooms 1.25x into the photo",
         "warping error (MSE x 1e3); losses relative to per-frame (content, then each style layer)",
@@ -95,8 +104,10 @@ def flicker_table(st: Stylizer, n_frames: int, size: tuple[int, int], blends: li
             f"CIN stats EMA {ema:g}": smoothed,
         }
         for b in blends:
-            stab = FlickerStabiliser(blend=b)
-            runs[f"stabilised, blend {b:g}"] = torch.cat([stab(f[None], y[None]) for f, y in zip(frames, per_frame)])
+            stab = FlickerStabiliser(blend=b, steady_input=steady)  # steady > 0: T sees the smoothed frames
+            runs[f"stabilised, blend {b:g}"] = torch.cat(
+                list(stylize_frames(st, frames.split(1), style, kf, stabiliser=stab))
+            )
         clip_loss = ClipLoss(st, frames, style)
         base_err, base_loss = warping_error(per_frame, motions), clip_loss(per_frame)
         for name, v in runs.items():
@@ -157,6 +168,7 @@ def main() -> None:
     ap.add_argument("--size", default="240x320", help="HxW of the flicker clips")
     ap.add_argument("--blend", type=float, nargs="+", default=[0.2, 0.25, 0.3, 0.35, 0.5])
     ap.add_argument("--ema", type=float, default=0.9, help="decay of the CIN-statistics EMA")
+    ap.add_argument("--steady-input", type=float, default=DEFAULT_STEADY_INPUT, help="the stabiliser's steady input")
     ap.add_argument("--fps-frames", type=int, default=24, help="frames of the 480p speed clip (0: skip)")
     ap.add_argument("--strip", default=str(ROOT / "docs" / "video_strip.jpg"), help="picture strip ('' to skip)")
     args = ap.parse_args()
@@ -168,7 +180,7 @@ def main() -> None:
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}; "
         f"model {args.model}"
     )
-    for line in flicker_table(st, args.frames, (h, w), args.blend, args.ema) if args.frames else []:
+    for line in flicker_table(st, args.frames, (h, w), args.blend, args.ema, args.steady_input) if args.frames else []:
         print(line, flush=True)
     with tempfile.TemporaryDirectory() as d:
         if args.fps_frames:

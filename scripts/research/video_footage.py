@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from adjustable_style.clips import Clip, camera_effects, cut_clip, panning_clip
-from adjustable_style.flicker import FlickerStabiliser
+from adjustable_style.flicker import DEFAULT_STEADY_INPUT, FlickerStabiliser
 from adjustable_style.flow import consistency_mask, flow_warp, flow_warping_error, has_flow, optical_flow
 from adjustable_style.image import load_image, resize, save_image
 from adjustable_style.measure import ClipLoss
@@ -83,7 +83,7 @@ def table(st: Stylizer, n: int, size: tuple[int, int], blends: list[float]) -> l
     lines = [
         f"clips: {n} frames of {size[1]}x{size[0]}; warping error x 1e3 (true flow | DIS flow), ratio to per-frame;",
         "losses relative to per-frame (content, then each style layer)",
-        f"{'clip / style':<30} {'method':<20} {'true':>7} {'DIS':>7} {'ratio':>6} {'ratio':>6}  "
+        f"{'clip / style':<30} {'method':<24} {'true':>7} {'DIS':>7} {'ratio':>6} {'ratio':>6}  "
         + " ".join(f"{k:>9}" for k in keys),
     ]
     summary: dict[str, list[tuple[float, float, float]]] = {}
@@ -93,11 +93,13 @@ def table(st: Stylizer, n: int, size: tuple[int, int], blends: list[float]) -> l
             style = EX / painting
             per_frame = torch.cat(list(stylize_frames(st, clip.frames.split(1), style, Keyframes(st, None, 24))))
             runs = {"input": clip.frames, "per-frame": per_frame}
-            for motion in ("affine", "flow"):
-                for b in blends:
-                    stab = FlickerStabiliser(blend=b, motion=motion)
-                    outs = [stab(f[None], y[None]) for f, y in zip(clip.frames, per_frame)]
-                    runs[f"{motion} {b:g}" + (f" cuts {stab.cuts}" if clip_name == "cut" else "")] = torch.cat(outs)
+            for motion, steady in (("affine", DEFAULT_STEADY_INPUT), ("flow", 0.0), ("flow", DEFAULT_STEADY_INPUT)):
+                for b in blends:  # "steady": T sees the smoothed input (FlickerStabiliser.steady); 0: output blend only
+                    stab = FlickerStabiliser(blend=b, steady_input=steady, motion=motion)
+                    outs = stylize_frames(st, clip.frames.split(1), style, Keyframes(st, None, 24), stabiliser=stab)
+                    out = torch.cat(list(outs))  # before the label: the cuts are found while the frames run
+                    label = f"{motion} {b:g} steady {steady:g}"
+                    runs[label + (f" cuts {stab.cuts}" if clip_name == "cut" else "")] = out
             loss = ClipLoss(st, clip.frames, style)
             base = flow_warping_error(per_frame, clip.flows, clip.masks), flow_warping_error(per_frame, *est)
             base_loss = loss(per_frame)
@@ -109,7 +111,7 @@ def table(st: Stylizer, n: int, size: tuple[int, int], blends: list[float]) -> l
                     (e[0] / base[0], e[1] / base[1], worst)
                 )
                 lines.append(
-                    f"{clip_name + ' / ' + painting[9:-4]:<30.30} {name:<20.20} {e[0] * 1e3:>7.3f} {e[1] * 1e3:>7.3f} "
+                    f"{clip_name + ' / ' + painting[9:-4]:<30.30} {name:<24.24} {e[0] * 1e3:>7.3f} {e[1] * 1e3:>7.3f} "
                     f"{e[0] / base[0]:>6.2f} {e[1] / base[1]:>6.2f}  " + " ".join(f"{r:>9.3f}" for r in rel)
                 )
                 if "cuts" in name:
@@ -129,6 +131,7 @@ def speed(st: Stylizer, n: int, blend: float) -> list[str]:
     for label, stab in (
         ("per-frame", None),
         ("affine", FlickerStabiliser(blend=blend, motion="affine")),
+        ("flow, output blend only", FlickerStabiliser(blend=blend, steady_input=0.0, motion="flow")),
         ("flow", FlickerStabiliser(blend=blend, motion="flow")),
     ):
         start = time.perf_counter()
@@ -145,7 +148,7 @@ def strip(st: Stylizer, out: Path, t: int = 8) -> list[str]:
     style = EX / STYLES[1]
     per_frame = torch.cat(list(stylize_frames(st, clip.frames.split(1), style, Keyframes(st, None, 24))))
     stab = FlickerStabiliser()
-    stable = torch.cat([stab(f[None], y[None]) for f, y in zip(clip.frames, per_frame)])
+    stable = torch.cat(list(stylize_frames(st, clip.frames.split(1), style, Keyframes(st, None, 24), stabiliser=stab)))
     flow, mask = clip.flows[t - 1], clip.masks[t - 1].float()
 
     def change(v: torch.Tensor) -> torch.Tensor:
@@ -155,7 +158,7 @@ def strip(st: Stylizer, out: Path, t: int = 8) -> list[str]:
     labels = [
         f"input frame {t} (noise, flicker, moving disc)",
         "per-frame",
-        f"stabilised (flow, blend {stab.blend:g})",
+        f"stabilised (flow, steady input {stab.steady_input:g}, blend {stab.blend:g})",
         "per-frame: change from previous, x4",
         "stabilised: change from previous, x4",
     ]

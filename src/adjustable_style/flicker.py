@@ -18,7 +18,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -235,11 +235,20 @@ def restore_spectrum(image: torch.Tensor, reference: torch.Tensor, detail: int =
 
 
 DEFAULT_BLEND = 0.3
-"""The stabiliser's default weight of the motion-compensated past."""
+"""The stabiliser's default weight of the motion-compensated past output."""
+
+DEFAULT_STEADY_INPUT = 0.7
+"""The stabiliser's default weight of the motion-compensated past input in what T sees
+(:meth:`FlickerStabiliser.steady`)."""
 
 
 class FlickerStabiliser:
-    """Motion-compensated blending of stylized frames; feed frames in order, one call per frame.
+    """Motion-compensated blending of the input T sees and of stylized frames; feed frames in order.
+
+    Before stylizing, :meth:`steady` gives T a temporally smoothed input, ``x̃_t = x_t + steady_input · m ·
+    (C(warp(x̃_{t−1})) − x_t)``: sensor noise, which T turns into texture that changes every frame, averages out
+    along the motion, without averaging stylized textures (which softens them). After stylizing, one call per frame
+    blends the outputs:
 
     ``out_t = R(y_t + blend · m · (C(warp(out_{t−1})) − y_t))``: ``y_t`` the per-frame stylization; the warp follows
     the motion measured on the *input* frames: dense optical flow (:func:`~adjustable_style.flow.optical_flow`, needs
@@ -253,9 +262,12 @@ class FlickerStabiliser:
     averaging uncorrelated textures both remove fine detail, so ``R`` (:func:`restore_spectrum`) gives the result's
     detail (below ``detail`` px) the per-frame result's power spectrum, per channel.
     ``scripts/research/video_flicker.py`` and ``scripts/research/video_footage.py`` measure the blend weights.
+    The motion and ``m`` are measured once per frame and serve both steps.
 
     Args:
-        blend: weight of the motion-compensated past, in [0, 1); higher is steadier and softer.
+        blend: weight of the motion-compensated past output, in [0, 1); higher is steadier and softer.
+        steady_input: weight of the motion-compensated past input in what T sees (:meth:`steady`), in [0, 1);
+            0 gives T each frame as it is.
         tolerance: input difference (in [0, 1] units) at which blending falls to 1/e.
         detail: box size (px, odd) below which the detail spectrum is restored.
         motion: ``"flow"`` (dense, OpenCV), ``"affine"`` (global camera motion) or ``"auto"`` (flow when OpenCV is
@@ -265,7 +277,7 @@ class FlickerStabiliser:
     Example:
         >>> stab = FlickerStabiliser()
         >>> frames = torch.rand(2, 3, 32, 32)
-        >>> outs = [stab(f[None], f[None]) for f in frames]
+        >>> outs = [stab(f[None], stab.steady(f[None])) for f in frames]  # a model would stylize steady()'s output
         >>> outs[1].shape
         torch.Size([1, 3, 32, 32])
     """
@@ -273,6 +285,7 @@ class FlickerStabiliser:
     def __init__(
         self,
         blend: float = DEFAULT_BLEND,
+        steady_input: float = DEFAULT_STEADY_INPUT,
         tolerance: float = 0.03,
         detail: int = 17,
         motion: str = "auto",
@@ -280,6 +293,8 @@ class FlickerStabiliser:
     ) -> None:
         if not 0.0 <= blend < 1.0:
             raise InputError(f"blend must be in [0, 1), got {blend}")
+        if not 0.0 <= steady_input < 1.0:
+            raise InputError(f"steady_input must be in [0, 1), got {steady_input}")
         if not tolerance > 0:
             raise InputError(f"tolerance must be > 0, got {tolerance}")
         if check_int("detail", detail, low=3) % 2 == 0:
@@ -292,29 +307,60 @@ class FlickerStabiliser:
             raise InputError(FLOW_HINT)
         self.motion = ("flow" if has_flow() else "affine") if motion == "auto" else motion
         self.blend, self.tolerance, self.detail, self.cut = float(blend), float(tolerance), int(detail), float(cut)
+        self.steady_input = float(steady_input)
         self.reset()
 
     def reset(self) -> None:
         """Forget the previous frame (start of a new clip)."""
         self._frame: torch.Tensor | None = None
         self._out: torch.Tensor | None = None
+        self._steady: torch.Tensor | None = None
+        self._motion: tuple[torch.Tensor, Callable[..., torch.Tensor], torch.Tensor] | None = None
         self.index = -1
         self.cuts: list[int] = []
         """Frames (counted from 0 since the last :meth:`reset`) found to start a new shot."""
 
-    def _past(self, frame: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The previous input and output lined up with ``frame``, and where that can be trusted (1, 1, H, W)."""
-        assert self._frame is not None and self._out is not None
+    def _warper(self, frame: torch.Tensor) -> tuple[Callable[..., torch.Tensor], torch.Tensor]:
+        """A function lining an image of the previous frame up with ``frame`` (its second argument the resampling
+        mode), and where that can be trusted (1, 1, H, W)."""
+        assert self._frame is not None
         if self.motion == "flow" and min(frame.shape[-2:]) >= 16:  # DIS needs 12 px or more; tiny frames: affine
             back = optical_flow(self._frame, frame)
             trusted = consistency_mask(back, optical_flow(frame, self._frame))
-            return flow_warp(self._frame, back), flow_warp(self._out, back, "bicubic"), trusted.to(frame)
+            return lambda x, mode="bilinear": flow_warp(x, back, mode), trusted.to(frame)
         theta = estimate_motion(self._frame, frame)
         grid = F.affine_grid(theta[None].to(frame), (1, 3, *frame.shape[-2:]), align_corners=False)
         inside = ((grid[..., 0].abs() <= 1) & (grid[..., 1].abs() <= 1))[:, None].to(frame)
-        past_in = F.grid_sample(self._frame, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        past_out = F.grid_sample(self._out, grid, mode="bicubic", padding_mode="border", align_corners=False)
-        return past_in, past_out, inside
+        return (
+            lambda x, mode="bilinear": F.grid_sample(x, grid, mode=mode, padding_mode="border", align_corners=False)
+        ), inside
+
+    def _measure(self, frame: torch.Tensor) -> tuple[torch.Tensor, Callable[..., torch.Tensor], torch.Tensor] | None:
+        """For a frame that follows the previous one (same size): the frame, the warp from the previous one and the
+        blending weight ``m`` (1, 1, H, W), once per frame (:meth:`steady` and the output blend share it); None
+        for the first frame of a clip."""
+        if self._motion is not None and self._motion[0] is frame:
+            return self._motion
+        if self._frame is None or self._frame.shape != frame.shape:
+            return None
+        warp, trusted = self._warper(frame)
+        past_in = match_exposure(warp(self._frame), frame, trusted)
+        diff = F.avg_pool2d((past_in - frame).abs().mean(1, keepdim=True), 5, 1, 2, count_include_pad=False)
+        self._motion = frame, warp, trusted * torch.exp(-((diff / self.tolerance) ** 2))
+        return self._motion
+
+    def steady(self, frame: torch.Tensor) -> torch.Tensor:
+        """What T should see for input ``frame`` (1, 3, H, W) in [0, 1]: the frame with the motion-compensated,
+        exposure-matched previous steady input blended in where the motion is trusted (class docstring). Call it
+        before stylizing ``frame``, then call the stabiliser with ``frame`` and that stylization."""
+        measured = self._measure(frame) if self.steady_input > 0 else None
+        out = frame
+        if measured is not None and self._steady is not None and float(measured[2].mean()) >= self.cut:
+            _, warp, m = measured
+            past = match_exposure(warp(self._steady), frame, m)
+            out = (frame + self.steady_input * m * (past - frame)).clamp(0, 1)
+        self._steady = out
+        return out
 
     def combine(self, styled: torch.Tensor, past_out: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """The blend and restoration step: ``R(y + blend · m · (past − y))`` with ``m`` = ``weight`` (1, 1, H, W)
@@ -322,18 +368,17 @@ class FlickerStabiliser:
         return restore_spectrum(styled + self.blend * weight * (past_out - styled), styled, self.detail)
 
     def __call__(self, frame: torch.Tensor, styled: torch.Tensor) -> torch.Tensor:
-        """Input frame and its per-frame stylization, each (1, 3, H, W) in [0, 1] → the stabilised frame."""
+        """Input frame and its stylization (of :meth:`steady`'s output, or of the frame itself), each (1, 3, H, W)
+        in [0, 1] → the stabilised frame."""
         self.index += 1
         out = styled
-        if self._frame is not None and self._out is not None and self._frame.shape == frame.shape and self.blend > 0:
-            past_in, past_out, trusted = self._past(frame)
-            past_in = match_exposure(past_in, frame, trusted)
-            diff = F.avg_pool2d((past_in - frame).abs().mean(1, keepdim=True), 5, 1, 2, count_include_pad=False)
-            m = trusted * torch.exp(-((diff / self.tolerance) ** 2))
+        measured = self._measure(frame) if self._out is not None and self.blend > 0 else None
+        if measured is not None:
+            _, warp, m = measured
             if float(m.mean()) < self.cut:
                 self.cuts.append(self.index)
             else:
-                past_out = match_exposure(past_out.clamp(0, 1), styled, m)
+                past_out = match_exposure(warp(self._out, "bicubic").clamp(0, 1), styled, m)
                 out = self.combine(styled, past_out, m).clamp(0, 1)
-        self._frame, self._out = frame, out
+        self._frame, self._out, self._motion = frame, out, None
         return out

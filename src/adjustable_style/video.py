@@ -178,7 +178,8 @@ def stylize_frames(
             # act as for images.
             embedding = stylizer.embedding(frame, style, float(strength))
         a = alphas.at(i) if isinstance(alphas, Keyframes) else alphas[min(i, alphas.shape[0] - 1)][None]
-        y = stylizer.run(x, embedding, a, style)
+        steady = stabiliser.steady(frame).to(stylizer.device) if stabiliser is not None else x
+        y = stylizer.run(steady, embedding, a, style)
         if preserve_color:
             y = _preserve_color(x, y)
         y = y.float().cpu()

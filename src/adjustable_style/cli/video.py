@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..flicker import DEFAULT_BLEND, FlickerStabiliser
+from ..flicker import DEFAULT_BLEND, DEFAULT_STEADY_INPUT, FlickerStabiliser
 from ..flow import FLOW_HINT
 from ..video import parse_keyframes, stylize_video
 from ..video_files import check_output as check_video_output
@@ -36,8 +36,8 @@ def cmd_video(args: argparse.Namespace) -> int:
     out = check_video_output(args.output, video)
     stabiliser = None
     if not args.no_stabilise:
-        options = {"blend": args.blend} if args.blend is not None else {}
-        stabiliser = FlickerStabiliser(motion=args.motion, **options)  # checks --blend and --motion
+        options = {k: v for k, v in (("blend", args.blend), ("steady_input", args.steady_input)) if v is not None}
+        stabiliser = FlickerStabiliser(motion=args.motion, **options)  # checks --blend, --steady-input, --motion
         if stabiliser.motion == "affine" and args.motion == "auto":
             say(args, f"note: {FLOW_HINT} (stabilising with the global camera motion instead)")
     probe(video)  # a file that is not a video fails here, before the model loads
@@ -70,8 +70,8 @@ def add_parsers(sub) -> None:
         "video",
         help="stylize a video, sliders keyframed over time (needs the [video] extra)",
         description="Stylize every frame of INPUT with STYLE and write OUT (.mp4, .mov or .mkv, H.264) with the same "
-        "frame rate and frame count and the audio copied. Flicker is reduced by blending in the previous output, "
-        "warped by the optical flow of the input, where the flow is trusted; scene cuts reset it "
+        "frame rate and frame count and the audio copied. Flicker is reduced by blending in the previous input and "
+        "output, warped by the optical flow of the input, where the flow is trusted; scene cuts reset it "
         "(--no-stabilise: per-frame).",
     )
     p.add_argument("input", help="video file")
@@ -86,6 +86,13 @@ def add_parsers(sub) -> None:
         default=None,
         help="weight of the motion-compensated previous frame in [0, 1): "
         f"higher is steadier but softens fine texture (default {DEFAULT_BLEND:g})",
+    )
+    p.add_argument(
+        "--steady-input",
+        type=float,
+        default=None,
+        help="weight of the motion-compensated previous input in what the model sees, in [0, 1): averages out "
+        f"sensor noise before stylizing (default {DEFAULT_STEADY_INPUT:g}; 0: each frame as it is)",
     )
     p.add_argument(
         "--motion",
