@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -40,6 +41,31 @@ def train_images() -> tuple[list[Path], list[Path]]:
     photos = [data / "content" / n for n in sorted(split["content"]["train"])]
     styles = [data / "style" / n for n in sorted(split["style"]["train"])]
     return photos, styles
+
+
+def fit_on_paintings(
+    st: Stylizer,
+    photos: list[Path],
+    styles: list[Path],
+    settings: FitSettings,
+    style_gain: float,
+    progress: Callable[[int, int, float], None],
+    tune: list[torch.nn.Parameter],
+) -> torch.Tensor:
+    """``adapt.fit_offsets`` on ``st``'s model over these paintings and photos (their embeddings, Gram targets and
+    images computed here), with its loss module; returns D."""
+    loss = st.exported.loss_module()
+    return fit_offsets(
+        st.model,
+        loss,
+        [st.embed(s) for s in styles],
+        [loss.style_targets(st.style_image(s)) for s in styles],
+        [st.image(p, "photo") for p in photos],
+        settings,
+        style_gain,
+        progress,
+        tune,
+    )
 
 
 def main() -> None:
@@ -86,18 +112,7 @@ def main() -> None:
     )
     lam = st.model.conditioning
     tune = [*lam.body.parameters(), *lam.delta_params.parameters()] if args.tune_delta > 0 else []
-    loss = st.exported.loss_module()
-    d = fit_offsets(
-        st.model,
-        loss,
-        [st.embed(s) for s in styles],
-        [loss.style_targets(st.style_image(s)) for s in styles],
-        [st.image(p, "photo") for p in photos],
-        settings,
-        float(st.exported.config["train"]["style_gain"]),
-        progress,
-        tune,
-    )
+    d = fit_on_paintings(st, photos, styles, settings, float(st.exported.config["train"]["style_gain"]), progress, tune)
     st.fold_offsets(d)
     recipe = (
         f"scripts/research/calibrate_sliders.py --steps {args.steps} --crop {args.crop} --batch {args.batch} "

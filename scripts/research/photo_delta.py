@@ -20,11 +20,11 @@ import types
 from pathlib import Path
 
 import torch
-from calibrate_sliders import train_images
+from calibrate_sliders import fit_on_paintings, train_images
 from slider_agreement import judge, load_pairs, show
 from torch import nn
 
-from adjustable_style.adapt import FitSettings, fit_offsets
+from adjustable_style.adapt import FitSettings
 from adjustable_style.stylizer import Stylizer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,7 +89,6 @@ def cmd_train(args) -> None:
         if step % args.every == 0 or step == steps:
             torch.save(delta_state(st), out / f"step{step}.pt")
 
-    loss = st.exported.loss_module()
     settings = FitSettings(
         steps=args.steps,
         crop=args.crop,
@@ -99,17 +98,7 @@ def cmd_train(args) -> None:
         objective="ema",
         tune_lr=args.lr,
     )
-    fit_offsets(
-        st.model,
-        loss,
-        [st.embed(s) for s in styles],
-        [loss.style_targets(st.style_image(s)) for s in styles],
-        [st.image(p, "photo") for p in photos],
-        settings,
-        1.0,
-        progress,
-        tune,
-    )
+    fit_on_paintings(st, photos, styles, settings, 1.0, progress, tune)
     print(f"done ({time.time() - t0:.0f} s)")
 
 

@@ -30,6 +30,25 @@ from adjustable_style.stylizer import Stylizer
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def shifted(
+    win: torch.Tensor, crop: int, shift: int, phase: int, g: torch.Generator
+) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    """One crop of side ``crop`` per window at a random offset in [0, 2·shift] (multiples of ``phase``), and the
+    offsets."""
+    at = [
+        tuple(phase * int(v) for v in torch.randint(2 * shift // phase + 1, (2,), generator=g))
+        for _ in range(win.shape[0])
+    ]
+    return torch.cat([win[k : k + 1, :, dy : dy + crop, dx : dx + crop] for k, (dy, dx) in enumerate(at)]), at
+
+
+def camera(x: torch.Tensor, noise: float, gain: float, g: torch.Generator) -> torch.Tensor:
+    """Per image a brightness gain 1 ± ``gain`` and Gaussian noise of σ up to ``noise`` (uniform draws)."""
+    k = 1 + gain * (2 * torch.rand(x.shape[0], 1, 1, 1, generator=g) - 1)
+    sigma = noise * torch.rand(x.shape[0], 1, 1, 1, generator=g)
+    return (x * k + sigma * torch.randn(x.shape, generator=g)).clamp(0, 1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="default")
@@ -91,27 +110,19 @@ def main() -> None:
             gamma, beta = model.cin_params(a, e)
             target = teacher(win, gamma, beta)
 
-        def shifted(win: torch.Tensor = win) -> tuple[torch.Tensor, list[tuple[int, int]]]:
-            at = [
-                tuple(args.phase * int(v) for v in torch.randint(2 * s // args.phase + 1, (2,), generator=g))
-                for _ in range(args.batch)
-            ]
-            return torch.cat([win[k : k + 1, :, dy : dy + c, dx : dx + c] for k, (dy, dx) in enumerate(at)]), at
-
-        def camera(x: torch.Tensor) -> torch.Tensor:
-            gain = 1 + args.gain * (2 * torch.rand(args.batch, 1, 1, 1, generator=g) - 1)
-            sigma = args.noise * torch.rand(args.batch, 1, 1, 1, generator=g)
-            return (x * gain + sigma * torch.randn(x.shape, generator=g)).clamp(0, 1)
-
-        xa, at_a = shifted()
+        xa, at_a = shifted(win, c, s, args.phase, g)
         if args.temporal <= 0:  # the original's output on the whole window, cut at the crop
             y = torch.cat([target[k : k + 1, :, dy : dy + c, dx : dx + c] for k, (dy, dx) in enumerate(at_a)])
-            loss = (model.net(camera(xa), gamma, beta) - y)[..., m:-m, m:-m].pow(2).mean()
+            loss = (model.net(camera(xa, args.noise, args.gain, g), gamma, beta) - y)[..., m:-m, m:-m].pow(2).mean()
         else:  # the original's output on the same crop, and two shifted crops agreeing where they overlap
             with torch.no_grad():
                 y = teacher(xa, gamma, beta)
-            xb, at_b = shifted()
-            pa, pb = model.net(torch.cat([camera(xa), camera(xb)]), gamma.repeat(2, 1), beta.repeat(2, 1)).chunk(2)
+            xb, at_b = shifted(win, c, s, args.phase, g)
+            pa, pb = model.net(
+                torch.cat([camera(xa, args.noise, args.gain, g), camera(xb, args.noise, args.gain, g)]),
+                gamma.repeat(2, 1),
+                beta.repeat(2, 1),
+            ).chunk(2)
             loss = (pa - y)[..., m:-m, m:-m].pow(2).mean()
             diffs = []
             for k, ((ya, xa_), (yb, xb_)) in enumerate(zip(at_a, at_b)):
