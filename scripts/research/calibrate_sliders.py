@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from scale_sliders import write_model
+from scale_sliders import set_half_gains, write_model
 
 from adjustable_style.adapt import FitSettings, fit_offsets
 from adjustable_style.evaluation import shared_data_dir
@@ -80,6 +80,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--objective", choices=("base", "ema"), default="base", help="adapt.FitSettings.objective")
     ap.add_argument("--tune-delta", type=float, default=0.0, help="also fine-tune Λ's Δ at this Adam lr (0: only D)")
+    ap.add_argument("--gains", default=None, help="set the half gains first: LOW/HIGH, e.g. 1,1,1/1,1,1")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
@@ -110,6 +111,8 @@ def main() -> None:
         objective=args.objective,
         tune_lr=args.tune_delta,
     )
+    if args.gains:
+        set_half_gains(st, *[[float(x) for x in half.split(",")] for half in args.gains.split("/")])
     lam = st.model.conditioning
     tune = [*lam.body.parameters(), *lam.delta_params.parameters()] if args.tune_delta > 0 else []
     d = fit_on_paintings(st, photos, styles, settings, float(st.exported.config["train"]["style_gain"]), progress, tune)
@@ -117,7 +120,7 @@ def main() -> None:
     recipe = (
         f"scripts/research/calibrate_sliders.py --steps {args.steps} --crop {args.crop} --batch {args.batch} "
         f"--lr {args.lr} --design {args.design} --seed {args.seed} --objective {args.objective} "
-        f"--tune-delta {args.tune_delta} on {args.model}: "
+        f"--tune-delta {args.tune_delta} --gains {args.gains} on {args.model}: "
         f"{len(styles)} train paintings x {len(photos)} train photos"
     )
     write_model(st, args.model, recipe, out)

@@ -60,12 +60,22 @@ def objective(st: Stylizer, kind: str, content: torch.Tensor, style_path: Path):
     return (raw.float(), float(total_variation(base)[0])), gain
 
 
+def to_weight(weight_map: str, a: float) -> float:
+    """A slider position's loss weight: ``linear`` is the paper's (weight = α); ``log`` spans 0.05–5 with the
+    middle at 0.5 (weight = 0.05 · 100^α)."""
+    return a if weight_map == "linear" else 0.05 * 100.0**a
+
+
+def cache_name(args) -> str:
+    return args.objective if args.weight_map == "linear" else f"{args.objective}_{args.weight_map}"
+
+
 def cmd_refs(args):
     torch.set_num_threads(args.threads)
     st = Stylizer.load(args.model)
     lo, hi = st.alpha_range
     mid = (lo + hi) / 2
-    out = Path(args.cache, args.objective)
+    out = Path(args.cache, cache_name(args))
     out.mkdir(parents=True, exist_ok=True)
     for k, _, s, content in load_pairs(args.pairs, first=args.first):
         ema, gain = objective(st, args.objective, content, s)
@@ -74,7 +84,7 @@ def cmd_refs(args):
             f = out / f"p{k}_{name}.pt"
             if f.exists():
                 continue
-            w = {n: gain * (v if n == layer else mid) for n in st.style_layers}
+            w = {n: gain * to_weight(args.weight_map, v if n == layer else mid) for n in st.style_layers}
             img, _ = optimize(
                 content, st.style_image(s), reference_config(st, w, args.steps, 0.0), vgg=st.model.vgg, ema=ema
             )
@@ -166,7 +176,7 @@ def cmd_judge(args):
         n = len(st.style_layers)
         scale_half_gains(st, *[[float(x) for x in (g or ",".join(["1"] * n)).split(",")] for g in (args.lo, args.hi)])
     pairs = load_pairs(args.pairs, first=args.first)
-    show(judge(st, args.objective, args.cache, pairs), f"{args.model} vs {args.objective}")
+    show(judge(st, cache_name(args), args.cache, pairs), f"{args.model} vs {cache_name(args)}")
 
 
 def main() -> None:
@@ -180,6 +190,7 @@ def main() -> None:
         q.add_argument("--pairs", type=int, default=4)
         q.add_argument("--first", type=int, default=0)
         q.add_argument("--steps", type=int, default=50)
+        q.add_argument("--weight-map", choices=("linear", "log"), default="linear", help="slider position → weight")
         q.add_argument("--threads", type=int, default=1)
         q.add_argument("--gain", default=None, help="per style slider, e.g. 2,2,1.5 (judge)")
         q.add_argument("--lo", default=None, help="asymmetric gains below the middle (judge; asym_gain.py)")

@@ -138,6 +138,21 @@ def photo_pool(photos: Sequence[torch.Tensor], crop: int) -> list[torch.Tensor]:
     return pool
 
 
+def draw_crops(
+    pool: Sequence[torch.Tensor], n_pairs: int, crop: int, n_styles: int, g: torch.Generator
+) -> tuple[torch.Tensor, list[int]]:
+    """``n_pairs`` random ``crop``-px crops of photos in ``pool``, each twice (a pair of α rows shares its crop and
+    painting): (2·n_pairs, 3, crop, crop) and each row's painting index in [0, n_styles)."""
+    crops, which = [], []
+    for _ in range(n_pairs):
+        x = pool[int(torch.randint(len(pool), (1,), generator=g))]
+        i = int(torch.randint(x.shape[-2] - crop + 1, (1,), generator=g))
+        j = int(torch.randint(x.shape[-1] - crop + 1, (1,), generator=g))
+        crops += [x[..., i : i + crop, j : j + crop]] * 2
+        which += [int(torch.randint(n_styles, (1,), generator=g)) if n_styles > 1 else 0] * 2
+    return torch.cat(crops), which
+
+
 def design_alphas(n_pairs: int, keys: Sequence[str], design: str, g: torch.Generator) -> torch.Tensor:
     """2·n_pairs rows of α. ``design``: "random" = antithetic pairs (α, 1 − α) of U(0, 1); "one" = one slider at 0
     and at 1 with the others at 0.5 (how sliders are used); "corners" = every slider at 0 and every slider at 1
@@ -213,14 +228,8 @@ def fit_offsets(
     n = len(embeddings)
     try:
         for step in range(st.steps):
-            crops, which = [], []
-            for _ in range(st.batch // 2):
-                x = pool[int(torch.randint(len(pool), (1,), generator=g))]
-                i = int(torch.randint(x.shape[-2] - st.crop + 1, (1,), generator=g))
-                j = int(torch.randint(x.shape[-1] - st.crop + 1, (1,), generator=g))
-                crops += [x[..., i : i + st.crop, j : j + st.crop]] * 2  # the α pair shares its crop and painting
-                which += [int(torch.randint(n, (1,), generator=g)) if n > 1 else 0] * 2
-            c = torch.cat(crops).to(dev)
+            c, which = draw_crops(pool, st.batch // 2, st.crop, n, g)
+            c = c.to(dev)
             a = design_alphas(st.batch // 2, keys, st.design[step % len(st.design)], g=g).to(dev)
             e = torch.cat([embeddings[w] for w in which])
             tg = Targets(
