@@ -86,6 +86,8 @@ def cmd_train(args) -> None:
         p.requires_grad_(False)
     loss = st.exported.loss_module()
     photos, styles = train_images()
+    if args.style:  # one painting (any, e.g. a held-out one), as an adapter is fitted
+        styles = [Path(args.style)]
     t0 = time.time()
     emb = [st.embed(s) for s in styles]
     grams = [loss.style_targets(st.style_image(s)) for s in styles]
@@ -156,6 +158,7 @@ def main() -> None:
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--fine", type=int, default=24)
     t.add_argument("--coarse", type=int, default=32)
+    t.add_argument("--style", default=None, help="fit to this one painting instead of the train split's")
     t.add_argument("--init-std", type=float, default=0.0, help="std of the output convs' start (0: zeros)")
     t.add_argument("--design", default="random,one,corners")
     t.add_argument("--seed", type=int, default=0)
