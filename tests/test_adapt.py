@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from adjustable_style.adapt import DESIGNS, Adapter, AdapterError, design_alphas, load_adapter, save_adapter
+from adjustable_style.adapt import (
+    DESIGNS,
+    Adapter,
+    AdapterError,
+    FitSettings,
+    design_alphas,
+    load_adapter,
+    save_adapter,
+)
 from adjustable_style.cli import main
 from adjustable_style.measure import slider_strength
 from adjustable_style.stylizer import Stylizer
@@ -87,8 +95,9 @@ def test_ema_objective_is_the_one_optimize_uses(st: Stylizer) -> None:
     recipe's objective on the same crops and α, recorded in the adapter; unknown objectives are refused."""
     kw = dict(steps=2, crop=96, batch=2, lr=0.02, design=("one",))
     ema = st.fit_adapter(MONET, photos=[CAT], objective="ema", **kw)
-    base = st.fit_adapter(MONET, photos=[CAT], **kw)
+    base = st.fit_adapter(MONET, photos=[CAT], objective="base", **kw)
     assert ema.meta["objective"] == "ema" and base.meta["objective"] == "base"
+    assert FitSettings().objective == "ema"  # adapters fit the objective the exact reference minimises
     assert bool(torch.isfinite(ema.offsets).all()) and float(ema.offsets.abs().max()) > 1e-3
     assert float((ema.offsets - base.offsets).abs().max()) > 1e-4
     with pytest.raises(ValueError, match="objective"):

@@ -7,9 +7,11 @@ parametrisation is much stronger (docs/magenta_finetune.md, "Where the headroom 
     γ, β = Λ(α, e) + [1, g_1·(2α_1 − 1), …, g_L·(2α_L − 1)] · D,      D of shape (1 + L, 2·C), zero = no change
 
 (g_l: the model's gain for the half of slider l that α_l is in, 1 unless its config sizes the halves apart)
-(the model applies it: :func:`adjustable_style.conditioning.apply_offsets`), trained with the paper's objective —
-Σ_l α_l·L_l, each layer's loss divided by the base network's own loss on the same crop, style terms × the recipe's
-style gain — on random crops of a few photos, α cycling through three
+(the model applies it: :func:`adjustable_style.conditioning.apply_offsets`), trained with the paper's objective
+(eq. 9: Σ_l α_l·L_l / EMA_l with the model's stored loss EMA — the objective :func:`adjustable_style.gatys.optimize`
+minimises for the same α, so the fitted sliders move towards the exact reference; ``objective="base"`` divides each
+layer by the base network's own loss on the crop instead, the recipe the shipped Λ was first trained with) on
+random crops of a few photos, α cycling through three
 designs: U(0, 1) antithetic pairs, one slider at 0 and at 1 with the others at 0.5 (how sliders are used), and
 every slider at 0 and at 1 (the two ends). D does not depend on the photo, so one adapter serves every photo
 and video frame of that painting. It costs one fit per painting: ~5 min on one core of a 2-core x86 CPU for the
@@ -81,9 +83,9 @@ class FitSettings:
         lr: Adam's learning rate at the start.
         seed: crops and α.
         design: the α design of each step, cycled (see :func:`design_alphas`): "random", "one", "corners".
-        objective: "base" (each layer's loss divided by the base network's own loss on the same crop, style terms ×
-            the recipe's style gain) or "ema" (the paper's eq. 9: each layer divided by the model's stored loss EMA,
-            style weight = α; the objective :func:`adjustable_style.gatys.optimize` minimises for the same α).
+        objective: "ema" (the paper's eq. 9: each layer divided by the model's stored loss EMA, style weight = α;
+            the objective :func:`adjustable_style.gatys.optimize` minimises for the same α) or "base" (each layer's
+            loss divided by the base network's own loss on the same crop, style terms × the recipe's style gain).
         tune_lr: Adam's learning rate for model weights fine-tuned along with D (:func:`fit_offsets`'s ``tune``).
     """
 
@@ -93,7 +95,7 @@ class FitSettings:
     lr: float = 0.01
     seed: int = 0
     design: tuple[str, ...] = DESIGNS
-    objective: str = "base"
+    objective: str = "ema"
     tune_lr: float = 1e-4
 
     def __post_init__(self) -> None:
@@ -210,7 +212,10 @@ def fit_offsets(
     dev = embeddings[0].device
     ema = st.objective == "ema"
     if ema and not bool(loss.ema_initialized):
-        raise InputError("objective='ema' needs a model whose loss EMA was updated in training; use objective='base'")
+        raise InputError(
+            "objective 'ema' needs a model whose loss EMA was updated in training; "
+            "use objective 'base' (--objective base)"
+        )
     gain = 1.0 if ema else style_gain
     gains = torch.tensor([gain if k.startswith("style/") else 1.0 for k in keys], device=dev)
     pool = photo_pool(photos, st.crop)

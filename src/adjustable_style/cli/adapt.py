@@ -57,7 +57,9 @@ def cmd_adapt(args: argparse.Namespace) -> int:
                 )
 
         before = slider_strength(st, check, s) if args.report else None
-        ad = st.fit_adapter(s, photos or None, progress, steps=args.steps, crop=args.crop, seed=args.seed)
+        ad = st.fit_adapter(
+            s, photos or None, progress, steps=args.steps, crop=args.crop, seed=args.seed, objective=args.objective
+        )
         save_adapter(ad, dest)
         line = f"wrote {dest} ({time.time() - t0:.0f} s)"
         if before is not None:
@@ -93,6 +95,13 @@ def add_parsers(sub) -> None:
     )
     p.add_argument(
         "--crop", type=int, default=192, metavar="PX", help="side of the photo crops it fits on (default %(default)s)"
+    )
+    p.add_argument(
+        "--objective",
+        choices=("ema", "base"),
+        default="ema",
+        help="ema: the paper's objective, the one optimize and evaluate use (default); base: each layer's loss "
+        "divided by the base network's own loss on the crop",
     )
     seed_arg(p, "the photo crops and slider values it fits on")
     p.add_argument("--check", default=None, help="photo for the before/after slider report (default: the bundled cat)")
