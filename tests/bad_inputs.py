@@ -251,6 +251,7 @@ def cases(f: dict[str, Path]) -> list[Case]:
         Case("adapt", "missing painting", ("adapt", str(out / "nope.jpg"), "-o", adapter), "not found"),
         Case("adapt", "output not .safetensors", ("adapt", str(PAINTING), "-o", str(out / "a.txt")), ".safetensors"),
         Case("adapt", "`--steps 0`", ("adapt", str(PAINTING), "-o", adapter, "--steps", "0"), "--steps"),
+        Case("adapt", "`--objective x`", ("adapt", str(PAINTING), "-o", adapter, "--objective", "x"), "--objective"),
         Case("adapt", "output under a file", ("adapt", str(PAINTING), "-o", str(f["a_file"] / "a.safetensors")), "-o"),
         Case("adapt", "text file named .jpg as the painting", ("adapt", str(f["text"]), "-o", adapter), "notes.jpg"),
         Case("video", "missing video", ("video", str(out / "nope.mp4"), str(PAINTING), "-o", video_out), "not found"),

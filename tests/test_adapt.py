@@ -201,6 +201,10 @@ def test_cli_adapt_then_stylize(st: Stylizer, fitted: tuple, tmp_path: Path, cap
     before = path.read_bytes()
     assert main(["adapt", str(KANDINSKY), "-o", str(path), "--steps", "1", "--crop", "64", "--no-report"]) == 0
     assert path.read_bytes() == before and "skipped" in capsys.readouterr().out
+    # --force fits again; --objective base records the recipe's objective (the default is the paper's, "ema")
+    args = ["adapt", str(KANDINSKY), "-o", str(path), "--steps", "1", "--crop", "64", "--no-report", "--force"]
+    assert main([*args, "--objective", "base"]) == 0
+    assert load_adapter(path).meta["objective"] == "base"
 
 
 def test_adapter_folders(st: Stylizer, fitted: tuple, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
