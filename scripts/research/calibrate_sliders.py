@@ -27,6 +27,7 @@ from scale_sliders import set_half_gains, write_model
 
 from adjustable_style.adapt import FitSettings, fit_offsets
 from adjustable_style.evaluation import shared_data_dir
+from adjustable_style.losses import PerceptualLoss
 from adjustable_style.stylizer import Stylizer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +44,16 @@ def train_images() -> tuple[list[Path], list[Path]]:
     return photos, styles
 
 
+def fit_inputs(
+    st: Stylizer, loss: PerceptualLoss, photos: list[Path], styles: list[Path]
+) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]], list[torch.Tensor]]:
+    """What ``adapt.fit_offsets`` takes from the images: each painting's embedding and Gram targets under ``loss``,
+    and each photo (1, 3, H, W) at the model's photo size."""
+    embeddings = [st.embed(s) for s in styles]
+    targets = [loss.style_targets(st.style_image(s)) for s in styles]
+    return embeddings, targets, [st.image(p, "photo") for p in photos]
+
+
 def fit_on_paintings(
     st: Stylizer,
     photos: list[Path],
@@ -52,20 +63,9 @@ def fit_on_paintings(
     progress: Callable[[int, int, float], None],
     tune: list[torch.nn.Parameter],
 ) -> torch.Tensor:
-    """``adapt.fit_offsets`` on ``st``'s model over these paintings and photos (their embeddings, Gram targets and
-    images computed here), with its loss module; returns D."""
+    """``adapt.fit_offsets`` on ``st``'s model over these paintings and photos, with its loss module; returns D."""
     loss = st.exported.loss_module()
-    return fit_offsets(
-        st.model,
-        loss,
-        [st.embed(s) for s in styles],
-        [loss.style_targets(st.style_image(s)) for s in styles],
-        [st.image(p, "photo") for p in photos],
-        settings,
-        style_gain,
-        progress,
-        tune,
-    )
+    return fit_offsets(st.model, loss, *fit_inputs(st, loss, photos, styles), settings, style_gain, progress, tune)
 
 
 def main() -> None:

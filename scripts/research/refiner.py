@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from calibrate_sliders import train_images
+from calibrate_sliders import fit_inputs, train_images
 from slider_agreement import judge, load_pairs, show
 from torch import nn
 
@@ -89,9 +89,8 @@ def cmd_train(args) -> None:
     if args.style:  # one painting (any, e.g. a held-out one), as an adapter is fitted
         styles = [Path(args.style)]
     t0 = time.time()
-    emb = [st.embed(s) for s in styles]
-    grams = [loss.style_targets(st.style_image(s)) for s in styles]
-    pool = photo_pool([st.image(p, "photo") for p in photos], args.crop)
+    emb, grams, pics = fit_inputs(st, loss, photos, styles)
+    pool = photo_pool(pics, args.crop)
     print(f"{len(styles)} paintings, {len(pool)} photos prepared ({time.time() - t0:.0f} s)", flush=True)
     keys = list(st.schema.keys)
     ref = loss.ema.clamp_min(1e-12)
@@ -123,7 +122,7 @@ def cmd_train(args) -> None:
 def refine_stylizer(st: Stylizer, state: dict) -> None:
     """Wrap ``st.stylize_alphas`` so that its outputs go through the refiner."""
     a = state["args"]
-    net = Refiner(len(st.style_layers), 100, a["fine"], a["coarse"])
+    net = Refiner(len(st.style_layers), st.model.config.embedding_dim, a["fine"], a["coarse"])
     net.load_state_dict(state["state"])
     net.eval()
     plain = st.stylize_alphas
@@ -141,7 +140,7 @@ def cmd_judge(args) -> None:
     torch.set_num_threads(args.threads)
     st = Stylizer.load(args.model, backend="torch")
     if args.state:
-        refine_stylizer(st, torch.load(args.state, weights_only=False))
+        refine_stylizer(st, torch.load(args.state, weights_only=True))
     pairs = load_pairs(args.pairs, first=args.first)
     show(judge(st, args.objective, args.cache, pairs), f"{args.state or args.model} vs {args.objective}")
 
