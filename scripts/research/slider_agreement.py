@@ -175,6 +175,8 @@ def cmd_judge(args):
     if args.lo or args.hi:
         n = len(st.style_layers)
         scale_half_gains(st, *[[float(x) for x in (g or ",".join(["1"] * n)).split(",")] for g in (args.lo, args.hi)])
+    if args.adapters:
+        print(f"{st.add_adapters_from(args.adapters)} adapter(s) from {args.adapters}")
     pairs = load_pairs(args.pairs, first=args.first)
     show(judge(st, cache_name(args), args.cache, pairs), f"{args.model} vs {cache_name(args)}")
 
@@ -195,6 +197,7 @@ def main() -> None:
         q.add_argument("--gain", default=None, help="per style slider, e.g. 2,2,1.5 (judge)")
         q.add_argument("--lo", default=None, help="asymmetric gains below the middle (judge; asym_gain.py)")
         q.add_argument("--hi", default=None, help="asymmetric gains above the middle (judge; asym_gain.py)")
+        q.add_argument("--adapters", default=None, help="a folder of slider adapters (judge; `adjustable-style adapt`)")
     args = p.parse_args()
     {"refs": cmd_refs, "judge": cmd_judge}[args.cmd](args)
 
