@@ -14,7 +14,7 @@ layer by the base network's own loss on the crop instead, the recipe the shipped
 random crops of a few photos, α cycling through three
 designs: U(0, 1) antithetic pairs, one slider at 0 and at 1 with the others at 0.5 (how sliders are used), and
 every slider at 0 and at 1 (the two ends). D does not depend on the photo, so one adapter serves every photo
-and video frame of that painting. It costs one fit per painting: ~5 min on one core of a 2-core x86 CPU for the
+and video frame of that painting. It costs one fit per painting: ~4 min on one core of a 2-core x86 CPU for the
 default 60 steps.
 
 This module works on the model and its loss module; :class:`~adjustable_style.stylizer.Stylizer` turns images into

@@ -91,7 +91,11 @@ def add_parsers(sub) -> None:
         "--photos", nargs="+", default=None, help="photos or folders to fit on (default: the 3 bundled photos)"
     )
     p.add_argument(
-        "--steps", type=int, default=60, metavar="N", help="Adam steps (default %(default)s; ~5 min on one CPU core)"
+        "--steps",
+        type=int,
+        default=60,
+        metavar="N",
+        help="Adam steps (default %(default)s; ~4 min on one CPU core; 30 halves it)",
     )
     p.add_argument(
         "--crop", type=int, default=192, metavar="PX", help="side of the photo crops it fits on (default %(default)s)"
