@@ -205,6 +205,12 @@ def cases(f: dict[str, Path]) -> list[Case]:
         Case("stylize", "`--size 5`", ("stylize", *pair, "-o", png, "--size", "5"), "--size"),
         Case(
             "stylize",
+            "`--adapter` with `--no-adapter`",
+            ("stylize", *pair, "-o", png, "--adapter", adapter, "--no-adapter"),
+            "contradict",
+        ),
+        Case(
+            "stylize",
             "bit-flipped JPEG content",
             ("stylize", str(f["flipped"]), str(PAINTING), "-o", png, *run),
             "flipped.jpg",

@@ -19,6 +19,8 @@ from adjustable_style.adapt import (
     design_alphas,
     load_adapter,
     save_adapter,
+    store_dir,
+    store_path,
 )
 from adjustable_style.cli import main
 from adjustable_style.measure import slider_strength
@@ -255,3 +257,56 @@ def test_offsets_formula_and_file_mode(st: Stylizer, fitted: tuple, tmp_path: Pa
 def test_adapt_does_not_import_the_stylizer() -> None:
     code = "import sys, adjustable_style.adapt; assert 'adjustable_style.stylizer' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_adapter_store(
+    st: Stylizer, fitted: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """`adapt` without -o writes into the per-user store; stylize then uses it for that painting only, unless
+    --no-adapter; the store is per model (a changed weight is another model)."""
+    import copy
+
+    import numpy as np
+    from PIL import Image
+
+    monkeypatch.setenv("ADJUSTABLE_STYLE_CACHE", str(tmp_path / "cache"))
+    store = store_dir(st.model)
+    assert store.parent == tmp_path / "cache" / "adapters"
+    assert main(["adapt", str(KANDINSKY), "--steps", "1", "--crop", "64", "--no-report"]) == 0
+    path = store_path(store, st.style_digest(KANDINSKY))
+    assert path.is_file() and str(path) in capsys.readouterr().out
+    save_adapter(fitted[0], path)  # the 6-step fit: a change the 8-bit output shows
+
+    def run(style: Path, name: str, *extra: str) -> np.ndarray:
+        out = tmp_path / name
+        args = ["stylize", str(CAT), str(style), "-o", str(out), "--size", "96", "--backend", "torch", *extra]
+        assert main(args) == 0
+        return np.asarray(Image.open(out), dtype=np.float64)
+
+    stored = run(KANDINSKY, "stored.png")
+    assert "stored adapter" in capsys.readouterr().out
+    plain = run(KANDINSKY, "plain.png", "--no-adapter")
+    assert "stored adapter" not in capsys.readouterr().out
+    explicit = run(KANDINSKY, "explicit.png", "--adapter", str(path))
+    assert np.array_equal(stored, explicit) and np.abs(stored - plain).mean() > 0.1
+    run(MONET, "monet.png")  # no adapter stored for this painting
+    assert "stored adapter" not in capsys.readouterr().out
+    assert (
+        main(
+            ["stylize", str(CAT), str(KANDINSKY), "-o", str(tmp_path / "x.png"), "--adapter", str(path), "--no-adapter"]
+        )
+        == 1
+    )
+    assert "contradict" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
+
+    # the Python API: opt in; remove_adapters turns the store off again
+    st.use_adapter_store()
+    try:
+        assert st.has_adapter(KANDINSKY) and not st.has_adapter(MONET)
+    finally:
+        st.remove_adapters()
+    assert not st.has_adapter(KANDINSKY)
+    other = copy.deepcopy(st.model)
+    with torch.no_grad():
+        next(other.conditioning.parameters()).add_(1e-3)
+    assert store_dir(other) != store

@@ -315,3 +315,12 @@ def test_tune_fits_an_adapter_for_the_painting(tmp_path: Path, studio: Studio) -
     assert "already tuned" in page.tune(str(monet))
     with page._tuning:  # a fit in progress elsewhere: refused with a message, nothing blocks
         assert "another painting is being tuned" in page.tune(str(PAINTING))
+    # without a folder, a stylizer that uses an adapter store (serve's default) keeps the fit there for next time
+    st = Stylizer.load("default", device="cpu")
+    store = st.use_adapter_store(tmp_path / "store")
+    stored = Studio(st, preview_size=96, full_size=128, out_dir=tmp_path / "out2", adapt_steps=1)
+    assert "kept in the adapter store" in stored.tune(str(monet))
+    assert [p.name for p in store.iterdir()] == [f"{st.style_digest(monet)}.safetensors"]
+    fresh = Stylizer.load("default", device="cpu")
+    fresh.use_adapter_store(store)
+    assert fresh.has_adapter(monet)

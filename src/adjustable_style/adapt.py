@@ -17,6 +17,10 @@ every slider at 0 and at 1 (the two ends). D does not depend on the photo, so on
 and video frame of that painting. It costs one fit per painting: ~4 min on one core of a 2-core x86 CPU for the
 default 60 steps.
 
+An adapter lives in a file (:func:`save_adapter`) or in the per-user store (:func:`store_dir`: one folder per
+model, one file per painting), where ``adjustable-style adapt`` without ``-o`` puts it and the other commands look
+for the painting's adapter.
+
 This module works on the model and its loss module; :class:`~adjustable_style.stylizer.Stylizer` turns images into
 what it needs (:meth:`~adjustable_style.stylizer.Stylizer.fit_adapter`).
 
@@ -43,6 +47,7 @@ from .checks import InputError, check_int, check_number
 from .image import resize
 from .losses import PerceptualLoss, Targets
 from .model import AdjustableStyleModel
+from .model_files import cache_root
 
 BUNDLED_PHOTOS = tuple(
     Path(__file__).resolve().parent / "assets" / "examples" / n
@@ -353,6 +358,28 @@ def load_adapter(path: str | Path, model: AdjustableStyleModel | None = None) ->
     if model is not None:
         check_adapter(ad, model, str(path))
     return ad
+
+
+def model_id(model: AdjustableStyleModel) -> str:
+    """Identity of a model's weights (every parameter and buffer), for the adapter store: an adapter is fitted to
+    one model, and a retrained model with the same layout must not pick up another's adapters."""
+    h = hashlib.blake2b(digest_size=12)
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def store_dir(model: AdjustableStyleModel) -> Path:
+    """The per-user adapter store for ``model``: ``<cache>/adapters/<model id>/`` (see
+    :func:`adjustable_style.model_files.cache_root`), where ``adjustable-style adapt`` without ``-o`` and the web
+    page's Tune button put adapters, and where the other commands look for the painting's adapter."""
+    return cache_root() / "adapters" / model_id(model)
+
+
+def store_path(folder: str | Path, digest: str) -> Path:
+    """The file of the painting with style digest ``digest`` in an adapter store ``folder``."""
+    return Path(folder) / f"{digest}.safetensors"
 
 
 def load_adapters(folder: str | Path, model: AdjustableStyleModel) -> list[Adapter]:

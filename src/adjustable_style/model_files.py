@@ -35,6 +35,15 @@ from .vgg import WEIGHT_SOURCES, VGG19Features
 DEFAULT_MODEL_DIR = Path(__file__).parent / "assets" / "models"
 
 
+def cache_root() -> Path:
+    """The per-user cache (ONNX graphs, slider adapters): ``$ADJUSTABLE_STYLE_CACHE``, else
+    ``$XDG_CACHE_HOME/adjustable-style``, else ``~/.cache/adjustable-style``."""
+    base = os.environ.get("ADJUSTABLE_STYLE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "adjustable-style"
+    )
+    return Path(base)
+
+
 @dataclass
 class ExportedModel:
     """A model rebuilt from an export (or a checkpoint), ready for inference.

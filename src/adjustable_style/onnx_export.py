@@ -22,7 +22,6 @@ import hashlib
 import importlib.util
 import io
 import logging
-import os
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,7 +34,7 @@ from . import atomic
 from .checkpoint import ModelFormatError
 from .checks import InputError
 from .export import WEIGHTS_FILE, write_export
-from .model_files import load_model
+from .model_files import cache_root, load_model
 
 BACKENDS = ("torch", "onnxruntime", "auto")
 EMBED_FILE, STYLIZE_FILE = "embed.onnx", "stylize.onnx"
@@ -171,10 +170,7 @@ def model_digest(folder: Path) -> str:
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("ADJUSTABLE_STYLE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "adjustable-style"
-    )
-    return Path(base) / "onnx"
+    return cache_root() / "onnx"
 
 
 def find_graphs(folder: Path) -> Path | None:

@@ -78,6 +78,7 @@ class Stylizer:
         self.memory_limit_gb = tiling.DEFAULT_MEMORY_LIMIT_GB
         self._adapters: dict[str, torch.Tensor] = {}  # style digest -> slider offsets D (see adjustable_style.adapt)
         self._digests = ImageCache(4 * cache_size)  # style image -> its digest
+        self.adapter_store: Path | None = None  # set by use_adapter_store: adapters looked up per painting there
 
     @classmethod
     def load(
@@ -199,18 +200,43 @@ class Stylizer:
             self.add_adapter(ad)
         return len(adapters)
 
+    def use_adapter_store(self, folder: str | Path | None = None) -> Path:
+        """From now on, a painting without an added adapter uses the one fitted for it in ``folder`` (default: this
+        model's per-user store, :func:`~adjustable_style.adapt.store_dir`, where ``adjustable-style adapt`` without
+        ``-o`` writes), if there is one. Returns the folder.
+
+        Example:
+            >>> st.use_adapter_store()  # doctest: +SKIP
+            >>> st.has_adapter("painting.jpg")  # True once `adjustable-style adapt painting.jpg` ran  # doctest: +SKIP
+        """
+        self.adapter_store = Path(folder) if folder is not None else adapt.store_dir(self.model)
+        return self.adapter_store
+
+    def store_adapter(self, adapter: Adapter) -> Path:
+        """Save ``adapter`` into the adapter store (:meth:`use_adapter_store`; this model's default store if none
+        is set), atomically, and use it. Returns the file."""
+        folder = self.adapter_store if self.adapter_store is not None else adapt.store_dir(self.model)
+        self.add_adapter(adapter)
+        return adapt.save_adapter(adapter, adapt.store_path(folder, adapter.style_digest))
+
     def remove_adapters(self) -> None:
-        """Forget every adapter: the sliders are the model's own again."""
+        """Forget every adapter and stop using the adapter store: the sliders are the model's own again."""
         self._adapters.clear()
+        self.adapter_store = None
 
     def has_adapter(self, style: ImageLike) -> bool:
         """Whether an added adapter was fitted for this painting."""
         return self._offsets(style) is not None
 
     def _offsets(self, style: ImageLike) -> torch.Tensor | None:
-        if not self._adapters:
+        if not self._adapters and self.adapter_store is None:
             return None
-        return self._adapters.get(self._digests.get_or_compute(style, lambda: self.style_digest(style)))
+        digest = self._digests.get_or_compute(style, lambda: self.style_digest(style))
+        if digest not in self._adapters and self.adapter_store is not None:
+            path = adapt.store_path(self.adapter_store, digest)
+            if path.is_file():  # fitted for this painting earlier (adjustable-style adapt, the web page's Tune)
+                self.add_adapter(adapt.load_adapter(path, self.model))
+        return self._adapters.get(digest)
 
     def _fit(self, styles: Sequence[ImageLike], photos: Sequence[ImageLike], settings: FitSettings, progress):
         loss = self.exported.loss_module()

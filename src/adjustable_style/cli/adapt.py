@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..adapt import BUNDLED_PHOTOS, save_adapter
+from ..adapt import BUNDLED_PHOTOS, save_adapter, store_dir, store_path
 from ..image import writable_parent
 from ..measure import slider_strength
 from ..model_files import resolve_model
@@ -20,17 +20,21 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     at_least("--crop", args.crop, 64)
     style = existing(args.style, "style")
     styles = images_in(style, "style") if style.is_dir() else [style]
-    out = Path(args.output)
-    if style.is_dir():  # one adapter per painting: -o is a folder
-        if out.exists() and not out.is_dir():
-            raise UsageError(f"-o '{out}' is a file; with a folder of paintings, -o must be a folder")
-        dests = [out / f"{s.stem}.safetensors" for s in styles]
-    else:
-        if out.suffix != ".safetensors":
-            raise UsageError(f"-o '{out}' must end in .safetensors (or give a folder of paintings)")
-        dests = [out]
-    if writable_parent(dests[0]) is None:  # checked before any compute; the folder is made when the first is written
-        raise UsageError(f"cannot write '{dests[0]}': a folder above it is a file or not writable; choose another -o")
+    dests: list[Path] = []
+    if args.output is not None:
+        out = Path(args.output)
+        if style.is_dir():  # one adapter per painting: -o is a folder
+            if out.exists() and not out.is_dir():
+                raise UsageError(f"-o '{out}' is a file; with a folder of paintings, -o must be a folder")
+            dests = [out / f"{s.stem}.safetensors" for s in styles]
+        else:
+            if out.suffix != ".safetensors":
+                raise UsageError(f"-o '{out}' must end in .safetensors (or give a folder of paintings)")
+            dests = [out]
+        if writable_parent(dests[0]) is None:  # checked before any compute; the folder is made with the first file
+            raise UsageError(
+                f"cannot write '{dests[0]}': a folder above it is a file or not writable; choose another -o"
+            )
     photos: list[Path] = []
     for p in args.photos or []:
         q = existing(p, "photo")
@@ -41,6 +45,13 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--model {args.model} was trained from scratch; slider adapters need a model on a base network (default)"
         )
+    if not dests:  # the adapter store, where the other commands find each painting's adapter
+        store = store_dir(st.model)
+        if writable_parent(store / "x.safetensors") is None:
+            raise UsageError(
+                f"cannot write into the adapter store '{store}'; give -o FILE (or set ADJUSTABLE_STYLE_CACHE)"
+            )
+        dests = [store_path(store, st.style_digest(s)) for s in styles]
     for s, dest in zip(styles, dests):
         if dest.exists() and not args.force:
             say(args, f"{dest} exists; skipped (use --force to fit it again)")
@@ -80,12 +91,18 @@ def add_parsers(sub) -> None:
         help="tune the sliders to a painting once (minutes on a CPU), then use them in real time",
         description="Fit a slider adapter for STYLE: per-painting offsets of the CIN parameters, trained with the "
         "paper's α-weighted objective on a few photos, that make each slider move its own layer more. "
-        "Use it with stylize/sweep/variations --adapter FILE, or evaluate --adapters DIR. STYLE may be a "
-        "folder: then -o is a folder and each painting gets OUT/<name>.safetensors.",
+        "Without -o it goes into the per-user adapter store, and stylize, sweep, variations, video and serve use "
+        "it whenever this painting is the style (--no-adapter ignores it). With -o FILE, use it with --adapter "
+        "FILE, or evaluate --adapters DIR. STYLE may be a folder: then -o is a folder and each painting gets "
+        "OUT/<name>.safetensors.",
     )
     p.add_argument("style", help="painting, or a folder of paintings")
     p.add_argument(
-        "-o", "--output", required=True, help="adapter file (.safetensors), or a folder for a folder of paintings"
+        "-o",
+        "--output",
+        default=None,
+        help="adapter file (.safetensors), or a folder for a folder of paintings "
+        "(default: the adapter store, ~/.cache/adjustable-style/adapters)",
     )
     p.add_argument(
         "--photos", nargs="+", default=None, help="photos or folders to fit on (default: the 3 bundled photos)"

@@ -76,7 +76,13 @@ def model_args(p: argparse.ArgumentParser, size: int) -> None:
         default=None,
         metavar="FILE",
         help="a slider adapter for the painting, from "
-        "adjustable-style adapt (stronger per-layer sliders for that painting)",
+        "adjustable-style adapt -o FILE (stronger per-layer sliders for that painting); without it, the adapter "
+        "adjustable-style adapt stored for the painting is used when there is one",
+    )
+    p.add_argument(
+        "--no-adapter",
+        action="store_true",
+        help="ignore the painting's stored slider adapter: the model's own sliders",
     )
     p.add_argument(
         "--memory-limit",
@@ -188,11 +194,15 @@ def save_dir_arg(text: str | None, flag: str = "--save-dir") -> Path | None:
 def load_stylizer(args: argparse.Namespace) -> Stylizer:
     if not args.memory_limit > 0:  # also rejects nan
         raise UsageError(f"--memory-limit must be a positive number of GB, got {args.memory_limit}")
+    if getattr(args, "adapter", None) and getattr(args, "no_adapter", False):
+        raise UsageError("--adapter and --no-adapter contradict each other; give one")
     path = resolve_model(args.model)  # cheap: fails on a wrong --model before anything is loaded
     st = Stylizer.load(path, device=device(args.device), backend=args.backend)
     st.memory_limit_gb = args.memory_limit
     if getattr(args, "adapter", None):
         st.add_adapter(load_adapter(args.adapter, st.model))
+    elif not getattr(args, "no_adapter", False) and st.has_base:
+        st.use_adapter_store()  # what adjustable-style adapt fitted for a painting, without -o
     return st
 
 
@@ -212,11 +222,17 @@ def warn_if_style_ignored(args: argparse.Namespace) -> None:
 
 
 def check_adapter_for(st: Stylizer, args: argparse.Namespace, style: Path) -> None:
-    """With ``--adapter``, fail (one line) unless it was fitted for this painting."""
-    if getattr(args, "adapter", None) and not st.has_adapter(style):
-        raise UsageError(
-            f"--adapter '{args.adapter}' was fitted for another painting, not '{style.name}'; fit one with: "
-            f"adjustable-style adapt {style} -o {style.stem}.safetensors"
+    """With ``--adapter``, fail (one line) unless it was fitted for this painting; say when a stored one is used."""
+    if getattr(args, "adapter", None):
+        if not st.has_adapter(style):
+            raise UsageError(
+                f"--adapter '{args.adapter}' was fitted for another painting, not '{style.name}'; fit one with: "
+                f"adjustable-style adapt {style} -o {style.stem}.safetensors"
+            )
+    elif st.adapter_store is not None and st.has_adapter(style):
+        say(
+            args,
+            f"sliders tuned to {style.name} by its stored adapter (adjustable-style adapt; --no-adapter ignores it)",
         )
 
 

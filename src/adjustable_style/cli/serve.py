@@ -102,7 +102,8 @@ def add_parsers(sub) -> None:
         default=None,
         metavar="DIR",
         help="a folder of slider adapters (adjustable-style adapt): an "
-        "uploaded painting with one gets its stronger sliders; the page's Tune button saves new ones there",
+        "uploaded painting with one gets its stronger sliders; the page's Tune button saves new ones there "
+        "(default: the per-user adapter store that adjustable-style adapt without -o writes)",
     )
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link (needs internet)")
     quiet_arg(p)

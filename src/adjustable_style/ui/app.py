@@ -284,7 +284,8 @@ def serve(
             ~25 s at the first start): a server lives long enough for that to pay off (README: benchmark).
         adapters: a folder of slider adapters (``adjustable-style adapt``): an uploaded painting that one was fitted
             for gets its stronger sliders (matched by pixels, not by file name); the page's "Tune" button saves
-            the adapters it fits there too (the folder is created if missing).
+            the adapters it fits there too (the folder is created if missing). None: the per-user adapter store
+            (:meth:`Stylizer.use_adapter_store`), where ``adjustable-style adapt`` without ``-o`` and Tune save.
 
     Returns:
         The running app (``app.local_url`` is its address; ``app.close()`` stops it).
@@ -297,6 +298,8 @@ def serve(
     st = Stylizer.load(model, device=device, backend=backend)
     if adapters is not None and any(Path(adapters).glob("*.safetensors")):
         st.add_adapters_from(adapters)
+    elif adapters is None and st.has_base:
+        st.use_adapter_store()  # paintings tuned before (adjustable-style adapt, Tune) get their adapters
     app = build_app(st, max_upload_mb=max_upload_mb, adapter_dir=adapters)
     app.launch(
         server_name=host,

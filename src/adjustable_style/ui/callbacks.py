@@ -175,7 +175,8 @@ class Studio:
         full_size: longer side of the render on slider release and of the download, px.
         n_variations: how many seeded variations the button draws.
         out_dir: where downloadable PNGs are written (default: a new temporary folder).
-        adapter_dir: where :meth:`tune` saves the slider adapters it fits (None: kept in memory only).
+        adapter_dir: where :meth:`tune` saves the slider adapters it fits (None: the stylizer's adapter store when it
+            uses one, else memory only).
         adapt_steps: optimisation steps of :meth:`tune` (``adjustable-style adapt --steps``).
     """
 
@@ -442,7 +443,12 @@ class Studio:
                     adapter, self.adapter_dir / f"{Path(style).stem[:40]}-{adapter.style_digest[:8]}.safetensors"
                 )
                 saved = f", saved as {path.name}"
-            st.add_adapter(adapter)
+                st.add_adapter(adapter)
+            elif st.adapter_store is not None:
+                st.store_adapter(adapter)
+                saved = ", kept in the adapter store for next time"
+            else:
+                st.add_adapter(adapter)
         except (ValueError, OSError) as e:
             return " ".join(str(e).split()) or type(e).__name__
         finally:
