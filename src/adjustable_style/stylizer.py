@@ -216,8 +216,10 @@ class Stylizer:
         """Save ``adapter`` into the adapter store (:meth:`use_adapter_store`; this model's default store if none
         is set), atomically, and use it. Returns the file."""
         folder = self.adapter_store if self.adapter_store is not None else adapt.store_dir(self.model)
+        adapt.check_adapter(adapter, self.model)
+        path = adapt.save_adapter(adapter, adapt.store_path(folder, adapter.style_digest))
         self.add_adapter(adapter)
-        return adapt.save_adapter(adapter, adapt.store_path(folder, adapter.style_digest))
+        return path
 
     def remove_adapters(self) -> None:
         """Forget every adapter and stop using the adapter store: the sliders are the model's own again."""
@@ -225,7 +227,7 @@ class Stylizer:
         self.adapter_store = None
 
     def has_adapter(self, style: ImageLike) -> bool:
-        """Whether an added adapter was fitted for this painting."""
+        """Whether an added adapter, or one in the adapter store in use, was fitted for this painting."""
         return self._offsets(style) is not None
 
     def _offsets(self, style: ImageLike) -> torch.Tensor | None:
