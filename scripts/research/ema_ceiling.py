@@ -3,7 +3,7 @@ parameter, fitted for this pair alone) at the slider's two ends, the other slide
 Σ_l α_l · L_l / EMA_l (eq. 9, the one `optimize` and `adapt` use). Reports the own-layer ratio L(1) / L(0) with and
 without the fit, on evaluate's held-out pairs at 256 px.
 
-    python scripts/research/ema_ceiling.py --first 0 --pairs 1 --layer relu4_4 [--steps 80]
+    python scripts/research/ema_ceiling.py --first 0 --pairs 1 --layer relu4_4 [--steps 80] [--fit-size 128]
 """
 
 from __future__ import annotations
@@ -16,12 +16,17 @@ from slider_agreement import load_pairs
 
 from adjustable_style.evaluation.pairs import style_alpha
 from adjustable_style.evaluation.slider_effect import _raw_losses, _style_targets
+from adjustable_style.image import resize
 from adjustable_style.losses import Targets
 from adjustable_style.stylizer import Stylizer
 
 
-def fit_end(st: Stylizer, content, s, alpha, grams, steps: int, lr: float) -> torch.Tensor:
-    """The output at ``alpha`` with a constant γ, β offset fitted for this pair by eq. 9."""
+def fit_end(st: Stylizer, content, s, alpha, grams, steps: int, lr: float, fit_size: int | None = None) -> torch.Tensor:
+    """The output at ``alpha`` with a constant γ, β offset fitted for this pair by eq. 9 (on the photo resized to
+    ``fit_size`` when given: a cheaper preparation, applied at full size)."""
+    full = content
+    if fit_size is not None:
+        content = resize(content, max_size=fit_size)
     loss = st.exported.loss_module()
     model = st.model
     e = st.embed(s)
@@ -39,7 +44,7 @@ def fit_end(st: Stylizer, content, s, alpha, grams, steps: int, lr: float) -> to
         obj.backward()
         opt.step()
     with torch.no_grad():
-        return model(content, e, alpha, offsets=d * mask).float()
+        return model(full, e, alpha, offsets=d * mask).float()
 
 
 def main() -> None:
@@ -49,6 +54,7 @@ def main() -> None:
     ap.add_argument("--layer", default="relu4_4")
     ap.add_argument("--steps", type=int, default=80)
     ap.add_argument("--lr", type=float, default=0.01)
+    ap.add_argument("--fit-size", type=int, default=None, help="fit on the photo at this longer side (default: 256)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     st = Stylizer.load("default")
@@ -60,7 +66,9 @@ def main() -> None:
         a[0, j], a[1, j] = 0.0, 1.0
         with torch.no_grad():
             model_ends = st.stylize_alphas(content, s, a, max_size=None)
-        free = torch.cat([fit_end(st, content, s, a[i : i + 1], grams, args.steps, args.lr) for i in (0, 1)])
+        free = torch.cat(
+            [fit_end(st, content, s, a[i : i + 1], grams, args.steps, args.lr, args.fit_size) for i in (0, 1)]
+        )
         own_model = _raw_losses(st, model_ends, content, grams)[:, j]
         own_free = _raw_losses(st, free, content, grams)[:, j]
         print(
