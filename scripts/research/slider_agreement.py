@@ -92,18 +92,21 @@ def cmd_refs(args):
             print(f, flush=True)
 
 
-def judge(st: Stylizer, kind: str, cache: str, pairs) -> dict:
-    """Medians over pairs per slider: cosine, magnitude ratio, ends/stylization, own ratio (style size)."""
+def judge(st: Stylizer, kind: str, cache: str, pairs, renderer=None) -> dict:
+    """Medians over pairs per slider: cosine, magnitude ratio, ends/stylization, own ratio (style size).
+    ``renderer(k, content, style_path)``, when given, returns the render function ``(content, style_path, alphas)``
+    to judge on pair k instead of the model's own (e.g. with a per-pair preparation)."""
     lo, hi = st.alpha_range
     mid = (lo + hi) / 2
     keys = list(st.schema.keys)
 
-    def render(content, s, alphas):
+    def own_render(content, s, alphas):
         return st.stylize_alphas(content, s, alphas, max_size=None)
 
     rows = {n: [] for n in st.style_layers}
     var = []
     for k, _, s, content in pairs:
+        render = own_render if renderer is None else renderer(k, content, s)
         grams = _style_targets(st, st.style_image(s))
         a_mid = style_alpha(st, dict.fromkeys(st.style_layers, mid))
         middle = render(content, s, a_mid)

@@ -31,10 +31,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,6 +125,23 @@ def style_digest(style: torch.Tensor) -> str:
     the same image in another file or format gives the same digest."""
     x = (style.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
     return hashlib.blake2b(x.numpy().tobytes() + str(tuple(x.shape)).encode(), digest_size=16).hexdigest()
+
+
+@contextlib.contextmanager
+def frozen_weights(model: torch.nn.Module, keep: Sequence[torch.nn.Parameter] = ()) -> Iterator[None]:
+    """Inside, only ``keep`` among the model's weights takes gradients (fitted offsets live outside the model); the
+    others get no ``.grad`` and are trainable again afterwards, also after an error."""
+    kept = {id(p) for p in keep}
+    params = [p for p in model.parameters() if p.requires_grad and id(p) not in kept]
+    for p in params:
+        p.requires_grad_(False)
+    for p in keep:
+        p.requires_grad_(True)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 def check_model(model: AdjustableStyleModel) -> None:
@@ -229,14 +247,8 @@ def fit_offsets(
     groups = [{"params": [d], "lr": st.lr}] + ([{"params": list(tune), "lr": st.tune_lr}] if tune else [])
     opt = torch.optim.Adam(groups)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * i / st.steps)))
-    tuned = {id(p) for p in tune}
-    params = [p for p in model.parameters() if p.requires_grad and id(p) not in tuned]
-    for p in params:  # only D (and ``tune``) learn; the model's other weights stay as they are and get no .grad
-        p.requires_grad_(False)
-    for p in tune:
-        p.requires_grad_(True)
     n = len(embeddings)
-    try:
+    with frozen_weights(model, tune):  # only D (and ``tune``) learn
         for step in range(st.steps):
             c, which = draw_crops(pool, st.batch // 2, st.crop, n, g)
             c = c.to(dev)
@@ -257,9 +269,6 @@ def fit_offsets(
             sched.step()
             if progress is not None:
                 progress(step + 1, st.steps, float(obj.detach()))
-    finally:
-        for p in params:
-            p.requires_grad_(True)
     return d.detach().float().cpu()
 
 

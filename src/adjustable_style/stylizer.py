@@ -24,6 +24,7 @@ import torch
 
 from . import adapt, tiling
 from . import onnx_export as ox
+from . import prepare as prep_mod
 from .adapt import Adapter, AdapterError, FitSettings
 from .checks import InputError, check_int, check_number
 from .color import preserve_color as _preserve_color
@@ -31,6 +32,7 @@ from .image import MIN_SIDE, resize
 from .inputs import ImageCache, ImageLike, as_tensor, resolve_device, style_view
 from .layers import LayerSchema, layer_label
 from .model_files import ExportedModel, load_model, resolve_model
+from .prepare import Preparation, PrepareSettings
 
 
 class Stylizer:
@@ -79,6 +81,9 @@ class Stylizer:
         self._adapters: dict[str, torch.Tensor] = {}  # style digest -> slider offsets D (see adjustable_style.adapt)
         self._digests = ImageCache(4 * cache_size)  # style image -> its digest
         self.adapter_store: Path | None = None  # set by use_adapter_store: adapters looked up per painting there
+        self._prepared: dict[tuple[str, str], torch.Tensor] = {}  # (photo, painting) digests -> slider ends E
+        self.preparation_store: Path | None = None  # set by use_preparation_store
+        self._style_cols = prep_mod.style_columns(self.model)
 
     @classmethod
     def load(
@@ -302,6 +307,96 @@ class Stylizer:
             )
         adapt.fold_offsets(self.model, offsets)
 
+    # ------------------------------------------------------------------------------------ pair preparation
+    def use_preparation_store(self, folder: str | Path | None = None) -> Path:
+        """From now on keep pair preparations in ``folder`` (default: this model's per-user store,
+        :func:`~adjustable_style.prepare.store_dir`) and use the one stored for a pair whenever that photo, at that
+        size, is stylized with that painting. Returns the folder."""
+        self.preparation_store = Path(folder) if folder is not None else prep_mod.store_dir(self.model)
+        return self.preparation_store
+
+    def _pair_key(self, content: torch.Tensor, style: ImageLike) -> tuple[str, str]:
+        return prep_mod.image_digest(content), self._digests.get_or_compute(style, lambda: self.style_digest(style))
+
+    def find_preparation(self, content: ImageLike, style: ImageLike, max_size: int | None = 1024) -> bool:
+        """Whether this photo (rendered at ``max_size``) and painting have a preparation, in memory or in the
+        store in use."""
+        c = resize(self.image(content, "content"), max_size=max_size)
+        return self._ends(c, style) is not None
+
+    def prepare(
+        self,
+        content: ImageLike,
+        style: ImageLike,
+        max_size: int | None = 1024,
+        progress: Callable[[int, int, float], None] | None = None,
+        **settings,
+    ) -> Preparation:
+        """Fit the sliders to this photo and painting (see :mod:`adjustable_style.prepare`) and use the fit whenever
+        the pair is stylized at the same size from now on; with a store in use (:meth:`use_preparation_store`) the
+        fit is kept there, and a stored one is used without fitting again.
+
+        Args:
+            content: the photo; ``max_size`` as in :meth:`stylize` (the preparation belongs to that size).
+            style: the painting.
+            progress: called as ``progress(step, steps, objective)`` after each step.
+            settings: :class:`~adjustable_style.prepare.PrepareSettings` (steps=10, lr, crop=256, seed).
+
+        Returns:
+            the :class:`~adjustable_style.prepare.Preparation` (``meta["seconds"]`` is "0" when it was found).
+        """
+        adapt.check_model(self.model)
+        fit = PrepareSettings(**settings)
+        if max_size is not None:
+            check_int("max_size", max_size, low=MIN_SIDE)
+        c = resize(self.image(content, "content"), max_size=max_size)
+        key = self._pair_key(c, style)
+        found = self._ends(c, style)
+        if found is not None:
+            return Preparation(found.float().cpu(), *key, {"seconds": "0"})
+        t0 = time.time()
+        loss = self.exported.loss_module()
+        targets = loss.style_targets(self.style_image(style).to(self.device))
+        ends = prep_mod.fit_ends(
+            self.model, loss, c.to(self.device), self.embed(style), targets, self.alpha_range, fit, progress
+        )
+        meta = {
+            "steps": str(fit.steps),
+            "lr": str(fit.lr),
+            "crop": str(fit.crop),
+            "seed": str(fit.seed),
+            "size": "x".join(map(str, c.shape[-2:])),
+            "style": _name(style),
+            "photo": _name(content),
+            "seconds": f"{time.time() - t0:.1f}",
+        }
+        prep = Preparation(ends, *key, meta)
+        self.add_preparation(prep)
+        if self.preparation_store is not None:
+            prep_mod.save_preparation(prep, prep_mod.store_path(self.preparation_store, key))
+        return prep
+
+    def add_preparation(self, prep: Preparation) -> None:
+        """Use ``prep`` whenever its photo (at its size) is stylized with its painting."""
+        prep_mod.check_preparation(prep, self.model)
+        self._prepared[prep.key] = prep.ends.to(self.device, torch.float32)
+
+    def remove_preparations(self) -> None:
+        """Forget every pair preparation and stop using the store."""
+        self._prepared.clear()
+        self.preparation_store = None
+
+    def _ends(self, content: torch.Tensor, style: ImageLike) -> torch.Tensor | None:
+        """The slider ends prepared for this rendered photo and painting, if any."""
+        if not self._prepared and self.preparation_store is None:
+            return None
+        key = self._pair_key(content, style)
+        if key not in self._prepared and self.preparation_store is not None:
+            path = prep_mod.store_path(self.preparation_store, key)
+            if path.is_file():
+                self.add_preparation(prep_mod.load_preparation(path, self.model))
+        return self._prepared.get(key)
+
     # --------------------------------------------------------------------------------------- stylizing
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast:
@@ -380,11 +475,13 @@ class Stylizer:
         if self.device.type == "cuda":
             c = c.contiguous(memory_format=torch.channels_last)
         e = self._embedding(content, style, s)  # (1, D)
-        offsets = self._offsets(style)
+        # A pair preparation (fitted for this photo at this size, the painting's own embedding) supersedes an adapter.
+        ends = self._ends(c, style) if s == 1.0 else None
+        offsets = self._offsets(style) if ends is None else None
         outs = []
         for chunk in a.split(batch_size):
             b = chunk.shape[0]
-            y = self._run(c.expand(b, -1, -1, -1), e, chunk, offsets)
+            y = self._run(c.expand(b, -1, -1, -1), e, chunk, offsets, ends)
             if preserve_color:
                 y = _preserve_color(c.expand(b, -1, -1, -1), y)
             outs.append(y.cpu())
@@ -403,7 +500,12 @@ class Stylizer:
         return self._run(content, embedding, a, self._offsets(style) if style is not None else None)
 
     def _run(
-        self, content: torch.Tensor, embedding: torch.Tensor, a: torch.Tensor, offsets: torch.Tensor | None = None
+        self,
+        content: torch.Tensor,
+        embedding: torch.Tensor,
+        a: torch.Tensor,
+        offsets: torch.Tensor | None = None,
+        ends: torch.Tensor | None = None,
     ) -> torch.Tensor:
         b = content.shape[0]
         x, e = content.to(self.device), embedding.to(self.device).expand(b, -1)
@@ -411,19 +513,27 @@ class Stylizer:
         outs = []
         with torch.inference_mode(), self._autocast():
             for i in range(0, b, rows):
-                outs.append(self._net(x[i : i + rows], e[i : i + rows], a[i : i + rows].to(self.device), tile, offsets))
+                outs.append(
+                    self._net(x[i : i + rows], e[i : i + rows], a[i : i + rows].to(self.device), tile, offsets, ends)
+                )
         return torch.cat(outs)
 
     def _net(
-        self, content: torch.Tensor, embedding: torch.Tensor, alpha: torch.Tensor, tile: int | None, offsets
+        self, content: torch.Tensor, embedding: torch.Tensor, alpha: torch.Tensor, tile: int | None, offsets, ends
     ) -> torch.Tensor:
-        """The model on the chosen backend (ONNX graphs: untiled, without adapters): float32 (B, 3, H, W)."""
+        """The model on the chosen backend (ONNX graphs: untiled, without adapters or preparations): float32
+        (B, 3, H, W)."""
+        if tile is None and offsets is None and ends is None:
+            if self._graphs is not None:
+                return self._graphs.stylize(content, embedding, alpha)
+            return self.model(content, embedding, alpha).float()
+        gamma, beta = self.model.cin_params(alpha, embedding, offsets)
+        if ends is not None:
+            dg, db = prep_mod.end_shift(alpha, ends, self._style_cols, self.alpha_range).chunk(2, 1)
+            gamma, beta = gamma + dg.to(gamma), beta + db.to(beta)
         if tile is not None:
-            gamma, beta = self.model.cin_params(alpha, embedding, offsets)
             return tiling.stylize_tiled(self.model.net, content, gamma, beta, tile=tile).float()
-        if self._graphs is not None and offsets is None:
-            return self._graphs.stylize(content, embedding, alpha)
-        return self.model(content, embedding, alpha, offsets=offsets).float()
+        return self.model.net(content, gamma, beta).float()
 
     @property
     def has_base(self) -> bool:

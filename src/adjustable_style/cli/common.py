@@ -14,6 +14,7 @@ from ..checks import InputError
 from ..image import IMAGE_EXTENSIONS, is_image_file, writable_parent
 from ..layers import check_layer, parse_weights
 from ..model_files import DEFAULT_MODEL_DIR, resolve_model
+from ..prepare import PrepareSettings
 from ..stylizer import Stylizer
 from ..tiling import DEFAULT_MEMORY_LIMIT_GB
 
@@ -21,6 +22,8 @@ PROG = "adjustable-style"
 
 # Bundled models trained on one painting: whatever style image is given, the output is that painting's style.
 SINGLE_STYLE_MODELS = {"starry_night": "Van Gogh's The Starry Night"}
+
+PREPARE_STEPS = PrepareSettings.steps
 
 WEIGHTS_HELP = "style weights in [0, 1], e.g. relu2_2=0.2,relu4_4=1 (unnamed layers: 1)"
 
@@ -82,7 +85,7 @@ def model_args(p: argparse.ArgumentParser, size: int) -> None:
     p.add_argument(
         "--no-adapter",
         action="store_true",
-        help="ignore the painting's stored slider adapter: the model's own sliders",
+        help="ignore the painting's stored slider adapter and the pair's stored preparation: the model's own sliders",
     )
     p.add_argument(
         "--memory-limit",
@@ -94,6 +97,21 @@ def model_args(p: argparse.ArgumentParser, size: int) -> None:
         "default %(default)s",
     )
     quiet_arg(p)
+
+
+def prepare_arg(p: argparse.ArgumentParser) -> None:
+    """``--prepare [STEPS]``: fit the sliders to the pair first (commands that render one photo)."""
+    p.add_argument(
+        "--prepare",
+        nargs="?",
+        type=int,
+        const=PREPARE_STEPS,
+        default=None,
+        metavar="STEPS",
+        help="fit the sliders to this photo and painting first, at the output size (sliders much closer to the "
+        f"exact optimum of their weights; STEPS default {PREPARE_STEPS}: about a minute at 256 px on one CPU core, "
+        "longer for larger outputs); kept in the per-user store, so the same pair and size later start at once",
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- checks
@@ -196,6 +214,13 @@ def load_stylizer(args: argparse.Namespace) -> Stylizer:
         raise UsageError(f"--memory-limit must be a positive number of GB, got {args.memory_limit}")
     if getattr(args, "adapter", None) and getattr(args, "no_adapter", False):
         raise UsageError("--adapter and --no-adapter contradict each other; give one")
+    if getattr(args, "prepare", None) is not None:
+        if getattr(args, "no_adapter", False):
+            raise UsageError("--prepare and --no-adapter contradict each other; give one")
+        if args.prepare < 1:
+            raise UsageError(f"--prepare takes a number of steps >= 1, got {args.prepare}")
+        if getattr(args, "strength", 1.0) != 1.0:
+            raise UsageError("--prepare fits the sliders at full style strength; drop --strength or --prepare")
     path = resolve_model(args.model)  # cheap: fails on a wrong --model before anything is loaded
     st = Stylizer.load(path, device=device(args.device), backend=args.backend)
     st.memory_limit_gb = args.memory_limit
@@ -203,7 +228,30 @@ def load_stylizer(args: argparse.Namespace) -> Stylizer:
         st.add_adapter(load_adapter(args.adapter, st.model))
     elif not getattr(args, "no_adapter", False) and st.has_base:
         st.use_adapter_store()  # what adjustable-style adapt fitted for a painting, without -o
+    if not getattr(args, "no_adapter", False) and st.has_base:
+        st.use_preparation_store()  # pairs prepared before (--prepare, the web page's Prepare)
+    elif getattr(args, "prepare", None) is not None:
+        raise UsageError(f"--prepare needs a model on a base network (default); --model {args.model} has none")
     return st
+
+
+def prepare_pair(st: Stylizer, args: argparse.Namespace, content: Path, style: Path, max_size: int | None) -> None:
+    """With ``--prepare``, fit the sliders to this pair at this size (or find the stored fit); without it, say when
+    a stored preparation will be used."""
+    if getattr(args, "prepare", None) is None:
+        if st.preparation_store is not None and getattr(args, "strength", 1.0) == 1.0:
+            if st.find_preparation(content, style, max_size):
+                say(args, f"sliders prepared for {content.name} × {style.name} (stored; --no-adapter ignores it)")
+        return
+    if st.find_preparation(content, style, max_size):
+        say(args, f"sliders prepared for {content.name} × {style.name} earlier (stored)")
+        return
+    say(args, f"preparing the sliders for {content.name} × {style.name} ({args.prepare} steps) …")
+    prep = st.prepare(content, style, max_size=max_size, steps=args.prepare)
+    say(
+        args,
+        f"prepared in {float(prep.meta['seconds']):.0f} s at {prep.meta['size']} px (kept in {st.preparation_store})",
+    )
 
 
 def warn_if_style_ignored(args: argparse.Namespace) -> None:

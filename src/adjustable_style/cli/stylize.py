@@ -21,6 +21,8 @@ from .common import (
     load_stylizer,
     model_args,
     output_names,
+    prepare_arg,
+    prepare_pair,
     save_dir_arg,
     say,
     seed_arg,
@@ -44,6 +46,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         out = check_output(args.output)
         st = load_stylizer(args)
         check_adapter_for(st, args, style)
+        prepare_pair(st, args, content, style, max_size)
         save_image(st.stylize(content, style, **kw), out)
         say(args, f"wrote {out}")
         return 0
@@ -79,6 +82,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         for s in good_styles:
             name = f"{c_names[c]}__{s_names[s]}.png" if style.is_dir() else f"{c_names[c]}.png"
             try:
+                prepare_pair(st, args, c, s, max_size)
                 save_image(st.stylize(c, s, **kw), out_dir / name)
                 written += 1
             except ImageError as e:
@@ -109,6 +113,7 @@ def cmd_variations(args: argparse.Namespace) -> int:
     warn_if_style_ignored(args)
     st = load_stylizer(args)
     check_adapter_for(st, args, style)
+    prepare_pair(st, args, content, style, max_size)
     images, alphas = st.variations(
         content,
         style,
@@ -145,6 +150,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     warn_if_style_ignored(args)
     st = load_stylizer(args)
     check_adapter_for(st, args, style)
+    prepare_pair(st, args, content, style, max_size)
     swept = st.style_layers if args.layer == "all" else (args.layer,)
     given.pop(args.layer, None)  # the swept layer takes the sweep's values
     base = {n: SWEEP_OTHERS for n in st.style_layers if n not in swept} | given
@@ -205,6 +211,7 @@ def add_parsers(sub) -> None:
     p.add_argument("-o", "--output", required=True, help="output image, or folder in folder mode")
     p.add_argument("--style-weights", default=None, metavar="L=W,...", help=WEIGHTS_HELP)
     model_args(p, 1024)
+    prepare_arg(p)
     p.set_defaults(func=cmd_stylize)
 
     p = sub.add_parser(
@@ -220,6 +227,7 @@ def add_parsers(sub) -> None:
     seed_arg(p, "the weight vectors (the same seed gives the same sheet)")
     p.add_argument("--save-dir", default=None, help="also save each output into this folder")
     model_args(p, 512)
+    prepare_arg(p)
     sheet_args(p)
     p.set_defaults(func=cmd_variations)
 
@@ -246,5 +254,6 @@ def add_parsers(sub) -> None:
         help=f"the other style layers' weights in [0, 1], e.g. relu2_2=0.2 (unnamed layers: {SWEEP_OTHERS})",
     )
     model_args(p, 512)
+    prepare_arg(p)
     sheet_args(p)
     p.set_defaults(func=cmd_sweep)

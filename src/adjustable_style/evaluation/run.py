@@ -157,6 +157,16 @@ def run_evaluation(settings: EvalSettings, log: Callable[[str], None] | None = N
         say(f"[{name}] done in {timing[name]:.1f} s")
         return value
 
+    if settings.prepare:
+
+        def prepare_all() -> dict[str, Any]:
+            seconds = []
+            for p in pairs:
+                prep = st.prepare(p.content, p.style_path, max_size=None, steps=settings.prepare)
+                seconds.append(float(prep.meta["seconds"]))
+            return {"steps": settings.prepare, "seconds": seconds}
+
+        results["prepared"] = section("prepare", prepare_all)
     results["controllability"] = section(
         "controllability", lambda: controllability(st, pairs, settings.sweep_steps, sheets)
     )

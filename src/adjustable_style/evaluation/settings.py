@@ -47,6 +47,9 @@ class EvalSettings:
             6 runs per pair at ``size`` px, about 1 s per step at 256 px on one core.
         adapters: a folder of slider adapters (``adjustable-style adapt``); each one is used for the painting it
             was fitted for. None: the model's own sliders.
+        prepare: Adam steps of a pair preparation fitted for every pair before it is measured
+            (:meth:`~adjustable_style.stylizer.Stylizer.prepare`, at ``size``; the Gatys section's smaller renders
+            are not prepared); 0: the model's own sliders.
     """
 
     model: str = "default"
@@ -66,6 +69,7 @@ class EvalSettings:
     device: str = "auto"
     peer: bool = True
     adapters: str | None = None
+    prepare: int = 0
     slider_effect: bool = True
     slider_pairs: int = 4
     reference_steps: int = 50
@@ -82,6 +86,7 @@ class EvalSettings:
             "n_variations": 2,
             "reference_steps": 0,
             "slider_pairs": 1,
+            "prepare": 0,
         }
         try:
             for name, low in lows.items():

@@ -1,0 +1,250 @@
+"""Pair preparation: the sliders fitted to one photo and one painting, for sliders that do what their weights ask.
+
+Λ predicts each slider's γ, β from the painting alone, amortised over every photo and painting; on a pair it never
+saw, its sliders move the picture visibly but lower their own layer's loss less than the exact optimum of the same
+weights (:func:`adjustable_style.gatys.optimize`) does. Fitted to the pair itself, the same γ, β parameters get
+much closer (docs/magenta_finetune.md, "Preparing a pair"). A preparation is that fit:
+
+* one γ, β offset per end of every style slider: E of shape (2·L, 2·C), row 2l = slider l at the bottom of its
+  range, row 2l + 1 = at the top, the other sliders at the middle, the content weight 1;
+* each row minimises the paper's objective for its weights (eq. 9: Σ_l α_l · L_l / EMA_l with the model's stored
+  loss EMA, the objective ``optimize`` and the adapters use), all 2·L ends in one batch, Adam from Λ's own output;
+* between the ends a slider moves linearly from the middle, the sliders adding up:
+  γ, β = Λ(α, e) + Σ_l [max(0, (m − α_l) / (m − lo)) · E_2l + max(0, (α_l − m) / (hi − m)) · E_2l+1], with m the
+  middle of the trained range [lo, hi]. Every slider at the middle is Λ's own output; seeded variations mix ends.
+
+The fit runs at the size the pair is rendered at, on crops of at most ``crop`` px of the photo at that scale
+(the fitted γ, β do not carry across scales: fitted on a 128-px photo and used at 256 px they lose most of the
+gain), so a preparation belongs to one photo at one size and one painting: it is keyed by hashes of their pixels
+(:func:`image_digest`), and another photo, size or painting simply does not find it. Cost on one core of a 2-core
+x86 CPU at 256 px: ~55 s for the default 10 steps (a GPU does it in about a second).
+
+A preparation lives in memory (:meth:`~adjustable_style.stylizer.Stylizer.prepare`) and, when asked, in the per-user
+store (:func:`store_dir`), so that the next run on the same pair starts at once.
+
+Example:
+    >>> cat, monet = "examples/photo_cat.jpg", "examples/painting_monet_water_lilies.jpg"  # doctest: +SKIP
+    >>> prep = st.prepare(cat, monet, max_size=256)  # doctest: +SKIP
+    >>> st.stylize(cat, monet, {"relu2_2": 1.0}, max_size=256)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import safe_open, save
+
+from . import atomic
+from .adapt import check_model, frozen_weights, model_id, style_digest
+from .checks import InputError, check_int, check_number
+from .losses import PerceptualLoss, Targets
+from .model import AdjustableStyleModel
+from .model_files import cache_root
+
+FORMAT = "adjustable-style pair preparation 1"
+
+
+class PreparationError(InputError):
+    """A preparation file that cannot be used with this model; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class PrepareSettings:
+    """How the slider ends are fitted.
+
+    Attributes:
+        steps: Adam steps (all ends at once).
+        lr: Adam's learning rate.
+        crop: the fit sees random crops of at most this side of the photo at its rendered scale (≥ 64).
+        seed: the crops.
+    """
+
+    steps: int = 10
+    lr: float = 0.05
+    crop: int = 256
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_int("steps", self.steps, low=1)
+        check_number("lr", self.lr, 0.0, math.inf)
+        check_int("crop", self.crop, low=64)
+        check_int("seed", self.seed)
+
+
+@dataclass
+class Preparation:
+    """One pair's fitted slider ends.
+
+    Attributes:
+        ends: E (2·L, 2·C) float32: row 2l slider l at the bottom, row 2l + 1 at the top (γ the first C columns).
+        content_digest: :func:`image_digest` of the photo as rendered (its size included).
+        style_digest: the painting's digest (:func:`adjustable_style.adapt.style_digest`).
+        meta: steps, lr, crop, seconds, the model's style layers.
+    """
+
+    ends: torch.Tensor
+    content_digest: str
+    style_digest: str
+    meta: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.content_digest, self.style_digest
+
+
+image_digest = style_digest  # any image's 8-bit pixels and size: the photo as rendered, the painting as P sees it
+
+
+def style_columns(model: AdjustableStyleModel) -> list[int]:
+    """The α columns of the style sliders, in the schema's order."""
+    return [i for i, k in enumerate(model.schema.keys) if k.startswith("style/")]
+
+
+def end_alphas(model: AdjustableStyleModel, alpha_range: tuple[float, float]) -> torch.Tensor:
+    """(2·L, K) α of the slider ends: row 2l = style slider l at the bottom, 2l + 1 at the top, the other sliders at
+    the middle of ``alpha_range``, content weights 1."""
+    lo, hi = alpha_range
+    cols = style_columns(model)
+    mid = torch.ones(len(model.schema.keys))
+    mid[cols] = (lo + hi) / 2
+    rows = []
+    for j in cols:
+        for v in (lo, hi):
+            a = mid.clone()
+            a[j] = v
+            rows.append(a)
+    return torch.stack(rows)
+
+
+def end_weights(alpha: torch.Tensor, cols: Sequence[int], alpha_range: tuple[float, float]) -> torch.Tensor:
+    """(B, 2·L) weights of the ends E for α (B, K): each slider's position from the middle towards its bottom
+    (column 2l) or its top (2l + 1), in [0, 1]; zero at the middle.
+
+    Example:
+        >>> end_weights(torch.tensor([[1.0, 0.0, 0.75]]), [1, 2], (0.0, 1.0)).tolist()
+        [[1.0, 0.0, 0.0, 0.5]]
+    """
+    lo, hi = alpha_range
+    m = (lo + hi) / 2
+    a = alpha[:, list(cols)]
+    down = ((m - a) / (m - lo)).clamp(0, 1)
+    up = ((a - m) / (hi - m)).clamp(0, 1)
+    return torch.stack([down, up], 2).reshape(alpha.shape[0], -1)
+
+
+def end_shift(
+    alpha: torch.Tensor, ends: torch.Tensor, cols: Sequence[int], alpha_range: tuple[float, float]
+) -> torch.Tensor:
+    """The γ, β shift (B, 2·C) a preparation adds at α (B, K)."""
+    return end_weights(alpha.to(ends.dtype), cols, alpha_range) @ ends
+
+
+def _crops(content: torch.Tensor, n: int, side: int, g: torch.Generator) -> list[torch.Tensor]:
+    h, w = content.shape[-2:]
+    ch, cw = min(side, h), min(side, w)
+    out = []
+    for _ in range(n):
+        i = int(torch.randint(h - ch + 1, (1,), generator=g))
+        j = int(torch.randint(w - cw + 1, (1,), generator=g))
+        out.append(content[..., i : i + ch, j : j + cw])
+    return out
+
+
+def fit_ends(
+    model: AdjustableStyleModel,
+    loss: PerceptualLoss,
+    content: torch.Tensor,
+    embedding: torch.Tensor,
+    style_targets: dict[str, torch.Tensor],
+    alpha_range: tuple[float, float],
+    settings: PrepareSettings = PrepareSettings(),
+    progress: Callable[[int, int, float], None] | None = None,
+) -> torch.Tensor:
+    """The slider ends E (2·L, 2·C), float32 on the CPU, for one photo (1, 3, H, W) in [0, 1] at the size it is
+    rendered at and one painting (its embedding (1, D) and Gram targets), on the model's device. The model's
+    weights do not change."""
+    check_model(model)
+    if not bool(loss.ema_initialized):
+        raise InputError("preparing a pair needs a model whose loss EMA was updated in training (eq. 9's normalisers)")
+    st = settings
+    dev = embedding.device
+    a = end_alphas(model, alpha_range).to(dev)
+    n = a.shape[0]
+    ema = loss.ema.to(dev).clamp_min(1e-12).reshape(1, -1)
+    g = torch.Generator().manual_seed(st.seed)
+    crops = _crops(content, st.steps, st.crop, g) if max(content.shape[-2:]) > st.crop else [content] * st.steps
+    with torch.no_grad():
+        gamma, beta = model.cin_params(a, embedding.expand(n, -1))
+    d = torch.zeros(n, gamma.shape[1] + beta.shape[1], device=dev, requires_grad=True)
+    opt = torch.optim.Adam([d], lr=st.lr)
+    with frozen_weights(model):  # only E learns
+        for step, crop in enumerate(crops):
+            c = crop.to(dev).expand(n, -1, -1, -1)
+            tg = Targets(loss.content_targets(c), style_targets)
+            dg, db = d.chunk(2, 1)
+            obj = (a * loss.raw_losses(model.net(c, gamma + dg, beta + db), tg) / ema).sum(1).mean()
+            opt.zero_grad()
+            obj.backward()
+            opt.step()
+            if progress is not None:
+                progress(step + 1, st.steps, float(obj.detach()))
+    return d.detach().float().cpu()
+
+
+def check_preparation(prep: Preparation, model: AdjustableStyleModel, what: str = "the preparation") -> None:
+    """Raise :class:`PreparationError` unless ``prep`` was fitted for a model of this layout."""
+    want = (2 * len(style_columns(model)), 2 * model.net.cin_channels)
+    if tuple(prep.ends.shape) != want:
+        raise PreparationError(
+            f"{what} was fitted for another model (ends {tuple(prep.ends.shape)}, this model needs {want}); "
+            "prepare the pair again"
+        )
+    if not bool(torch.isfinite(prep.ends).all()):
+        raise PreparationError(f"{what} holds non-finite values; prepare the pair again")
+
+
+# ------------------------------------------------------------------------------------------------- files
+
+
+def store_dir(model: AdjustableStyleModel) -> Path:
+    """The per-user store of pair preparations for ``model``: ``<cache>/prepared/<model id>/`` (see
+    :func:`adjustable_style.model_files.cache_root`)."""
+    return cache_root() / "prepared" / model_id(model)
+
+
+def store_path(folder: str | Path, key: tuple[str, str]) -> Path:
+    """The file of the pair ``key`` (content digest, style digest) in a store ``folder``."""
+    return Path(folder) / f"{key[0]}-{key[1]}.safetensors"
+
+
+def save_preparation(prep: Preparation, path: str | Path) -> Path:
+    """Write ``prep`` as safetensors, atomically."""
+    meta = {**prep.meta, "format": FORMAT, "content_digest": prep.content_digest, "style_digest": prep.style_digest}
+    data = save({"ends": prep.ends.contiguous()}, metadata=meta)
+    return atomic.write_file(Path(path), lambda tmp: tmp.write_bytes(data))
+
+
+def load_preparation(path: str | Path, model: AdjustableStyleModel | None = None) -> Preparation:
+    """Read a preparation written by :func:`save_preparation` (safetensors: no code runs); with ``model``, check it
+    fits that model. Raises :class:`PreparationError` with a one-line reason."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+            ends = f.get_tensor("ends").float()
+    except (SafetensorError, OSError, KeyError, ValueError) as e:
+        raise PreparationError(
+            f"cannot read '{path}': not a pair preparation ({' '.join(str(e).split())[:80]}); delete it and prepare "
+            "the pair again"
+        ) from None
+    if meta.get("format") != FORMAT or "content_digest" not in meta or "style_digest" not in meta or ends.ndim != 2:
+        raise PreparationError(f"'{path}' is not a pair preparation; delete it and prepare the pair again")
+    prep = Preparation(ends, meta.pop("content_digest"), meta.pop("style_digest"), meta)
+    if model is not None:
+        check_preparation(prep, model, str(path))
+    return prep

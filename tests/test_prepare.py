@@ -1,0 +1,115 @@
+"""Pair preparation (``adjustable_style.prepare``): a real fit on a real pair, what it keys on, the store, the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from adjustable_style.cli import main
+from adjustable_style.measure import slider_strength
+from adjustable_style.prepare import PreparationError, end_weights, load_preparation, store_dir
+from adjustable_style.stylizer import Stylizer
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+CAT = EXAMPLES / "photo_cat.jpg"
+ASTRONAUT = EXAMPLES / "photo_astronaut.jpg"
+MONET = EXAMPLES / "painting_monet_water_lilies.jpg"
+KANDINSKY = EXAMPLES / "painting_kandinsky_small_worlds_i.jpg"
+SIZE = 128
+
+
+@pytest.fixture(scope="module")
+def st() -> Stylizer:
+    return Stylizer.load("default", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def prepared(st: Stylizer) -> tuple[Stylizer, dict[str, float], dict[str, float]]:
+    """A second Stylizer with cat × Kandinsky prepared at 128 px (6 steps), and each slider's own-layer loss ratio
+    on that pair before and after."""
+    before = slider_strength(st, CAT, KANDINSKY, size=SIZE)
+    sp = Stylizer.load("default", device="cpu")
+    sp.prepare(CAT, KANDINSKY, max_size=SIZE, steps=6)
+    return sp, before, slider_strength(sp, CAT, KANDINSKY, size=SIZE)
+
+
+def test_end_weights_interpolate_from_the_middle() -> None:
+    w = end_weights(torch.tensor([[1.0, 0.5, 0.5], [1.0, 0.0, 0.75], [1.0, 1.0, 0.25]]), [1, 2], (0.0, 1.0))
+    assert w.tolist() == [[0, 0, 0, 0], [1, 0, 0, 0.5], [0, 1, 0.5, 0]]
+
+
+def test_preparation_strengthens_every_slider(prepared: tuple) -> None:
+    """Fitted to the pair, every slider lowers its own layer's loss more than the model's own sliders do."""
+    _, before, after = prepared
+    for layer in before:
+        assert after[layer] < before[layer] - 0.05, (layer, before[layer], after[layer])
+        assert after[layer] < 0.9
+
+
+def test_preparation_applies_to_its_pair_only(st: Stylizer, prepared: tuple) -> None:
+    """The middle is the model's own output; another photo, size or painting does not find the preparation."""
+    sp = prepared[0]
+    mid = dict.fromkeys(st.style_layers, 0.5)
+    assert torch.equal(sp.stylize(CAT, KANDINSKY, mid, max_size=SIZE), st.stylize(CAT, KANDINSKY, mid, max_size=SIZE))
+    top = {"relu2_2": 1.0}
+    assert (
+        sp.stylize(CAT, KANDINSKY, top, max_size=SIZE) - st.stylize(CAT, KANDINSKY, top, max_size=SIZE)
+    ).abs().mean() > 2 / 255
+    for content, style, size in ((ASTRONAUT, KANDINSKY, SIZE), (CAT, MONET, SIZE), (CAT, KANDINSKY, SIZE + 16)):
+        assert not sp.find_preparation(content, style, size)
+        assert torch.equal(
+            sp.stylize(content, style, top, max_size=size), st.stylize(content, style, top, max_size=size)
+        )
+    assert sp.find_preparation(CAT, KANDINSKY, SIZE)
+    # half strength mixes in the photo's own embedding: the preparation (fitted at full strength) is not used
+    half = sp.stylize(CAT, KANDINSKY, top, strength=0.5, max_size=SIZE)
+    assert torch.equal(half, st.stylize(CAT, KANDINSKY, top, strength=0.5, max_size=SIZE))
+
+
+def test_store_keeps_and_finds_a_preparation(st: Stylizer, tmp_path: Path) -> None:
+    a = Stylizer.load("default", device="cpu")
+    folder = a.use_preparation_store(tmp_path / "store")
+    prep = a.prepare(CAT, MONET, max_size=96, steps=1)
+    files = list(folder.glob("*.safetensors"))
+    assert len(files) == 1 and float(prep.meta["seconds"]) > 0
+    assert torch.equal(load_preparation(files[0], a.model).ends, prep.ends)
+    b = Stylizer.load("default", device="cpu")
+    b.use_preparation_store(folder)
+    assert b.find_preparation(CAT, MONET, 96)
+    again = b.prepare(CAT, MONET, max_size=96, steps=1)
+    assert again.meta["seconds"] == "0" and torch.equal(again.ends, prep.ends)
+    w = {"relu4_4": 0.0}
+    assert torch.equal(a.stylize(CAT, MONET, w, max_size=96), b.stylize(CAT, MONET, w, max_size=96))
+    b.remove_preparations()
+    assert torch.equal(b.stylize(CAT, MONET, w, max_size=96), st.stylize(CAT, MONET, w, max_size=96))
+    files[0].write_bytes(b"not a preparation")
+    with pytest.raises(PreparationError, match="not a pair preparation"):
+        load_preparation(files[0])
+    assert store_dir(st.model).parent.name == "prepared"
+
+
+def test_cli_prepare(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """stylize --prepare fits and stores; the next run finds it without --prepare; --no-adapter ignores it."""
+    monkeypatch.setenv("ADJUSTABLE_STYLE_CACHE", str(tmp_path / "cache"))
+
+    def run(name: str, *extra: str) -> np.ndarray:
+        out = tmp_path / name
+        args = ["stylize", str(CAT), str(MONET), "-o", str(out), "--size", "96", "--backend", "torch"]
+        assert main([*args, "--style-weights", "relu2_2=1,relu3_4=0.5,relu4_4=0.5", *extra]) == 0
+        return np.asarray(Image.open(out), dtype=np.float64)
+
+    fitted = run("fitted.png", "--prepare", "2")
+    assert "prepared in" in capsys.readouterr().out
+    assert len(list((tmp_path / "cache" / "prepared").glob("*/*.safetensors"))) == 1
+    found = run("found.png")
+    assert "sliders prepared for photo_cat.jpg" in capsys.readouterr().out
+    plain = run("plain.png", "--no-adapter")
+    assert "prepared" not in capsys.readouterr().out
+    assert np.array_equal(fitted, found) and np.abs(fitted - plain).mean() > 0.1
+    bad = ["stylize", str(CAT), str(MONET), "-o", str(tmp_path / "x.png"), "--prepare", "--no-adapter"]
+    assert main(bad) == 1
+    assert "contradict" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
