@@ -74,3 +74,35 @@ def test_backend_errors_are_one_line(onnx_dir: Path, capsys: pytest.CaptureFixtu
     assert e.value.code == 1
     err = capsys.readouterr().err
     assert "invalid choice" in err and "Traceback" not in err
+
+
+def test_shift_input_matches_torch_and_carries_a_preparation(onnx_dir: Path) -> None:
+    """The graph's ``shift`` input (adapters, pair preparations) matches torch; a Stylizer on onnxruntime renders a
+    prepared pair through the graph, equal to the torch backend with the same preparation."""
+    cfg = json.loads((onnx_dir / "config.json").read_text())
+    graphs = OnnxGraphs(onnx_dir, threads=1)
+    model = load_model(onnx_dir).model
+    c = model.net.cin_channels
+    assert cfg["onnx"]["stylize"]["inputs"]["shift"] == ["batch", 2 * c] and graphs.shift_channels == 2 * c
+    content = load_image(PHOTO, size=160).expand(2, -1, -1, -1)
+    alpha = torch.tensor([[1.0, 0.5, 0.5, 0.5], [1.0, 1.0, 0.0, 0.5]])
+    shift = 0.3 * torch.randn(2, 2 * c, generator=torch.Generator().manual_seed(0))
+    diff = max_difference(
+        model, graphs, {"content": content, "style": load_image(PAINTING, size=256), "alpha": alpha, "shift": shift}
+    )
+    assert diff["image"] < 1e-3, diff
+    ort = Stylizer.load(onnx_dir, device="cpu", backend="onnxruntime")
+    ref = Stylizer.load(onnx_dir, device="cpu", backend="torch")
+    prep = ref.prepare(PHOTO, PAINTING, max_size=96, steps=1)
+    ort.add_preparation(prep)
+    w = {"relu2_2": 1.0, "relu3_4": 0.2, "relu4_4": 0.9}
+    shifted = ort.cin_shift(PHOTO, PAINTING, ort.check_weights(w), max_size=96)
+    assert shifted.abs().max() > 0
+    calls = []
+    run = ort._graphs.stylize
+    ort._graphs.stylize = lambda *a: calls.append(a[3]) or run(*a)
+    a, b = ort.stylize(PHOTO, PAINTING, w, max_size=96), ref.stylize(PHOTO, PAINTING, w, max_size=96)
+    assert len(calls) == 1 and torch.equal(calls[0].cpu(), shifted)  # through the graph, with the shift
+    assert (a - b).abs().max() < 1e-3
+    ref.remove_preparations()
+    assert (ref.stylize(PHOTO, PAINTING, w, max_size=96) - b).abs().mean() > 1 / 255  # the preparation mattered

@@ -51,6 +51,11 @@ def slider_coefficients(alpha: torch.Tensor, half_gains: torch.Tensor | None = N
     return torch.cat([torch.ones_like(alpha[:, :1]), s], dim=1)
 
 
+def offset_shift(alpha: torch.Tensor, offsets: torch.Tensor, half_gains: torch.Tensor | None = None) -> torch.Tensor:
+    """The γ, β shift (B, 2·C) that slider offsets D (1 + L, 2·C) add at α (B, L): [1, g · (2α − 1)] · D."""
+    return slider_coefficients(alpha.to(offsets.dtype), half_gains) @ offsets
+
+
 def apply_offsets(
     gamma: torch.Tensor,
     beta: torch.Tensor,
@@ -76,7 +81,7 @@ def apply_offsets(
         raise ValueError(
             f"offsets must have shape ({1 + alpha.shape[1]}, {2 * gamma.shape[1]}), got {tuple(offsets.shape)}"
         )
-    dg, db = (slider_coefficients(alpha.to(offsets.dtype), half_gains) @ offsets).chunk(2, 1)
+    dg, db = offset_shift(alpha, offsets, half_gains).chunk(2, 1)
     return gamma + dg.to(gamma.dtype), beta + db.to(beta.dtype)
 
 

@@ -2,9 +2,11 @@
 
 * ``embed.onnx``: ``style`` (B, 3, H, W) float32 RGB in [0, 1] → ``embedding`` (B, D). Resize the style so its
   shorter side is the model's ``train.style_size`` first (what :class:`~adjustable_style.stylizer.Stylizer` does).
-* ``stylize.onnx``: ``content`` (B, 3, H, W) in [0, 1], ``embedding`` (B, D), ``alpha`` (B, L) → ``image``
-  (B, 3, H, W) in [0, 1]. ``alpha`` holds one weight per loss layer in ``config.json``'s ``onnx.alpha`` order
-  (content layers, then style layers): the sliders.
+* ``stylize.onnx``: ``content`` (B, 3, H, W) in [0, 1], ``embedding`` (B, D), ``alpha`` (B, L), ``shift``
+  (B, 2·C) → ``image`` (B, 3, H, W) in [0, 1]. ``alpha`` holds one weight per loss layer in ``config.json``'s
+  ``onnx.alpha`` order (content layers, then style layers): the sliders. ``shift`` is added to the γ, β that Λ
+  gives (γ the first C columns): zeros for the model's own sliders; a slider adapter's or a pair preparation's
+  offsets at those α otherwise (:meth:`Stylizer.cin_shift <adjustable_style.stylizer.Stylizer.cin_shift>`).
 
 Batch, height and width are dynamic. The folder is also a complete export (``model.safetensors`` +
 ``config.json``), so one folder loads with either backend; ``config.json`` gains an ``onnx`` section that
@@ -37,6 +39,7 @@ from .export import WEIGHTS_FILE, write_export
 from .model_files import cache_root, load_model
 
 BACKENDS = ("torch", "onnxruntime", "auto")
+GRAPH_VERSION = "v2"  # the graphs' inputs: v2 added ``shift``; caches of other versions are not used
 EMBED_FILE, STYLIZE_FILE = "embed.onnx", "stylize.onnx"
 ONNX_FILES = (EMBED_FILE, STYLIZE_FILE)
 OPSET = 18
@@ -60,11 +63,15 @@ class _StylizeGraph(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, content: torch.Tensor, embedding: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-        return self.model(content, embedding, alpha)
+    def forward(
+        self, content: torch.Tensor, embedding: torch.Tensor, alpha: torch.Tensor, shift: torch.Tensor
+    ) -> torch.Tensor:
+        gamma, beta = self.model.cin_params(alpha, embedding)
+        dg, db = shift.split([gamma.shape[1], beta.shape[1]], 1)
+        return self.model.net(content, gamma + dg, beta + db)
 
 
-def onnx_section(keys: list[str] | tuple[str, ...], embedding_dim: int) -> dict[str, Any]:
+def onnx_section(keys: list[str] | tuple[str, ...], embedding_dim: int, cin_channels: int) -> dict[str, Any]:
     """What ``config.json`` says about the graphs: files, inputs with shapes, and the α order (the sliders)."""
     return {
         "opset": OPSET,
@@ -79,6 +86,7 @@ def onnx_section(keys: list[str] | tuple[str, ...], embedding_dim: int) -> dict[
                 "content": ["batch", 3, "height", "width"],
                 "embedding": ["batch", embedding_dim],
                 "alpha": ["batch", len(keys)],
+                "shift": ["batch", 2 * cin_channels],
             },
             "outputs": {"image": ["batch", 3, "height", "width"]},
         },
@@ -111,18 +119,24 @@ def write_graphs(model: nn.Module, folder: Path) -> list[str]:
     model = model.float().eval().cpu()
     n_alpha, dim = model.schema.n_layers, model.config.embedding_dim
     c, e, a = torch.rand(1, 3, 72, 88), torch.rand(1, dim), torch.rand(1, n_alpha)
+    shift = torch.zeros(1, 2 * model.net.cin_channels)
     batch_hw = {0: "batch", 2: "height", 3: "width"}
     with _quiet_exporter():
         torch.onnx.export(
             _StylizeGraph(model),
-            (c, e, a),
+            (c, e, a, shift),
             str(folder / STYLIZE_FILE),
-            input_names=["content", "embedding", "alpha"],
+            input_names=["content", "embedding", "alpha", "shift"],
             output_names=["image"],
             opset_version=OPSET,
             dynamo=True,
             external_data=False,
-            dynamic_shapes={"content": batch_hw, "embedding": {0: "batch"}, "alpha": {0: "batch"}},
+            dynamic_shapes={
+                "content": batch_hw,
+                "embedding": {0: "batch"},
+                "alpha": {0: "batch"},
+                "shift": {0: "batch"},
+            },
         )
         torch.onnx.export(
             _EmbedGraph(model),
@@ -149,7 +163,7 @@ def export_onnx(model: str | Path, out_dir: str | Path, dtype: str | None = None
     """
     exported = load_model(model)  # read once: its float32 weights feed both the graphs and model.safetensors
     config = exported.config
-    section = onnx_section(exported.schema.keys, exported.model.config.embedding_dim)
+    section = onnx_section(exported.schema.keys, exported.model.config.embedding_dim, exported.model.net.cin_channels)
     return write_export(
         {**config, "onnx": section},
         exported.model.state_dict(),
@@ -170,7 +184,7 @@ def model_digest(folder: Path) -> str:
 
 
 def cache_dir() -> Path:
-    return cache_root() / "onnx"
+    return cache_root() / "onnx" / GRAPH_VERSION
 
 
 def find_graphs(folder: Path) -> Path | None:
@@ -242,13 +256,25 @@ class OnnxGraphs:
             raise ModelFormatError(
                 f"cannot load the ONNX graphs in '{folder}': {str(e).splitlines()[0][:200]}"
             ) from None
+        inputs = {i.name: i.shape for i in self._stylize.get_inputs()}
+        # graphs exported before ``shift`` existed run the model's own sliders only (the Stylizer uses torch then)
+        self.shift_channels: int | None = int(inputs["shift"][1]) if "shift" in inputs else None
 
     def embed(self, style: torch.Tensor) -> torch.Tensor:
         (e,) = self._embed.run(None, {"style": _np(style)})
         return torch.from_numpy(e)
 
-    def stylize(self, content: torch.Tensor, embedding: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-        (y,) = self._stylize.run(None, {"content": _np(content), "embedding": _np(embedding), "alpha": _np(alpha)})
+    def stylize(
+        self, content: torch.Tensor, embedding: torch.Tensor, alpha: torch.Tensor, shift: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The image for these inputs; ``shift`` (B, 2·C) None: zeros (graphs without a ``shift`` input accept
+        only that)."""
+        feed = {"content": _np(content), "embedding": _np(embedding), "alpha": _np(alpha)}
+        if self.shift_channels is not None:
+            feed["shift"] = _np(shift if shift is not None else torch.zeros(alpha.shape[0], self.shift_channels))
+        elif shift is not None:
+            raise ModelFormatError(f"the ONNX graphs in '{self.folder}' have no shift input; export them again")
+        (y,) = self._stylize.run(None, feed)
         return torch.from_numpy(y)
 
 
@@ -258,10 +284,16 @@ def _np(x: torch.Tensor) -> Any:
 
 def max_difference(model: nn.Module, graphs: OnnxGraphs, inputs: Mapping[str, torch.Tensor]) -> dict[str, float]:
     """Largest absolute difference between torch and onnxruntime on real ``content``/``style`` images (and
-    ``alpha``): ``{"embedding": ..., "image": ...}``."""
+    ``alpha``, and optionally ``shift``): ``{"embedding": ..., "image": ...}``."""
+    shift = inputs.get("shift")
+    b = inputs["content"].shape[0]
     with torch.inference_mode():
         e = model.embed(inputs["style"])
-        y = model(inputs["content"], e.expand(inputs["content"].shape[0], -1), inputs["alpha"])
+        gamma, beta = model.cin_params(inputs["alpha"], e.expand(b, -1))
+        if shift is not None:
+            dg, db = shift.split([gamma.shape[1], beta.shape[1]], 1)
+            gamma, beta = gamma + dg, beta + db
+        y = model.net(inputs["content"], gamma, beta)
     e_ort = graphs.embed(inputs["style"])
-    y_ort = graphs.stylize(inputs["content"], e.expand(inputs["content"].shape[0], -1), inputs["alpha"])
+    y_ort = graphs.stylize(inputs["content"], e.expand(b, -1), inputs["alpha"], shift)
     return {"embedding": float((e - e_ort).abs().max()), "image": float((y - y_ort).abs().max())}

@@ -28,6 +28,7 @@ from . import prepare as prep_mod
 from .adapt import Adapter, AdapterError, FitSettings
 from .checks import InputError, check_int, check_number
 from .color import preserve_color as _preserve_color
+from .conditioning import offset_shift
 from .image import MIN_SIDE, resize
 from .inputs import ImageCache, ImageLike, as_tensor, resolve_device, style_view
 from .layers import LayerSchema, layer_label
@@ -521,19 +522,37 @@ class Stylizer:
     def _net(
         self, content: torch.Tensor, embedding: torch.Tensor, alpha: torch.Tensor, tile: int | None, offsets, ends
     ) -> torch.Tensor:
-        """The model on the chosen backend (ONNX graphs: untiled, without adapters or preparations): float32
-        (B, 3, H, W)."""
-        if tile is None and offsets is None and ends is None:
-            if self._graphs is not None:
-                return self._graphs.stylize(content, embedding, alpha)
-            return self.model(content, embedding, alpha).float()
-        gamma, beta = self.model.cin_params(alpha, embedding, offsets)
-        if ends is not None:
-            dg, db = prep_mod.end_shift(alpha, ends, self._style_cols, self.alpha_range).chunk(2, 1)
-            gamma, beta = gamma + dg.to(gamma), beta + db.to(beta)
+        """The model on the chosen backend (ONNX graphs: untiled): float32 (B, 3, H, W)."""
+        shift = self._shift(alpha, offsets, ends)
+        if tile is None and self._graphs is not None and (shift is None or self._graphs.shift_channels is not None):
+            return self._graphs.stylize(content, embedding, alpha, shift)
+        gamma, beta = self.model.cin_params(alpha, embedding)
+        if shift is not None:
+            dg, db = shift.to(gamma).split([gamma.shape[1], beta.shape[1]], 1)
+            gamma, beta = gamma + dg, beta + db
         if tile is not None:
             return tiling.stylize_tiled(self.model.net, content, gamma, beta, tile=tile).float()
         return self.model.net(content, gamma, beta).float()
+
+    def _shift(self, alpha: torch.Tensor, offsets: torch.Tensor | None, ends: torch.Tensor | None):
+        """The γ, β shift (B, 2·C) of an adapter's offsets D or a preparation's ends E at α; None for neither."""
+        if ends is not None:
+            return prep_mod.end_shift(alpha, ends, self._style_cols, self.alpha_range)
+        if offsets is not None:
+            return offset_shift(alpha, offsets, getattr(self.model.conditioning, "half_gains", None))
+        return None
+
+    def cin_shift(
+        self, content: ImageLike, style: ImageLike, alphas: torch.Tensor, max_size: int | None = 1024
+    ) -> torch.Tensor:
+        """What the ONNX graph's ``shift`` input gets for this pair at α (N, L): the painting's adapter or the
+        pair's preparation (at ``max_size``) evaluated at α, zeros (N, 2·C) when it has neither. Lets an ONNX
+        runtime elsewhere reproduce :meth:`stylize_alphas` exactly."""
+        a = self.check_alphas(alphas).to(self.device)
+        c = resize(self.image(content, "content"), max_size=max_size)
+        ends = self._ends(c, style)
+        shift = self._shift(a, self._offsets(style) if ends is None else None, ends)
+        return (shift if shift is not None else torch.zeros(a.shape[0], 2 * self.model.net.cin_channels)).float().cpu()
 
     @property
     def has_base(self) -> bool:
