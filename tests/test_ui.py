@@ -324,3 +324,29 @@ def test_tune_fits_an_adapter_for_the_painting(tmp_path: Path, studio: Studio) -
     fresh = Stylizer.load("default", device="cpu")
     fresh.use_adapter_store(store)
     assert fresh.has_adapter(monet)
+
+
+def test_prepare_fits_the_sliders_to_the_pair(tmp_path: Path, studio: Studio) -> None:
+    """The "Prepare" button: a real (1-step) fit of the sliders' ends for this photo and painting at the preview's
+    and the full render's size, used by the next renders of that pair only, kept in the store."""
+    assert studio.prepare(None, str(PAINTING)) == NEED_IMAGES
+    assert "base network" in studio.prepare(str(PHOTO), str(PAINTING))  # the tiny model was trained from scratch
+    monet = ROOT / "examples" / "painting_monet_water_lilies.jpg"
+    st = Stylizer.load("default", device="cpu")
+    store = st.use_preparation_store(tmp_path / "prepared")
+    page = Studio(st, preview_size=64, full_size=96, out_dir=tmp_path / "out", prepare_steps=1)
+    before, status = page.preview(str(PHOTO), str(monet), 1.0, False, 1.0, 0.5, 0.5)
+    assert "prepared" not in status
+    ticks: list[int] = []
+    message = page.prepare(str(PHOTO), str(monet), progress=lambda i, n, obj: ticks.append(i))
+    assert message.startswith("sliders prepared for this photo and painting") and "kept" in message, message
+    assert ticks == [1, 2] and len(list(store.iterdir())) == 2  # preview and full size
+    after, status = page.preview(str(PHOTO), str(monet), 1.0, False, 1.0, 0.5, 0.5)
+    assert "sliders prepared for this photo and painting" in status
+    assert np.abs(_px(after) - _px(before)).mean() > 0.5
+    _, full_status = page.render(str(PHOTO), str(monet), 1.0, False, [1.0, 0.5, 0.5], 96)
+    assert "prepared" in full_status
+    _, other = page.preview(str(PHOTO), str(PAINTING), 1.0, False, 1.0, 0.5, 0.5)
+    assert "prepared" not in other  # another painting: the model's own sliders
+    with page._tuning:
+        assert "try again" in page.prepare(str(PHOTO), str(monet))

@@ -15,7 +15,10 @@ makes each slower), except the live preview:
 * an upload or a click on an example → check the file, then a full render;
 * "Variations" → a gallery of seeded random weights; clicking one loads its weights into the sliders;
 * "Tune the sliders to this painting" → fits a slider adapter for the current painting (minutes on a CPU, with a
-  progress bar, on its own ``"tune"`` line so renders go on meanwhile), then re-renders with it.
+  progress bar, on its own ``"tune"`` line so renders go on meanwhile), then re-renders with it;
+* "Prepare the sliders for this photo and painting" → fits the sliders' ends to the pair at the preview's and the
+  full render's size (:meth:`~adjustable_style.stylizer.Stylizer.prepare`; about two minutes on a CPU, on the same
+  ``"tune"`` line), then re-renders.
 
 Example:
     >>> from adjustable_style.stylizer import Stylizer
@@ -166,6 +169,12 @@ def build_app(
                     elem_id="tune-button",
                     visible=stylizer.has_base,
                 )
+                prepare = gr.Button(
+                    "Prepare the sliders for this photo and painting (about 2 minutes on a CPU)",
+                    variant="secondary",
+                    elem_id="prepare-button",
+                    visible=stylizer.has_base,
+                )
             with gr.Column(scale=1):
                 with gr.Row():
                     seed = gr.Number(0, label="seed", precision=0, minimum=0, elem_id="seed")
@@ -250,6 +259,19 @@ def build_app(
         tune.click(tune_sliders, [style], [status], concurrency_id="tune", concurrency_limit=1).then(
             studio.full, settings, full_outputs, **render
         )
+
+        def prepare_sliders(
+            content_path: str | None,
+            style_path: str | None,
+            progress: gr.Progress = gr.Progress(),  # noqa: B008 - gradio's idiom
+        ) -> str:
+            return studio.prepare(
+                content_path, style_path, lambda i, n, obj: progress((i, n), desc="preparing the sliders")
+            )
+
+        prepare.click(prepare_sliders, [content, style], [status], concurrency_id="tune", concurrency_limit=1).then(
+            studio.full, settings, full_outputs, **render
+        )
         app.load(studio.full, settings, full_outputs, **render)
 
     app.queue(default_concurrency_limit=1)
@@ -300,6 +322,8 @@ def serve(
         st.add_adapters_from(adapters)
     elif adapters is None and st.has_base:
         st.use_adapter_store()  # paintings tuned before (adjustable-style adapt, Tune) get their adapters
+    if st.has_base:
+        st.use_preparation_store()  # pairs prepared before (stylize --prepare, the Prepare button)
     app = build_app(st, max_upload_mb=max_upload_mb, adapter_dir=adapters)
     app.launch(
         server_name=host,

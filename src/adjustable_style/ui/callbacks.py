@@ -41,6 +41,7 @@ from ..image import (
     save_image,
     tensor_to_pil,
 )
+from ..prepare import PrepareSettings
 from ..sheet import format_weights
 from ..stylizer import Stylizer
 
@@ -178,6 +179,7 @@ class Studio:
         adapter_dir: where :meth:`tune` saves the slider adapters it fits (None: the stylizer's adapter store when it
             uses one, else memory only).
         adapt_steps: optimisation steps of :meth:`tune` (``adjustable-style adapt --steps``).
+        prepare_steps: optimisation steps of :meth:`prepare` (``adjustable-style stylize --prepare STEPS``).
     """
 
     def __init__(
@@ -190,6 +192,7 @@ class Studio:
         out_dir: str | Path | None = None,
         adapter_dir: str | Path | None = None,
         adapt_steps: int = 60,
+        prepare_steps: int = PrepareSettings.steps,
     ) -> None:
         if not check_number("max_upload_mb", max_upload_mb, 0.0, math.inf) > 0:
             raise InputError(f"max_upload_mb must be positive, got {max_upload_mb!r}")
@@ -198,6 +201,7 @@ class Studio:
             ("full_size", full_size),
             ("n_variations", n_variations),
             ("adapt_steps", adapt_steps),
+            ("prepare_steps", prepare_steps),
         ):
             check_int(name, v, low=1)
         self.stylizer = stylizer
@@ -214,6 +218,7 @@ class Studio:
             self.out_dir = Path(out_dir)
         self.adapter_dir = Path(adapter_dir) if adapter_dir is not None else None
         self.adapt_steps = adapt_steps
+        self.prepare_steps = prepare_steps
         self._tuning = threading.Lock()  # one fit at a time: it takes minutes of the CPU
         self.layers: tuple[str, ...] = stylizer.style_layers
         self._contents: OrderedDict[tuple, torch.Tensor] = OrderedDict()
@@ -275,8 +280,9 @@ class Studio:
         try:
             weights = self.weights(values)
             t0 = time.perf_counter()
+            photo = self._content(content, size)
             y = self.stylizer.stylize(
-                self._content(content, size),
+                photo,
                 style,
                 weights,
                 strength=float(strength),
@@ -287,11 +293,14 @@ class Studio:
         except (ValueError, OSError) as e:  # ImageError is a ValueError; a vanished upload is an OSError
             return None, " ".join(str(e).split()) or type(e).__name__
         img = tensor_to_pil(y)
-        return img, self._status(weights, strength, img, dt, self._tuned(style))
+        return img, self._status(weights, strength, img, dt, self._tuned(style, photo if strength == 1 else None))
 
-    def _tuned(self, style: str | Path) -> str:
-        """The status-line note for a painting whose sliders are tuned (an adapter), else ""."""
+    def _tuned(self, style: str | Path, photo: torch.Tensor | None = None) -> str:
+        """The status-line note for sliders prepared for this photo (at its size) and painting, or tuned to the
+        painting (an adapter), else ""."""
         try:
+            if photo is not None and self.stylizer.find_preparation(photo, style, None):
+                return " · sliders prepared for this photo and painting"
             return " · sliders tuned to this painting" if self.stylizer.has_adapter(style) else ""
         except (ValueError, OSError):
             return ""
@@ -331,8 +340,9 @@ class Studio:
                     raise ValueError("one by one")
                 alphas = torch.cat([self.stylizer.schema.to_tensor(self.weights(rows[k]), check=False) for k in ks])
                 t0 = time.perf_counter()
+                photo = self._content(content, self.preview_size)
                 ys = self.stylizer.stylize_alphas(
-                    self._content(content, self.preview_size),
+                    photo,
                     style,
                     alphas,
                     strength=strength,
@@ -348,7 +358,11 @@ class Studio:
             for k, y in zip(ks, ys):
                 images[k] = tensor_to_pil(y[None])
                 messages[k] = self._status(
-                    self.weights(rows[k]), strength, images[k], dt, f" (batch of {len(ks)}){self._tuned(style)}"
+                    self.weights(rows[k]),
+                    strength,
+                    images[k],
+                    dt,
+                    f" (batch of {len(ks)}){self._tuned(style, photo if strength == 1 else None)}",
                 )
         return images, messages
 
@@ -416,6 +430,41 @@ class Studio:
         return row if len(row) == len(self.layers) else None
 
     # ------------------------------------------------------------------------------------------- tuning
+    def prepare(
+        self, content: str | None, style: str | None, progress: Callable[[int, int, float], None] | None = None
+    ) -> str:
+        """Fit the sliders to this photo and painting (:meth:`Stylizer.prepare`) at the preview's and the full
+        render's size, and use the fits from now on; kept in the stylizer's preparation store when it has one.
+        Returns the status line (a user mistake or a busy server is a message, not an exception)."""
+        if not content or not style:
+            return NEED_IMAGES
+        st = self.stylizer
+        if not st.has_base:
+            return (
+                "preparing the sliders needs a model built on a base network (the bundled 'default'); this one "
+                "was trained from scratch"
+            )
+        if not self._tuning.acquire(blocking=False):
+            return "the sliders are being fitted for another image on this server; try again when it is done"
+        try:
+            t0 = time.perf_counter()
+            sizes = list(dict.fromkeys((self.preview_size, self.full_size)))
+            n = len(sizes)
+            for k, size in enumerate(sizes):
+                st.prepare(
+                    self._content(content, size),
+                    style,
+                    max_size=None,
+                    steps=self.prepare_steps,
+                    progress=None if progress is None else lambda i, m, obj, k=k: progress(k * m + i, n * m, obj),
+                )
+        except (ValueError, OSError) as e:
+            return " ".join(str(e).split()) or type(e).__name__
+        finally:
+            self._tuning.release()
+        kept = ", kept for next time" if st.preparation_store is not None else ""
+        return f"sliders prepared for this photo and painting in {time.perf_counter() - t0:.0f} s{kept}"
+
     def tune(self, style: str | None, progress: Callable[[int, int, float], None] | None = None) -> str:
         """Fit a slider adapter for this painting (:meth:`Stylizer.fit_adapter`, minutes on a CPU)
         and use it from now on for every photo; saved into ``adapter_dir`` when one is set. Returns the status
