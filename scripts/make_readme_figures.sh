@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate every picture and number in the README from the commands themselves (run from the repo root).
 #   bash scripts/make_readme_figures.sh            # everything (~30 min on a 2-core CPU)
-#   bash scripts/make_readme_figures.sh optimize   # one part: optimize | default | bench | starry | evaluate
+#   bash scripts/make_readme_figures.sh optimize   # one part: optimize | default | prepared | bench | starry | evaluate
 set -euo pipefail
 cd "$(dirname "$0")/.."
 part=${1:-all}
@@ -53,6 +53,34 @@ for p in ("painting_kandinsky_small_worlds_i.jpg", "painting_monet_water_lilies.
     d = [255 * float((imgs[a] - imgs[b]).abs().mean()) for a, b in itertools.combinations(range(6), 2)]
     print(f"cat x {p}: 6 variations differ by {sum(d) / len(d):.1f}/255 on average (most apart: {max(d):.1f}/255)")
 EOF2
+fi
+
+if [[ $part == all || $part == prepared ]]; then
+  # The same photo and held-out paintings with the sliders prepared for each pair first (--prepare: the sliders'
+  # ends fitted to the pair at the output size, ~1 min per pair on one core), in a store of its own so that the
+  # pictures do not depend on what a user's cache holds.
+  export ADJUSTABLE_STYLE_CACHE=out/prepared_cache
+  rm -rf "$ADJUSTABLE_STYLE_CACHE"
+  held=examples/painting_kandinsky_small_worlds_i.jpg
+  for layer in relu2_2 relu3_4 relu4_4 all; do
+    adjustable-style sweep $photo $held --layer $layer -n 5 --size 384 --cell 192 --prepare \
+        -o docs/prepared_sweep_$layer.jpg | tee docs/prepared_sweep_$layer.txt
+  done
+  adjustable-style variations $photo $held -n 6 --seed 0 --size 384 --cell 192 --prepare \
+      -o docs/prepared_variations.jpg | tee docs/prepared_variations.txt
+  adjustable-style variations $photo examples/painting_monet_water_lilies.jpg -n 6 --seed 0 --size 384 \
+      --cell 192 --prepare -o docs/prepared_variations_monet.jpg | tee docs/prepared_variations_monet.txt
+  python - <<'EOF2' | tee docs/prepared_variations_spread.txt
+import itertools
+from adjustable_style.stylizer import Stylizer
+st = Stylizer.load("default")
+st.use_preparation_store()  # the preparations the commands above made
+for p in ("painting_kandinsky_small_worlds_i.jpg", "painting_monet_water_lilies.jpg"):
+    imgs, _ = st.variations("examples/photo_cat.jpg", f"examples/{p}", n=6, seed=0, max_size=384)
+    d = [255 * float((imgs[a] - imgs[b]).abs().mean()) for a, b in itertools.combinations(range(6), 2)]
+    print(f"cat x {p}, prepared: 6 variations differ by {sum(d) / len(d):.1f}/255 on average (most apart: {max(d):.1f}/255)")
+EOF2
+  unset ADJUSTABLE_STYLE_CACHE
 fi
 
 if [[ $part == all || $part == bench ]]; then

@@ -5,13 +5,22 @@ saw, its sliders move the picture visibly but lower their own layer's loss less 
 weights (:func:`adjustable_style.gatys.optimize`) does. Fitted to the pair itself, the same γ, β parameters get
 much closer (docs/magenta_finetune.md, "Preparing a pair"). A preparation is that fit:
 
-* one γ, β offset per end of every style slider: E of shape (2·L, 2·C), row 2l = slider l at the bottom of its
-  range, row 2l + 1 = at the top, the other sliders at the middle, the content weight 1;
-* each row minimises the paper's objective for its weights (eq. 9: Σ_l α_l · L_l / EMA_l with the model's stored
-  loss EMA, the objective ``optimize`` and the adapters use), all 2·L ends in one batch, Adam from Λ's own output;
-* between the ends a slider moves linearly from the middle, the sliders adding up:
-  γ, β = Λ(α, e) + Σ_l [max(0, (m − α_l) / (m − lo)) · E_2l + max(0, (α_l − m) / (hi − m)) · E_2l+1], with m the
-  middle of the trained range [lo, hi]. Every slider at the middle is Λ's own output; seeded variations mix ends.
+* γ, β offsets fitted at 3 + 2·L weight vectors: every style slider at the middle of its range, each end of every
+  style slider with the others at the middle, and every style slider at its bottom and at its top (the content
+  weight 1 throughout);
+* stored as E of shape (3 + 2·L, 2·C), one row per term of
+  γ, β = Λ(α, e) + M + Σ_l (d_l · D_l↓ + u_l · D_l↑) + Π_l d_l · C↓ + Π_l u_l · C↑,
+  where d_l = max(0, (m − α_l) / (m − lo)) and u_l = max(0, (α_l − m) / (hi − m)) are slider l's way from the
+  middle m of the trained range [lo, hi] towards its bottom and its top (:func:`end_weights`). At every fitted
+  vector this gives exactly its fitted offset; between them a slider moves linearly from the middle, the sliders
+  add up, and the corner terms C correct the sum where every slider moves the same way (added alone, the ends
+  overshoot there). The ends are relative to the fitted middle because every fitted point also improves on Λ for
+  the pair as a whole: added from Λ's middle, that common part would make the middle a bump between better ends,
+  and count once per slider when several move;
+* E is fitted directly, all points in one batch, Adam from zero (Λ's own output), each point minimising the
+  paper's objective for its weights (eq. 9: Σ_l α_l · L_l / EMA_l with the model's stored loss EMA, the objective
+  ``optimize`` and the adapters use): M learns from every point, each end's row only from what its own weights add,
+  so that the ends differ by what their sliders do rather than by fitting noise.
 
 The fit runs at the size the pair is rendered at, on crops of at most ``crop`` px of the photo at that scale
 (the fitted γ, β do not carry across scales: fitted on a 128-px photo and used at 256 px they lose most of the
@@ -46,7 +55,7 @@ from .losses import PerceptualLoss, Targets
 from .model import AdjustableStyleModel
 from .model_files import cache_root
 
-FORMAT = "adjustable-style pair preparation 1"
+FORMAT = "adjustable-style pair preparation 3"
 
 
 class PreparationError(InputError):
@@ -81,7 +90,8 @@ class Preparation:
     """One pair's fitted slider ends.
 
     Attributes:
-        ends: E (2·L, 2·C) float32: row 2l slider l at the bottom, row 2l + 1 at the top (γ the first C columns).
+        ends: E (3 + 2·L, 2·C) float32, one row per term of the module docstring's sum: M, D_l↓ and D_l↑ for each
+            style slider l, C↓, C↑ (γ the first C columns).
         content_digest: :func:`image_digest` of the photo as rendered (its size included).
         style_digest: the painting's digest (:func:`adjustable_style.adapt.style_digest`).
         meta: steps, lr, crop, seconds, the model's style layers.
@@ -106,35 +116,42 @@ def style_columns(model: AdjustableStyleModel) -> list[int]:
 
 
 def end_alphas(model: AdjustableStyleModel, alpha_range: tuple[float, float]) -> torch.Tensor:
-    """(2·L, K) α of the slider ends: row 2l = style slider l at the bottom, 2l + 1 at the top, the other sliders at
-    the middle of ``alpha_range``, content weights 1."""
+    """(3 + 2·L, K) α of the fitted points, in the order of E's rows: every style slider at the middle of
+    ``alpha_range``; style slider l at the bottom, then at the top, the others at the middle (l in the schema's
+    order); every style slider at the bottom; every one at the top. Content weights 1."""
     lo, hi = alpha_range
     cols = style_columns(model)
     mid = torch.ones(len(model.schema.keys))
     mid[cols] = (lo + hi) / 2
-    rows = []
+    rows = [mid]
     for j in cols:
         for v in (lo, hi):
             a = mid.clone()
             a[j] = v
             rows.append(a)
+    for v in (lo, hi):
+        a = mid.clone()
+        a[cols] = v
+        rows.append(a)
     return torch.stack(rows)
 
 
 def end_weights(alpha: torch.Tensor, cols: Sequence[int], alpha_range: tuple[float, float]) -> torch.Tensor:
-    """(B, 2·L) weights of the ends E for α (B, K): each slider's position from the middle towards its bottom
-    (column 2l) or its top (2l + 1), in [0, 1]; zero at the middle.
+    """(B, 3 + 2·L) weights of the rows of E at α (B, K): 1 for the middle, each slider's way from the middle
+    towards its bottom (d_l) and its top (u_l) in [0, 1], then Π_l d_l and Π_l u_l (the corner terms).
 
     Example:
         >>> end_weights(torch.tensor([[1.0, 0.0, 0.75]]), [1, 2], (0.0, 1.0)).tolist()
-        [[1.0, 0.0, 0.0, 0.5]]
+        [[1.0, 1.0, 0.0, 0.0, 0.5, 0.0, 0.0]]
     """
     lo, hi = alpha_range
     m = (lo + hi) / 2
     a = alpha[:, list(cols)]
     down = ((m - a) / (m - lo)).clamp(0, 1)
     up = ((a - m) / (hi - m)).clamp(0, 1)
-    return torch.stack([down, up], 2).reshape(alpha.shape[0], -1)
+    sides = torch.stack([down, up], 2).reshape(alpha.shape[0], -1)
+    corners = torch.stack([down.prod(1), up.prod(1)], 1)
+    return torch.cat([torch.ones_like(a[:, :1]), sides, corners], 1)
 
 
 def end_shift(
@@ -165,9 +182,9 @@ def fit_ends(
     settings: PrepareSettings = PrepareSettings(),
     progress: Callable[[int, int, float], None] | None = None,
 ) -> torch.Tensor:
-    """The slider ends E (2·L, 2·C), float32 on the CPU, for one photo (1, 3, H, W) in [0, 1] at the size it is
-    rendered at and one painting (its embedding (1, D) and Gram targets), on the model's device. The model's
-    weights do not change."""
+    """The preparation E (3 + 2·L, 2·C; see :class:`Preparation`), float32 on the CPU, for one photo (1, 3, H, W)
+    in [0, 1] at the size it is rendered at and one painting (its embedding (1, D) and Gram targets), on the model's
+    device. The model's weights do not change."""
     check_model(model)
     if not bool(loss.ema_initialized):
         raise InputError("preparing a pair needs a model whose loss EMA was updated in training (eq. 9's normalisers)")
@@ -175,30 +192,31 @@ def fit_ends(
     dev = embedding.device
     a = end_alphas(model, alpha_range).to(dev)
     n = a.shape[0]
+    w = end_weights(a, style_columns(model), alpha_range)  # (n, n): each fitted point's offset is w @ E
     ema = loss.ema.to(dev).clamp_min(1e-12).reshape(1, -1)
     g = torch.Generator().manual_seed(st.seed)
     crops = _crops(content, st.steps, st.crop, g) if max(content.shape[-2:]) > st.crop else [content] * st.steps
     with torch.no_grad():
         gamma, beta = model.cin_params(a, embedding.expand(n, -1))
-    d = torch.zeros(n, gamma.shape[1] + beta.shape[1], device=dev, requires_grad=True)
-    opt = torch.optim.Adam([d], lr=st.lr)
+    e_rows = torch.zeros(n, gamma.shape[1] + beta.shape[1], device=dev, requires_grad=True)
+    opt = torch.optim.Adam([e_rows], lr=st.lr)
     with frozen_weights(model):  # only E learns
         for step, crop in enumerate(crops):
             c = crop.to(dev).expand(n, -1, -1, -1)
             tg = Targets(loss.content_targets(c), style_targets)
-            dg, db = d.chunk(2, 1)
+            dg, db = (w @ e_rows).chunk(2, 1)
             obj = (a * loss.raw_losses(model.net(c, gamma + dg, beta + db), tg) / ema).sum(1).mean()
             opt.zero_grad()
             obj.backward()
             opt.step()
             if progress is not None:
                 progress(step + 1, st.steps, float(obj.detach()))
-    return d.detach().float().cpu()
+    return e_rows.detach().float().cpu()
 
 
 def check_preparation(prep: Preparation, model: AdjustableStyleModel, what: str = "the preparation") -> None:
     """Raise :class:`PreparationError` unless ``prep`` was fitted for a model of this layout."""
-    want = (2 * len(style_columns(model)), 2 * model.net.cin_channels)
+    want = (3 + 2 * len(style_columns(model)), 2 * model.net.cin_channels)
     if tuple(prep.ends.shape) != want:
         raise PreparationError(
             f"{what} was fitted for another model (ends {tuple(prep.ends.shape)}, this model needs {want}); "

@@ -395,7 +395,10 @@ class Stylizer:
         if key not in self._prepared and self.preparation_store is not None:
             path = prep_mod.store_path(self.preparation_store, key)
             if path.is_file():
-                self.add_preparation(prep_mod.load_preparation(path, self.model))
+                with contextlib.suppress(
+                    prep_mod.PreparationError
+                ):  # an older format: as if absent; prepare rewrites it
+                    self.add_preparation(prep_mod.load_preparation(path, self.model))
         return self._prepared.get(key)
 
     # --------------------------------------------------------------------------------------- stylizing
