@@ -211,6 +211,19 @@ def cases(f: dict[str, Path]) -> list[Case]:
         ),
         Case(
             "stylize",
+            "`--prepare` with `--no-adapter`",
+            ("stylize", *pair, "-o", png, "--prepare", "--no-adapter"),
+            "contradict",
+        ),
+        Case("stylize", "`--prepare 0`", ("stylize", *pair, "-o", png, "--prepare", "0"), "--prepare takes"),
+        Case(
+            "stylize",
+            "`--prepare` with `--strength 0.5`",
+            ("stylize", *pair, "-o", png, "--prepare", "--strength", "0.5"),
+            "full style strength",
+        ),
+        Case(
+            "stylize",
             "bit-flipped JPEG content",
             ("stylize", str(f["flipped"]), str(PAINTING), "-o", png, *run),
             "flipped.jpg",

@@ -233,6 +233,20 @@ def test_evaluate_end_to_end(
     assert "Skipped (--no-slider-effect)" in (out / "report.md").read_text(encoding="utf-8")
 
 
+def test_evaluate_prepared_pairs(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_thread, capsys
+) -> None:
+    """--prepare fits the sliders to every pair before the sections measure them, and the report says so."""
+    monkeypatch.setenv(DATA_ENV, str(shared_data))
+    out = tmp_path / "eval"
+    extra = ["--gatys-pairs", "0", "--no-peer", "--no-slider-effect", "--prepare", "1", "-q"]
+    assert main(["evaluate", *TINY, "-o", str(out), *extra]) == 0, capsys.readouterr().err
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert results["prepared"]["steps"] == 1 and len(results["prepared"]["seconds"]) == 1
+    assert results["prepared"]["seconds"][0] > 0
+    assert "Every pair was prepared first" in (out / "report.md").read_text(encoding="utf-8")
+
+
 def test_slider_effect_on_a_real_pair(shared_data: Path, one_thread) -> None:
     """The shipped default on a held-out photo × painting, tiny: every number in its bounds, and the slider ends
     visibly apart (a slider that moves no pixel fails)."""
