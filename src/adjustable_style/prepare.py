@@ -19,8 +19,10 @@ much closer (docs/magenta_finetune.md, "Preparing a pair"). A preparation is tha
   and count once per slider when several move;
 * E is fitted directly, all points in one batch, Adam from zero (Λ's own output), each point minimising the
   paper's objective for its weights (eq. 9: Σ_l α_l · L_l / EMA_l with the model's stored loss EMA, the objective
-  ``optimize`` and the adapters use): M learns from every point, each end's row only from what its own weights add,
-  so that the ends differ by what their sliders do rather than by fitting noise.
+  ``optimize`` and the adapters use): M learns from the middle and the single-slider ends, each end's row only
+  from what its own weights add, so that the ends differ by what their sliders do rather than by fitting noise;
+  the corners train only C (their objectives pulled M and the ends far off otherwise: with every style weight 0 the
+  optimum is nearly the photo).
 
 The fit runs at the size the pair is rendered at, on crops of at most ``crop`` px of the photo at that scale
 (the fitted γ, β do not carry across scales: fitted on a 128-px photo and used at 256 px they lose most of the
@@ -204,7 +206,11 @@ def fit_ends(
         for step, crop in enumerate(crops):
             c = crop.to(dev).expand(n, -1, -1, -1)
             tg = Targets(loss.content_targets(c), style_targets)
-            dg, db = (w @ e_rows).chunk(2, 1)
+            # the corners learn only their own terms C: their objectives (every style weight 0, every one 1) must
+            # not pull M or the single sliders' ends, which the corner rows also sum
+            corner_free = torch.cat([e_rows[:-2].detach(), e_rows[-2:]])
+            shifts = torch.cat([w[:-2] @ e_rows, w[-2:] @ corner_free])
+            dg, db = shifts.chunk(2, 1)
             obj = (a * loss.raw_losses(model.net(c, gamma + dg, beta + db), tg) / ema).sum(1).mean()
             opt.zero_grad()
             obj.backward()
