@@ -133,3 +133,28 @@ def test_an_unreadable_stored_preparation_is_ignored(tmp_path: Path) -> None:
     assert not b.find_preparation(CAT, MONET, 96)
     assert float(b.prepare(CAT, MONET, max_size=96, steps=1).meta["seconds"]) > 0
     assert load_preparation(path, b.model).ends.shape[0] == 3 + 2 * len(b.style_layers)
+
+
+def test_corner_stage_leaves_the_single_sliders_alone(st: Stylizer) -> None:
+    """The corner terms are fitted after the middle and the single sliders' ends, with those fixed: with or without
+    the corner stage the other rows are the same, and without it the corner rows stay zero."""
+    a = Stylizer.load("default", device="cpu")
+    without = a.prepare(CAT, MONET, max_size=96, steps=2, corner_steps=0, bf16=False).ends
+    b = Stylizer.load("default", device="cpu")
+    with_corners = b.prepare(CAT, MONET, max_size=96, steps=2, corner_steps=2, bf16=False).ends
+    assert torch.equal(without[:-2], with_corners[:-2])
+    assert not without[-2:].any() and with_corners[-2:].abs().amax(1).min() > 0
+
+
+def test_bfloat16_fit_matches_float32(st: Stylizer) -> None:
+    """The fit in bfloat16 autocast (the default where the hardware has it) renders what the float32 fit does: the
+    two differ far less than either differs from the model's own sliders."""
+    w = {"relu2_2": 1.0, "relu3_4": 0.0}
+    own = st.stylize(CAT, MONET, w, max_size=96)
+    renders = []
+    for bf16 in (False, True):
+        s = Stylizer.load("default", device="cpu")
+        s.prepare(CAT, MONET, max_size=96, steps=3, corner_steps=1, bf16=bf16)
+        renders.append(s.stylize(CAT, MONET, w, max_size=96))
+    effect = (renders[0] - own).abs().mean()
+    assert effect > 2 / 255 and (renders[1] - renders[0]).abs().mean() < 0.3 * effect

@@ -5,6 +5,7 @@ linearly from the middle: γ, β += Σ_l max(2α_l − 1, 0) · H_l + max(1 − 
 
     python scripts/research/pair_prep.py --pairs 8 --steps 20 --lr 0.03
     python scripts/research/pair_prep.py --pairs 8 --steps 10 --lr 0.05 --product [--crop 192]
+    python scripts/research/pair_prep.py --pairs 4 --steps 10 --lr 0.03 --product --corner-steps 6 --bf16 off
 
 ``--product`` fits with the shipped code (``Stylizer.prepare``; ``--crop`` below 256 fits on random crops of the
 photo at its own scale, as the product does for outputs larger than the crop) and judges the Stylizer's own renders.
@@ -94,6 +95,8 @@ def main() -> None:
     ap.add_argument("--cache", default="/work/long_run/refs")
     ap.add_argument("--product", action="store_true", help="fit with Stylizer.prepare and judge its renders")
     ap.add_argument("--crop", type=int, default=256)
+    ap.add_argument("--corner-steps", type=int, default=6, help="the corners' own stage (--product)")
+    ap.add_argument("--bf16", choices=("auto", "on", "off"), default="auto", help="autocast in the fit (--product)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     st = Stylizer.load("default")
@@ -102,7 +105,9 @@ def main() -> None:
     for k, _, s, content in pairs:
         t0 = time.time()
         if args.product:
-            st.prepare(content, s, max_size=None, steps=args.steps, lr=args.lr, crop=args.crop)
+            bf16 = {"auto": None, "on": True, "off": False}[args.bf16]
+            fit = dict(steps=args.steps, lr=args.lr, crop=args.crop, corner_steps=args.corner_steps, bf16=bf16)
+            st.prepare(content, s, None, **fit)
         else:
             offsets[k] = fit_pair(st, content, s, args.steps, args.lr)
         print(f"pair {k} ({s.name}): fitted in {time.time() - t0:.0f} s", flush=True)

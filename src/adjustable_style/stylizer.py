@@ -341,7 +341,8 @@ class Stylizer:
             content: the photo; ``max_size`` as in :meth:`stylize` (the preparation belongs to that size).
             style: the painting.
             progress: called as ``progress(step, steps, objective)`` after each step.
-            settings: :class:`~adjustable_style.prepare.PrepareSettings` (steps=10, lr, crop=256, seed).
+            settings: :class:`~adjustable_style.prepare.PrepareSettings` (steps=10, corner_steps=6, lr, crop=256,
+                seed, bf16).
 
         Returns:
             the :class:`~adjustable_style.prepare.Preparation` (``meta["seconds"]`` is "0" when it was found).
@@ -352,7 +353,7 @@ class Stylizer:
             check_int("max_size", max_size, low=MIN_SIDE)
         c = resize(self.image(content, "content"), max_size=max_size)
         key = self._pair_key(c, style)
-        found = self._ends(c, style)
+        found = self._ends(c, style, key)
         if found is not None:
             return Preparation(found.float().cpu(), *key, {"seconds": "0"})
         t0 = time.time()
@@ -363,6 +364,7 @@ class Stylizer:
         )
         meta = {
             "steps": str(fit.steps),
+            "corner_steps": str(fit.corner_steps),
             "lr": str(fit.lr),
             "crop": str(fit.crop),
             "seed": str(fit.seed),
@@ -387,11 +389,12 @@ class Stylizer:
         self._prepared.clear()
         self.preparation_store = None
 
-    def _ends(self, content: torch.Tensor, style: ImageLike) -> torch.Tensor | None:
-        """The slider ends prepared for this rendered photo and painting, if any."""
+    def _ends(self, content: torch.Tensor, style: ImageLike, key: tuple[str, str] | None = None) -> torch.Tensor | None:
+        """The slider ends prepared for this rendered photo and painting (whose :meth:`_pair_key` may be given),
+        if any."""
         if not self._prepared and self.preparation_store is None:
             return None
-        key = self._pair_key(content, style)
+        key = key or self._pair_key(content, style)
         if key not in self._prepared and self.preparation_store is not None:
             path = prep_mod.store_path(self.preparation_store, key)
             if path.is_file():
