@@ -96,7 +96,6 @@ def main() -> None:
     ap.add_argument("--product", action="store_true", help="fit with Stylizer.prepare and judge its renders")
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--corner-steps", type=int, default=6, help="the corners' own stage (--product)")
-    ap.add_argument("--middle-steps", type=int, default=16, help="the middle's own first stage (--product)")
     ap.add_argument("--bf16", choices=("auto", "on", "off"), default="auto", help="autocast in the fit (--product)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -108,7 +107,6 @@ def main() -> None:
         if args.product:
             bf16 = {"auto": None, "on": True, "off": False}[args.bf16]
             fit = dict(steps=args.steps, lr=args.lr, crop=args.crop, corner_steps=args.corner_steps, bf16=bf16)
-            fit["middle_steps"] = args.middle_steps
             st.prepare(content, s, None, **fit)
         else:
             offsets[k] = fit_pair(st, content, s, args.steps, args.lr)

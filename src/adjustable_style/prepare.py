@@ -19,13 +19,11 @@ much closer (docs/magenta_finetune.md, "Preparing a pair"). A preparation is tha
   and count once per slider when several move;
 * E is fitted directly, Adam from zero (Λ's own output), each point minimising the paper's objective for its
   weights (eq. 9: Σ_l α_l · L_l / EMA_l with the model's stored loss EMA, the objective ``optimize`` and the
-  adapters use). First M alone at the middle (one image per step: cheap). Then M and the single sliders' ends,
-  all in one batch: M learns from the middle and the ends, each end's row only from what its own weights add, so
-  that the ends differ by what their sliders do rather than by fitting noise; starting from a fitted middle, every
-  point ends lower on its objective (2–10 % on two example pairs) and the ends carry less of what the middle had
-  not yet gained. Then the corner terms C alone, with M and D fixed (the corners' objectives pulled M and the ends
-  far off when they shared the fit: with every style weight 0 the optimum is nearly the photo; and corners fitted
-  while the sum they correct still moved ended worse than they started).
+  adapters use). First M and the single sliders' ends, all in one batch: M learns from the middle and the ends,
+  each end's row only from what its own weights add, so that the ends differ by what their sliders do rather than
+  by fitting noise. Then the corner terms C alone, with M and D fixed (the corners' objectives pulled M and the
+  ends far off when they shared the fit: with every style weight 0 the optimum is nearly the photo; and corners
+  fitted while the sum they correct still moves ended worse than they started).
 
 The fit runs at the size the pair is rendered at, on crops of at most ``crop`` px of the photo at that scale
 (the fitted γ, β do not carry across scales: fitted on a 128-px photo and used at 256 px they lose most of the
@@ -34,7 +32,7 @@ gain), so a preparation belongs to one photo at one size and one painting: it is
 
 T and VGG run in bfloat16 autocast where the hardware computes it natively (Gram matrices and the objective in
 float32), about twice as fast as float32 on a CPU with AVX-512 BF16. Cost on one core of a 2-core x86 CPU (AMD
-EPYC, AVX-512 BF16) at 256 px: ~30 s for the default 16 + 10 + 6 steps (float32: ~70 s).
+EPYC, AVX-512 BF16) at 256 px: ~30 s for the default 10 + 6 steps (float32: ~60 s).
 
 A preparation lives in memory (:meth:`~adjustable_style.stylizer.Stylizer.prepare`) and, when asked, in the per-user
 store (:func:`store_dir`), so that the next run on the same pair starts at once.
@@ -76,7 +74,6 @@ class PrepareSettings:
 
     Attributes:
         steps: Adam steps on the middle and the single sliders' ends (all at once).
-        middle_steps: Adam steps on the middle alone before them (0: none).
         corner_steps: Adam steps on the corner terms afterwards (0: no corner terms).
         lr: Adam's learning rate.
         crop: the fit sees random crops of at most this side of the photo at its rendered scale (≥ 64).
@@ -87,7 +84,6 @@ class PrepareSettings:
     """
 
     steps: int = 10
-    middle_steps: int = 16
     corner_steps: int = 6
     lr: float = 0.03
     crop: int = 256
@@ -96,7 +92,6 @@ class PrepareSettings:
 
     def __post_init__(self) -> None:
         check_int("steps", self.steps, low=1)
-        check_int("middle_steps", self.middle_steps, low=0)
         check_int("corner_steps", self.corner_steps, low=0)
         check_number("lr", self.lr, 0.0, math.inf)
         check_int("crop", self.crop, low=64)
@@ -215,10 +210,9 @@ def fit_ends(
     in [0, 1] at the size it is rendered at and one painting (its embedding (1, D) and Gram targets), on the model's
     device. The model's weights do not change.
 
-    Three stages: ``middle_steps`` Adam steps on M alone at the middle point (one image per step); ``steps`` on
-    the middle and the single sliders' ends together (M, D; one batch); ``corner_steps`` on the two corner terms C
-    with M and D fixed (fitted together, the corners chase a sum that is still moving and end worse than where
-    they started)."""
+    Two stages: ``steps`` Adam steps on the middle and the single sliders' ends (M, D; one batch), then
+    ``corner_steps`` on the two corner terms C with M and D fixed (fitted together, the corners chase a sum that
+    is still moving and end worse than where they started)."""
     check_model(model)
     if not bool(loss.ema_initialized):
         raise InputError("preparing a pair needs a model whose loss EMA was updated in training (eq. 9's normalisers)")
@@ -229,7 +223,7 @@ def fit_ends(
     w = end_weights(a, style_columns(model), alpha_range)  # (n, n): each fitted point's offset is w @ E
     ema = loss.ema.to(dev).clamp_min(1e-12).reshape(1, -1)
     g = torch.Generator().manual_seed(st.seed)
-    total = st.middle_steps + st.steps + st.corner_steps
+    total = st.steps + st.corner_steps
     whole = max(content.shape[-2:]) <= st.crop
     crops = [content] * total if whole else _crops(content, total, st.crop, g)
     bf16 = native_bf16(dev) if st.bf16 is None else st.bf16
@@ -238,9 +232,8 @@ def fit_ends(
     with torch.no_grad():
         gamma, beta = model.cin_params(a, embedding.expand(n, -1))
     e_rows = torch.zeros(n, gamma.shape[1] + beta.shape[1], device=dev)
-    stages = [  # rows of E that learn = the points whose objectives they minimise
-        (slice(0, 1), st.middle_steps),  # M alone first: what every point gains on Λ for the pair as a whole
-        (slice(0, n - 2), st.steps),  # M and the single sliders' ends, each end at its own point
+    stages = [
+        (slice(0, n - 2), st.steps),  # M and the single sliders' ends, fitted at their own points
         (slice(n - 2, n), st.corner_steps),  # the corner terms, at the two corners
     ]
     done = 0

@@ -341,7 +341,7 @@ class Stylizer:
             content: the photo; ``max_size`` as in :meth:`stylize` (the preparation belongs to that size).
             style: the painting.
             progress: called as ``progress(step, steps, objective)`` after each step.
-            settings: :class:`~adjustable_style.prepare.PrepareSettings` (steps=10, middle_steps=16, corner_steps=6, lr,
+            settings: :class:`~adjustable_style.prepare.PrepareSettings` (steps=10, corner_steps=6, lr,
                 crop=256, seed, bf16).
 
         Returns:
@@ -364,7 +364,6 @@ class Stylizer:
         )
         meta = {
             "steps": str(fit.steps),
-            "middle_steps": str(fit.middle_steps),
             "corner_steps": str(fit.corner_steps),
             "lr": str(fit.lr),
             "crop": str(fit.crop),
