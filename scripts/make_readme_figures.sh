@@ -134,4 +134,6 @@ fi
 if [[ $part == all || $part == evaluate ]]; then
   adjustable-style evaluate --pairs 16 --slider-pairs 4 -o reports/eval --readme docs/results.md
   adjustable-style evaluate --model starry_night --split configs/splits/shared_data_starry_night.json -o reports/eval_starry
+  # every pair prepared first (~35 s each on one core); the repository keeps the first four variation sheets
+  adjustable-style evaluate --pairs 16 --slider-pairs 4 --prepare 10 --gatys-pairs 0 --no-peer -o reports/eval_prepared
 fi

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from adjustable_style.prepare import PrepareSettings
 from adjustable_style.stylizer import Stylizer
 from adjustable_style.ui.callbacks import NEED_IMAGES, NEED_STYLE, Studio, UploadError, check_upload, example_images
 
@@ -340,7 +341,8 @@ def test_prepare_fits_the_sliders_to_the_pair(tmp_path: Path, studio: Studio) ->
     ticks: list[int] = []
     message = page.prepare(str(PHOTO), str(monet), progress=lambda i, n, obj: ticks.append(i))
     assert message.startswith("sliders prepared for this photo and painting") and "kept" in message, message
-    assert ticks == [1, 2] and len(list(store.iterdir())) == 2  # preview and full size
+    per_size = 1 + PrepareSettings.corner_steps  # the step asked for, then the corners' own stage
+    assert ticks == list(range(1, 2 * per_size + 1)) and len(list(store.iterdir())) == 2  # preview and full size
     after, status = page.preview(str(PHOTO), str(monet), 1.0, False, 1.0, 0.5, 0.5)
     assert "sliders prepared for this photo and painting" in status
     assert np.abs(_px(after) - _px(before)).mean() > 0.5
