@@ -104,8 +104,11 @@ def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes bfloat16 convolutions natively (else autocast to bf16 only emulates them)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    if device.type == "cpu" and torch.backends.mkldnn.is_available():
+        try:  # oneDNN's own check (AVX-512 BF16, AMX); a private op, so absent means "not known to be native"
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
     return False
 
 
