@@ -102,10 +102,10 @@ def main() -> None:
     st = Stylizer.load("default")
     pairs = load_pairs(args.pairs, first=args.first)
     offsets = {}
+    bf16 = {"auto": None, "on": True, "off": False}[args.bf16]
     for k, _, s, content in pairs:
         t0 = time.time()
         if args.product:
-            bf16 = {"auto": None, "on": True, "off": False}[args.bf16]
             fit = dict(steps=args.steps, lr=args.lr, crop=args.crop, corner_steps=args.corner_steps, bf16=bf16)
             st.prepare(content, s, None, **fit)
         else:

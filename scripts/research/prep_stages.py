@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from types import SimpleNamespace
 
 import torch
 
@@ -26,6 +27,29 @@ from adjustable_style.losses import Targets
 from adjustable_style.stylizer import Stylizer
 
 
+def setup(photo: str, painting: str) -> SimpleNamespace:
+    """What every fit of the pair needs (256 px): the Stylizer ``st``, model ``m`` and ``loss``, the photo ``c``,
+    the painting's Gram targets ``stg``, the fitted points' α ``a`` (``n`` of them) and row weights ``w``, the
+    EMA normalisers ``ema``, Λ's γ, β at each point, the bf16 autocast ``fast`` and the photo's content targets
+    ``ct`` (computed under it)."""
+    st = Stylizer.load()
+    m, loss = st.model, st.exported.loss_module()
+    c = resize(st.image(photo, "content"), max_size=256)
+    emb, stg = st.embed(painting), loss.style_targets(st.style_image(painting))
+    a = P.end_alphas(m, st.alpha_range)
+    n = a.shape[0]
+    w = P.end_weights(a, P.style_columns(m), st.alpha_range)
+    with torch.no_grad():
+        gamma, beta = m.cin_params(a, emb.expand(n, -1))
+    fast = torch.autocast("cpu", dtype=torch.bfloat16)
+    with fast:
+        ct = loss.content_targets(c)
+    ema = loss.ema.clamp_min(1e-12).reshape(1, -1)
+    return SimpleNamespace(
+        st=st, m=m, loss=loss, c=c, stg=stg, a=a, n=n, w=w, ema=ema, gamma=gamma, beta=beta, fast=fast, ct=ct
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("photo")
@@ -34,20 +58,10 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=0.03)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    st = Stylizer.load()
-    m, loss = st.model, st.exported.loss_module()
-    c = resize(st.image(args.photo, "content"), max_size=256)
-    emb, stg = st.embed(args.painting), loss.style_targets(st.style_image(args.painting))
-    a = P.end_alphas(m, st.alpha_range)
-    n = a.shape[0]
-    w = P.end_weights(a, P.style_columns(m), st.alpha_range)
-    ema = loss.ema.clamp_min(1e-12).reshape(1, -1)
-    with torch.no_grad():
-        gamma, beta = m.cin_params(a, emb.expand(n, -1))
+    f = setup(args.photo, args.painting)
+    st, m, loss, c, stg, a, n, w, ema = f.st, f.m, f.loss, f.c, f.stg, f.a, f.n, f.w, f.ema
+    gamma, beta, fast, ct = f.gamma, f.beta, f.fast, f.ct
     e = torch.zeros(n, gamma.shape[1] * 2)
-    fast = torch.autocast("cpu", dtype=torch.bfloat16)
-    with fast:
-        ct = loss.content_targets(c)
 
     def stage(points: list[int], rows: list[int], steps: int) -> None:
         free = e[rows].clone().requires_grad_(True)

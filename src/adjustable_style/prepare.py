@@ -32,7 +32,7 @@ gain), so a preparation belongs to one photo at one size and one painting: it is
 
 T and VGG run in bfloat16 autocast where the hardware computes it natively (Gram matrices and the objective in
 float32), about twice as fast as float32 on a CPU with AVX-512 BF16. Cost on one core of a 2-core x86 CPU (AMD
-EPYC, AVX-512 BF16) at 256 px: ~35 s for the default 10 + 6 steps (float32: ~65 s; on both cores: ~19 s).
+EPYC, AVX-512 BF16) at 256 px: ~35 s for the default 10 + 6 steps (float32: 64–72 s; on both cores: 19–26 s).
 
 A preparation lives in memory (:meth:`~adjustable_style.stylizer.Stylizer.prepare`) and, when asked, in the per-user
 store (:func:`store_dir`), so that the next run on the same pair starts at once.
@@ -247,13 +247,13 @@ def fit_ends(
             free = e_rows[rows].clone().requires_grad_(True)
             opt = torch.optim.Adam([free], lr=st.lr)
             ab, wb, gb, bb = a[rows], w[rows], gamma[rows], beta[rows]
+            b = ab.shape[0]
             for _ in range(steps):
                 crop = crops[done].to(dev)
                 if id(crops[done]) not in content_feats:
                     with fast:
                         content_feats[id(crops[done])] = loss.content_targets(crop)
                 feats = content_feats[id(crops[done])]
-                b = ab.shape[0]
                 tg = Targets({k: v.expand(b, *v.shape[1:]) for k, v in feats.items()}, style_targets)
                 rows_e = torch.cat([e_rows[: rows.start], free, e_rows[rows.stop :]])
                 dg, db = (wb @ rows_e).chunk(2, 1)

