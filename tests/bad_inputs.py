@@ -215,7 +215,8 @@ def cases(f: dict[str, Path]) -> list[Case]:
             ("stylize", *pair, "-o", png, "--prepare", "--no-adapter"),
             "contradict",
         ),
-        Case("stylize", "`--prepare 0`", ("stylize", *pair, "-o", png, "--prepare", "0"), "--prepare takes"),
+        Case("stylize", "`--prepare 0`", ("stylize", *pair, "-o", png, "--prepare", "0"), "number of steps >= 1"),
+        Case("stylize", "`--prepare slow`", ("stylize", *pair, "-o", png, "--prepare", "slow"), "quick or full"),
         Case(
             "stylize",
             "`--prepare` with `--strength 0.5`",

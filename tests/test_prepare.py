@@ -9,9 +9,19 @@ import pytest
 import torch
 from PIL import Image
 
+from adjustable_style.checks import InputError
 from adjustable_style.cli import main
 from adjustable_style.measure import slider_strength
-from adjustable_style.prepare import PreparationError, end_weights, load_preparation, store_dir
+from adjustable_style.prepare import (
+    PRESETS,
+    PreparationError,
+    PrepareSettings,
+    column_scale,
+    end_weights,
+    load_preparation,
+    preset,
+    store_dir,
+)
 from adjustable_style.stylizer import Stylizer
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -29,11 +39,11 @@ def st() -> Stylizer:
 
 @pytest.fixture(scope="module")
 def prepared(st: Stylizer) -> tuple[Stylizer, dict[str, float], dict[str, float]]:
-    """A second Stylizer with cat × Kandinsky prepared at 128 px (6 steps), and each slider's own-layer loss ratio
-    on that pair before and after."""
+    """A second Stylizer with cat × Kandinsky prepared at 128 px (the default, quick fit), and each slider's own-layer
+    loss ratio on that pair before and after."""
     before = slider_strength(st, CAT, KANDINSKY, size=SIZE)
     sp = Stylizer.load("default", device="cpu")
-    sp.prepare(CAT, KANDINSKY, max_size=SIZE, steps=6)
+    sp.prepare(CAT, KANDINSKY, max_size=SIZE)
     return sp, before, slider_strength(sp, CAT, KANDINSKY, size=SIZE)
 
 
@@ -107,7 +117,7 @@ def test_cli_prepare(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: py
         assert main([*args, "--style-weights", "relu2_2=1,relu3_4=0.5,relu4_4=0.5", *extra]) == 0
         return np.asarray(Image.open(out), dtype=np.float64)
 
-    fitted = run("fitted.png", "--prepare", "2")
+    fitted = run("fitted.png", "--prepare")  # the quick fit
     assert "prepared in" in capsys.readouterr().out
     assert len(list((tmp_path / "cache" / "prepared").glob("*/*.safetensors"))) == 1
     found = run("found.png")
@@ -158,3 +168,44 @@ def test_bfloat16_fit_matches_float32(st: Stylizer) -> None:
         renders.append(s.stylize(CAT, MONET, w, max_size=96))
     effect = (renders[0] - own).abs().mean()
     assert effect > 2 / 255 and (renders[1] - renders[0]).abs().mean() < 0.3 * effect
+
+
+def test_presets_name_the_fits() -> None:
+    assert preset("full") == PrepareSettings() and not PrepareSettings().precondition
+    quick = preset("quick")
+    assert quick.precondition and quick.crop < PRESETS["full"].crop and quick.steps < PRESETS["full"].steps
+    assert preset("12") == preset(12) == PrepareSettings(steps=12)
+    for bad, says in (("slow", "quick or full"), ("0", "steps >= 1"), (-2, "steps >= 1")):
+        with pytest.raises(InputError, match=says):
+            preset(bad)
+
+
+def test_a_quick_fit_does_not_stand_in_for_a_full_one(tmp_path: Path) -> None:
+    """A stored fit is used for a request of no more work than it had (a full fit serves a quick request); a quick one
+    is fitted again when the full fit is asked for, and the store then holds the full one."""
+    a = Stylizer.load("default", device="cpu")
+    folder = a.use_preparation_store(tmp_path / "store")
+    quick = a.prepare(CAT, MONET, max_size=96, preset="quick")
+    assert a.find_preparation(CAT, MONET, 96, preset="quick") and not a.find_preparation(CAT, MONET, 96, preset=1)
+    full = a.prepare(CAT, MONET, max_size=96, preset=1, corner_steps=1)  # 1 + 1 steps on crops of 256
+    assert float(full.meta["seconds"]) > 0 and not torch.equal(full.ends, quick.ends)
+    b = Stylizer.load("default", device="cpu")
+    b.use_preparation_store(folder)
+    again = b.prepare(CAT, MONET, max_size=96, preset="quick", steps=1, corner_steps=1)
+    assert again.meta["seconds"] == "0" and torch.equal(again.ends, full.ends)
+
+
+def test_column_scale_follows_what_the_sliders_move(st: Stylizer) -> None:
+    """The quick fit's per-column step: RMS 1, never zero, largest where Λ moves γ, β most as the sliders move."""
+    e = st.embed(MONET)
+    s = column_scale(st.model, e, st.alpha_range)
+    assert s.shape == (2 * st.model.net.cin_channels,)
+    assert abs(float(s.pow(2).mean()) - 1) < 1e-4 and float(s.min()) > 0.05
+    lo, hi = st.alpha_range
+    a = torch.full((2, len(st.schema.keys)), (lo + hi) / 2)
+    a[0, 1:], a[1, 1:] = lo, hi  # every style slider at its bottom, then at its top
+    with torch.no_grad():
+        g, b = st.model.cin_params(a, e.expand(2, -1))
+    moved = torch.cat([g, b], 1).diff(dim=0).abs()[0]
+    big, small = moved > moved.quantile(0.9), moved < moved.quantile(0.1)
+    assert float(s[big].mean()) > 2 * float(s[small].mean())

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adjustable_style.prepare import PrepareSettings
+from adjustable_style.prepare import DEFAULT_PRESET, preset
 from adjustable_style.stylizer import Stylizer
 from adjustable_style.ui.callbacks import NEED_IMAGES, NEED_STYLE, Studio, UploadError, check_upload, example_images
 
@@ -335,13 +335,14 @@ def test_prepare_fits_the_sliders_to_the_pair(tmp_path: Path, studio: Studio) ->
     monet = ROOT / "examples" / "painting_monet_water_lilies.jpg"
     st = Stylizer.load("default", device="cpu")
     store = st.use_preparation_store(tmp_path / "prepared")
-    page = Studio(st, preview_size=64, full_size=96, out_dir=tmp_path / "out", prepare_steps=1)
+    page = Studio(st, preview_size=64, full_size=96, out_dir=tmp_path / "out")  # the default (quick) fit
     before, status = page.preview(str(PHOTO), str(monet), 1.0, False, 1.0, 0.5, 0.5)
     assert "prepared" not in status
     ticks: list[int] = []
     message = page.prepare(str(PHOTO), str(monet), progress=lambda i, n, obj: ticks.append(i))
     assert message.startswith("sliders prepared for this photo and painting") and "kept" in message, message
-    per_size = 1 + PrepareSettings.corner_steps  # the step asked for, then the corners' own stage
+    fit = preset(DEFAULT_PRESET)
+    per_size = fit.steps + fit.corner_steps  # the single sliders' stage, then the corners' own stage
     assert ticks == list(range(1, 2 * per_size + 1)) and len(list(store.iterdir())) == 2  # preview and full size
     after, status = page.preview(str(PHOTO), str(monet), 1.0, False, 1.0, 0.5, 0.5)
     assert "sliders prepared for this photo and painting" in status

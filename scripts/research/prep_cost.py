@@ -20,6 +20,10 @@ def main() -> None:
     ap.add_argument("--bf16", choices=("on", "off"), default="on")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=None, help="the fit's settings (default: PrepareSettings')")
+    ap.add_argument("--corner-steps", type=int, default=None)
+    ap.add_argument("--crop", type=int, default=None)
+    ap.add_argument("--lr", type=float, default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     st = Stylizer.load()
@@ -31,6 +35,7 @@ def main() -> None:
         max_size=args.size,
         bf16=args.bf16 == "on",
         progress=lambda i, n, obj: ticks.append(time.time()),
+        **{k: v for k in ("steps", "corner_steps", "crop", "lr") if (v := getattr(args, k)) is not None},
     )
     steps = [b - a for a, b in zip([t0, *ticks], ticks)]
     print(

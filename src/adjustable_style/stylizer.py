@@ -18,6 +18,7 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -33,7 +34,7 @@ from .image import MIN_SIDE, resize
 from .inputs import ImageCache, ImageLike, as_tensor, resolve_device, style_view
 from .layers import LayerSchema, layer_label
 from .model_files import ExportedModel, load_model, resolve_model
-from .prepare import Preparation, PrepareSettings
+from .prepare import Preparation
 
 
 class Stylizer:
@@ -83,6 +84,7 @@ class Stylizer:
         self._digests = ImageCache(4 * cache_size)  # style image -> its digest
         self.adapter_store: Path | None = None  # set by use_adapter_store: adapters looked up per painting there
         self._prepared: dict[tuple[str, str], torch.Tensor] = {}  # (photo, painting) digests -> slider ends E
+        self._prepared_meta: dict[tuple[str, str], dict[str, str]] = {}  # … -> how it was fitted
         self.preparation_store: Path | None = None  # set by use_preparation_store
         self._style_cols = prep_mod.style_columns(self.model)
 
@@ -319,11 +321,17 @@ class Stylizer:
     def _pair_key(self, content: torch.Tensor, style: ImageLike) -> tuple[str, str]:
         return prep_mod.image_digest(content), self._digests.get_or_compute(style, lambda: self.style_digest(style))
 
-    def find_preparation(self, content: ImageLike, style: ImageLike, max_size: int | None = 1024) -> bool:
+    def find_preparation(
+        self, content: ImageLike, style: ImageLike, max_size: int | None = 1024, preset: str | int | None = None
+    ) -> bool:
         """Whether this photo (rendered at ``max_size``) and painting have a preparation, in memory or in the
-        store in use."""
+        store in use; with ``preset`` (as in :meth:`prepare`), one that :meth:`prepare` would use rather than fit
+        again."""
         c = resize(self.image(content, "content"), max_size=max_size)
-        return self._ends(c, style) is not None
+        key = self._pair_key(c, style)
+        if self._ends(c, style, key) is None:
+            return False
+        return preset is None or prep_mod.preset(preset).covered_by(self._prepared_meta.get(key, {}))
 
     def prepare(
         self,
@@ -331,31 +339,38 @@ class Stylizer:
         style: ImageLike,
         max_size: int | None = 1024,
         progress: Callable[[int, int, float], None] | None = None,
+        preset: str | int = prep_mod.DEFAULT_PRESET,
         **settings,
     ) -> Preparation:
         """Fit the sliders to this photo and painting (see :mod:`adjustable_style.prepare`) and use the fit whenever
         the pair is stylized at the same size from now on; with a store in use (:meth:`use_preparation_store`) the
-        fit is kept there, and a stored one is used without fitting again.
+        fit is kept there, and a stored one is used without fitting again when it was fitted with at least as many
+        steps on crops at least as large (a ``full`` fit serves a ``quick`` request, not the other way round).
 
         Args:
             content: the photo; ``max_size`` as in :meth:`stylize` (the preparation belongs to that size).
             style: the painting.
             progress: called as ``progress(step, steps, objective)`` after each step.
-            settings: :class:`~adjustable_style.prepare.PrepareSettings` (steps=10, corner_steps=6, lr,
-                crop=256, seed, bf16).
+            preset: ``"quick"`` (~5 s at 256 px on one CPU core), ``"full"`` (~35 s), or a number of first-stage
+                steps of the full fit (:func:`~adjustable_style.prepare.preset`).
+            settings: overrides of the preset's :class:`~adjustable_style.prepare.PrepareSettings` (steps,
+                corner_steps, lr, crop, seed, bf16, precondition).
 
         Returns:
             the :class:`~adjustable_style.prepare.Preparation` (``meta["seconds"]`` is "0" when it was found).
         """
         adapt.check_model(self.model)
-        fit = PrepareSettings(**settings)
+        try:
+            fit = replace(prep_mod.preset(preset), **settings)
+        except TypeError as e:  # an unknown setting
+            raise InputError(f"prepare: {e}; the settings are those of PrepareSettings") from None
         if max_size is not None:
             check_int("max_size", max_size, low=MIN_SIDE)
         c = resize(self.image(content, "content"), max_size=max_size)
         key = self._pair_key(c, style)
         found = self._ends(c, style, key)
-        if found is not None:
-            return Preparation(found.float().cpu(), *key, {"seconds": "0"})
+        if found is not None and fit.covered_by(self._prepared_meta.get(key, {})):
+            return Preparation(found.float().cpu(), *key, {**self._prepared_meta.get(key, {}), "seconds": "0"})
         t0 = time.time()
         loss = self.exported.loss_module()
         targets = loss.style_targets(self.style_image(style).to(self.device))
@@ -368,6 +383,7 @@ class Stylizer:
             "lr": str(fit.lr),
             "crop": str(fit.crop),
             "seed": str(fit.seed),
+            "precondition": str(int(fit.precondition)),
             "size": "x".join(map(str, c.shape[-2:])),
             "style": _name(style),
             "photo": _name(content),
@@ -383,10 +399,12 @@ class Stylizer:
         """Use ``prep`` whenever its photo (at its size) is stylized with its painting."""
         prep_mod.check_preparation(prep, self.model)
         self._prepared[prep.key] = prep.ends.to(self.device, torch.float32)
+        self._prepared_meta[prep.key] = dict(prep.meta)
 
     def remove_preparations(self) -> None:
         """Forget every pair preparation and stop using the store."""
         self._prepared.clear()
+        self._prepared_meta.clear()
         self.preparation_store = None
 
     def _ends(self, content: torch.Tensor, style: ImageLike, key: tuple[str, str] | None = None) -> torch.Tensor | None:

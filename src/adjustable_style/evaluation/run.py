@@ -22,6 +22,7 @@ import torch
 from ..atomic import write_directory
 from ..image import load_image, save_image, writable_parent
 from ..model_files import resolve_model
+from ..prepare import preset
 from ..stylizer import Stylizer
 from .comparisons import against_peer, quality_vs_gatys
 from .diversity import diversity
@@ -162,9 +163,16 @@ def run_evaluation(settings: EvalSettings, log: Callable[[str], None] | None = N
         def prepare_all() -> dict[str, Any]:
             seconds = []
             for p in pairs:
-                prep = st.prepare(p.content, p.style_path, max_size=None, steps=settings.prepare)
+                prep = st.prepare(p.content, p.style_path, max_size=None, preset=settings.prepare)
                 seconds.append(float(prep.meta["seconds"]))
-            return {"steps": settings.prepare, "seconds": seconds}
+            fit = preset(settings.prepare)
+            return {
+                "fit": str(settings.prepare),
+                "steps": fit.steps,
+                "corner_steps": fit.corner_steps,
+                "crop": fit.crop,
+                "seconds": seconds,
+            }
 
         results["prepared"] = section("prepare", prepare_all)
     results["controllability"] = section(

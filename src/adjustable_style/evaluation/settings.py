@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..checks import InputError, check_int
+from ..prepare import preset
 
 FORMAT = "adjustable-style-eval"
 FORMAT_VERSION = 1
@@ -47,9 +48,10 @@ class EvalSettings:
             6 runs per pair at ``size`` px, about 1 s per step at 256 px on one core.
         adapters: a folder of slider adapters (``adjustable-style adapt``); each one is used for the painting it
             was fitted for. None: the model's own sliders.
-        prepare: Adam steps of a pair preparation fitted for every pair before it is measured
+        prepare: a pair preparation fitted for every pair before it is measured
             (:meth:`~adjustable_style.stylizer.Stylizer.prepare`, at ``size``; the Gatys section's smaller renders
-            are not prepared); 0: the model's own sliders.
+            are not prepared): ``"quick"``, ``"full"`` or a number of the full fit's steps
+            (:func:`~adjustable_style.prepare.preset`); ``""``: the model's own sliders.
     """
 
     model: str = "default"
@@ -69,7 +71,7 @@ class EvalSettings:
     device: str = "auto"
     peer: bool = True
     adapters: str | None = None
-    prepare: int = 0
+    prepare: str = ""
     slider_effect: bool = True
     slider_pairs: int = 4
     reference_steps: int = 50
@@ -86,12 +88,16 @@ class EvalSettings:
             "n_variations": 2,
             "reference_steps": 0,
             "slider_pairs": 1,
-            "prepare": 0,
         }
         try:
             for name, low in lows.items():
                 check_int(f"--{name.replace('_', '-')}", getattr(self, name), low=low)
         except InputError as e:
             raise EvalError(str(e)) from None
+        if self.prepare:
+            try:
+                preset(self.prepare)
+            except InputError as e:
+                raise EvalError(f"--prepare: {e}") from None
         if self.gatys_pairs > self.pairs:
             raise EvalError(f"--gatys-pairs ({self.gatys_pairs}) cannot exceed --pairs ({self.pairs})")

@@ -41,7 +41,7 @@ from ..image import (
     save_image,
     tensor_to_pil,
 )
-from ..prepare import PrepareSettings
+from ..prepare import DEFAULT_PRESET, preset
 from ..sheet import format_weights
 from ..stylizer import Stylizer
 
@@ -179,7 +179,8 @@ class Studio:
         adapter_dir: where :meth:`tune` saves the slider adapters it fits (None: the stylizer's adapter store when it
             uses one, else memory only).
         adapt_steps: optimisation steps of :meth:`tune` (``adjustable-style adapt --steps``).
-        prepare_steps: optimisation steps of :meth:`prepare` (``adjustable-style stylize --prepare STEPS``).
+        prepare_fit: the fit of :meth:`prepare`: ``"quick"``, ``"full"`` or a number of the full fit's steps
+            (``adjustable-style stylize --prepare FIT``).
     """
 
     def __init__(
@@ -192,7 +193,7 @@ class Studio:
         out_dir: str | Path | None = None,
         adapter_dir: str | Path | None = None,
         adapt_steps: int = 60,
-        prepare_steps: int = PrepareSettings.steps,
+        prepare_fit: str | int = DEFAULT_PRESET,
     ) -> None:
         if not check_number("max_upload_mb", max_upload_mb, 0.0, math.inf) > 0:
             raise InputError(f"max_upload_mb must be positive, got {max_upload_mb!r}")
@@ -201,7 +202,6 @@ class Studio:
             ("full_size", full_size),
             ("n_variations", n_variations),
             ("adapt_steps", adapt_steps),
-            ("prepare_steps", prepare_steps),
         ):
             check_int(name, v, low=1)
         self.stylizer = stylizer
@@ -218,7 +218,8 @@ class Studio:
             self.out_dir = Path(out_dir)
         self.adapter_dir = Path(adapter_dir) if adapter_dir is not None else None
         self.adapt_steps = adapt_steps
-        self.prepare_steps = prepare_steps
+        preset(prepare_fit)  # a wrong name fails here, not at the first click
+        self.prepare_fit = prepare_fit
         self._tuning = threading.Lock()  # one fit at a time: it takes minutes of the CPU
         self.layers: tuple[str, ...] = stylizer.style_layers
         self._contents: OrderedDict[tuple, torch.Tensor] = OrderedDict()
@@ -455,7 +456,7 @@ class Studio:
                     self._content(content, size),
                     style,
                     max_size=None,
-                    steps=self.prepare_steps,
+                    preset=self.prepare_fit,
                     progress=None if progress is None else lambda i, m, obj, k=k: progress(k * m + i, n * m, obj),
                 )
         except (ValueError, OSError) as e:
