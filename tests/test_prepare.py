@@ -173,7 +173,10 @@ def test_bfloat16_fit_matches_float32(st: Stylizer) -> None:
 def test_presets_name_the_fits() -> None:
     assert preset("full") == PrepareSettings() and not PrepareSettings().precondition
     quick = preset("quick")
-    assert quick.precondition and quick.crop < PRESETS["full"].crop and quick.steps < PRESETS["full"].steps
+    assert quick.precondition and quick.steps < PRESETS["full"].steps
+    # crops of half the photo, 128 to 256 px; the full fit's of up to 256 px
+    assert [quick.crop_side(n) for n in (96, 256, 384, 512, 1024)] == [96, 128, 192, 256, 256]
+    assert [preset("full").crop_side(n) for n in (96, 256, 512)] == [96, 256, 256]
     assert preset("12") == preset(12) == PrepareSettings(steps=12)
     for bad, says in (("slow", "quick or full"), ("0", "steps >= 1"), (-2, "steps >= 1")):
         with pytest.raises(InputError, match=says):
@@ -186,8 +189,8 @@ def test_a_quick_fit_does_not_stand_in_for_a_full_one(tmp_path: Path) -> None:
     a = Stylizer.load("default", device="cpu")
     folder = a.use_preparation_store(tmp_path / "store")
     quick = a.prepare(CAT, MONET, max_size=96, preset="quick")
-    assert a.find_preparation(CAT, MONET, 96, preset="quick") and not a.find_preparation(CAT, MONET, 96, preset=1)
-    full = a.prepare(CAT, MONET, max_size=96, preset=1, corner_steps=1)  # 1 + 1 steps on crops of 256
+    assert a.find_preparation(CAT, MONET, 96, preset="quick") and not a.find_preparation(CAT, MONET, 96, preset=4)
+    full = a.prepare(CAT, MONET, max_size=96, preset=4, corner_steps=1)  # 4 + 1 steps, more than quick's 3 + 1
     assert float(full.meta["seconds"]) > 0 and not torch.equal(full.ends, quick.ends)
     b = Stylizer.load("default", device="cpu")
     b.use_preparation_store(folder)

@@ -25,6 +25,13 @@ much closer (docs/magenta_finetune.md, "Preparing a pair"). A preparation is tha
   ends far off when they shared the fit: with every style weight 0 the optimum is nearly the photo; and corners
   fitted while the sum they correct still moves ended worse than they started).
 
+Two named fits (:data:`PRESETS`, :func:`preset`): ``quick``, the default, takes 3 steps on the middle and the ends
+and 1 on the corners, on crops of half the photo's longer side (128 to 256 px), at lr 0.06, with each γ, β column's
+step sized by how far Λ itself moves that column when the sliders move (:func:`column_scale`; without it, so few and
+so large steps sent a slider the wrong way on some pairs); ``full`` takes 10 + 6 steps on crops of up to 256 px at lr
+0.03 and gets closer to the exact optimum, at about 7 times the cost at 256 px. Smaller crops or fewer steps were
+measured to lose the sliders' direction on some pairs (docs/magenta_finetune.md).
+
 The fit runs at the size the pair is rendered at, on crops of at most ``crop`` px of the photo at that scale
 (the fitted γ, β do not carry across scales: fitted on a 128-px photo and used at 256 px they lose most of the
 gain), so a preparation belongs to one photo at one size and one painting: it is keyed by hashes of their pixels
@@ -32,7 +39,7 @@ gain), so a preparation belongs to one photo at one size and one painting: it is
 
 T and VGG run in bfloat16 autocast where the hardware computes it natively (Gram matrices and the objective in
 float32), about twice as fast as float32 on a CPU with AVX-512 BF16. Cost on one core of a 2-core x86 CPU (AMD
-EPYC, AVX-512 BF16) at 256 px: ~35 s for the default 10 + 6 steps (float32: 64–72 s; on both cores: 19–26 s).
+EPYC, AVX-512 BF16) at 256 px: ~4.5 s for ``quick``, ~35 s for ``full`` (float32: 64–72 s; on both cores: 19–26 s).
 
 A preparation lives in memory (:meth:`~adjustable_style.stylizer.Stylizer.prepare`) and, when asked, in the per-user
 store (:func:`store_dir`), so that the next run on the same pair starts at once.
@@ -77,16 +84,19 @@ class PrepareSettings:
         corner_steps: Adam steps on the corner terms afterwards (0: no corner terms).
         lr: Adam's learning rate.
         crop: the fit sees random crops of at most this side of the photo at its rendered scale (≥ 64).
-        seed: the crops.
-        bf16: run T and VGG in bfloat16 autocast (Gram matrices and the objective stay float32): ``None`` where
-            the hardware computes bfloat16 natively (a CUDA GPU with bf16, a CPU with AVX-512 BF16 or AMX), else
-            float32.
+        crop_share: … and of about this share of the photo's longer side, but at least 128 px (:meth:`crop_side`).
+        seed: the crops (and the α draws of :func:`column_scale`).
+        bf16: run T and VGG (also VGG on the painting, for its Gram targets) in bfloat16 autocast (Gram matrices
+            and the objective stay float32): ``None`` where the hardware computes bfloat16 natively (a CUDA GPU
+            with bf16, a CPU with AVX-512 BF16 or AMX), else float32.
+        precondition: size each γ, β column's Adam step by how far Λ moves that column (:func:`column_scale`).
     """
 
     steps: int = 10
     corner_steps: int = 6
     lr: float = 0.03
     crop: int = 256
+    crop_share: float = 1.0
     seed: int = 0
     bf16: bool | None = None
     precondition: bool = False
@@ -96,28 +106,37 @@ class PrepareSettings:
         check_int("corner_steps", self.corner_steps, low=0)
         check_number("lr", self.lr, 0.0, math.inf)
         check_int("crop", self.crop, low=64)
+        if not 0 < check_number("crop_share", self.crop_share, 0.0, 1.0):
+            raise InputError(f"crop_share must be in (0, 1], got {self.crop_share!r}")
         check_int("seed", self.seed)
         for name in ("bf16", "precondition"):
             v = getattr(self, name)
             if not isinstance(v, bool) and not (name == "bf16" and v is None):
                 raise InputError(f"{name} must be True or False{' or None' if name == 'bf16' else ''}, got {v!r}")
 
-    def covered_by(self, meta: dict[str, str]) -> bool:
-        """Whether a stored preparation with this ``meta`` was fitted with at least as many steps on crops at least
-        as large as these settings ask for (then it is used rather than fitted again)."""
+    def crop_side(self, longer: int) -> int:
+        """The side of the fit's crops of a photo whose longer side is ``longer`` px (``longer`` itself: the whole
+        photo)."""
+        return min(self.crop, longer, max(128, math.ceil(self.crop_share * longer)))
+
+    def covered_by(self, meta: dict[str, str], longer: int) -> bool:
+        """Whether a stored preparation with this ``meta``, of a photo whose longer side is ``longer`` px, was fitted
+        with at least as many steps on crops at least as large as these settings ask for (then it is used rather
+        than fitted again)."""
         try:
             done = int(meta["steps"]), int(meta.get("corner_steps", 0)), int(meta["crop"])
         except (KeyError, ValueError):
             return True  # nothing to judge by: keep what the user has
-        return all(d >= w for d, w in zip(done, (self.steps, self.corner_steps, self.crop)))
+        return all(d >= w for d, w in zip(done, (self.steps, self.corner_steps, self.crop_side(longer))))
 
 
 PRESETS = {
-    "quick": PrepareSettings(steps=3, corner_steps=1, lr=0.06, crop=128, precondition=True),
+    "quick": PrepareSettings(steps=3, corner_steps=1, lr=0.06, crop_share=0.5, precondition=True),
     "full": PrepareSettings(),
 }
-"""The named fits: ``quick`` (3 + 1 steps on 128-px crops, each column's step sized by how far Λ moves it; ~5 s
-per pair at 256 px on one CPU core) and ``full`` (10 + 6 steps on the whole 256-px photo; ~35 s)."""
+"""The named fits: ``quick`` (3 + 1 steps on crops of half the photo, 128–256 px, each column's step sized by how
+far Λ moves it; ~5 s per pair at 256 px on one CPU core) and ``full`` (10 + 6 steps on crops of up to 256 px, the
+whole photo at 256 px; ~35 s)."""
 
 
 DEFAULT_PRESET = "quick"
@@ -147,6 +166,12 @@ def native_bf16(device: torch.device) -> bool:
         except (AttributeError, RuntimeError):
             return False
     return False
+
+
+def fit_autocast(device: torch.device, settings: PrepareSettings) -> torch.autocast:
+    """The bfloat16 autocast of a fit with ``settings`` on ``device`` (disabled for float32)."""
+    bf16 = native_bf16(device) if settings.bf16 is None else settings.bf16
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
 
 @dataclass
@@ -280,10 +305,10 @@ def fit_ends(
     ema = loss.ema.to(dev).clamp_min(1e-12).reshape(1, -1)
     g = torch.Generator().manual_seed(st.seed)
     total = st.steps + st.corner_steps
-    whole = max(content.shape[-2:]) <= st.crop
-    crops = [content] * total if whole else _crops(content, total, st.crop, g)
-    bf16 = native_bf16(dev) if st.bf16 is None else st.bf16
-    fast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16)
+    side = st.crop_side(max(content.shape[-2:]))
+    whole = max(content.shape[-2:]) <= side
+    crops = [content] * total if whole else _crops(content, total, side, g)
+    fast = fit_autocast(dev, st)
     content_feats: dict[int, dict[str, torch.Tensor]] = {}  # per distinct crop, of one copy
     with torch.no_grad():
         gamma, beta = model.cin_params(a, embedding.expand(n, -1))

@@ -331,7 +331,8 @@ class Stylizer:
         key = self._pair_key(c, style)
         if self._ends(c, style, key) is None:
             return False
-        return preset is None or prep_mod.preset(preset).covered_by(self._prepared_meta.get(key, {}))
+        longer = max(c.shape[-2:])
+        return preset is None or prep_mod.preset(preset).covered_by(self._prepared_meta.get(key, {}), longer)
 
     def prepare(
         self,
@@ -369,11 +370,12 @@ class Stylizer:
         c = resize(self.image(content, "content"), max_size=max_size)
         key = self._pair_key(c, style)
         found = self._ends(c, style, key)
-        if found is not None and fit.covered_by(self._prepared_meta.get(key, {})):
+        if found is not None and fit.covered_by(self._prepared_meta.get(key, {}), max(c.shape[-2:])):
             return Preparation(found.float().cpu(), *key, {**self._prepared_meta.get(key, {}), "seconds": "0"})
         t0 = time.time()
         loss = self.exported.loss_module()
-        targets = loss.style_targets(self.style_image(style).to(self.device))
+        with prep_mod.fit_autocast(self.device, fit):  # the painting's Gram matrices stay float32
+            targets = loss.style_targets(self.style_image(style).to(self.device))
         ends = prep_mod.fit_ends(
             self.model, loss, c.to(self.device), self.embed(style), targets, self.alpha_range, fit, progress
         )
@@ -381,7 +383,7 @@ class Stylizer:
             "steps": str(fit.steps),
             "corner_steps": str(fit.corner_steps),
             "lr": str(fit.lr),
-            "crop": str(fit.crop),
+            "crop": str(fit.crop_side(max(c.shape[-2:]))),  # the crops' side at this size
             "seed": str(fit.seed),
             "precondition": str(int(fit.precondition)),
             "size": "x".join(map(str, c.shape[-2:])),

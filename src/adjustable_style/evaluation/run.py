@@ -170,7 +170,7 @@ def run_evaluation(settings: EvalSettings, log: Callable[[str], None] | None = N
                 "fit": str(settings.prepare),
                 "steps": fit.steps,
                 "corner_steps": fit.corner_steps,
-                "crop": fit.crop,
+                "crop": fit.crop_side(settings.size),
                 "seconds": seconds,
             }
 
