@@ -100,6 +100,7 @@ class PrepareSettings:
     seed: int = 0
     bf16: bool | None = None
     precondition: bool = False
+    relative_ends: bool = False
 
     def __post_init__(self) -> None:
         check_int("steps", self.steps, low=1)
@@ -109,7 +110,7 @@ class PrepareSettings:
         if not 0 < check_number("crop_share", self.crop_share, 0.0, 1.0):
             raise InputError(f"crop_share must be in (0, 1], got {self.crop_share!r}")
         check_int("seed", self.seed)
-        for name in ("bf16", "precondition"):
+        for name in ("bf16", "precondition", "relative_ends"):
             v = getattr(self, name)
             if not isinstance(v, bool) and not (name == "bf16" and v is None):
                 raise InputError(f"{name} must be True or False{' or None' if name == 'bf16' else ''}, got {v!r}")
@@ -131,7 +132,7 @@ class PrepareSettings:
 
 
 PRESETS = {
-    "quick": PrepareSettings(steps=3, corner_steps=1, lr=0.06, crop_share=0.5, precondition=True),
+    "quick": PrepareSettings(steps=3, corner_steps=1, lr=0.06, crop_share=0.5, precondition=True, relative_ends=True),
     "full": PrepareSettings(),
 }
 """The named fits: ``quick`` (3 + 1 steps on crops of half the photo, 128–256 px, each column's step sized by how
@@ -336,12 +337,18 @@ def fit_ends(
                 feats = content_feats[id(crops[done])]
                 tg = Targets({k: v.expand(b, *v.shape[1:]) for k, v in feats.items()}, style_targets)
                 rows_e = torch.cat([e_rows[: rows.start], free * scale, e_rows[rows.stop :]])
-                dg, db = (wb @ rows_e).chunk(2, 1)
+                shift = wb @ rows_e  # each fitted point's offset
+                relative = st.relative_ends and rows.start == 0  # the middle is point 0 of this batch
+                if relative:
+                    shift.retain_grad()
+                dg, db = shift.chunk(2, 1)
                 with fast:
                     raw = loss.raw_losses(model.net(crop.expand(b, -1, -1, -1), gb + dg, bb + db), tg)
                 obj = (ab * raw.float() / ema).sum(1).mean()
                 opt.zero_grad()
                 obj.backward()
+                if relative:  # an end's row learns only what its point needs beyond what the middle needs
+                    free.grad[1:] -= shift.grad[0] * scale
                 opt.step()
                 done += 1
                 if progress is not None:
