@@ -6,6 +6,7 @@ linearly from the middle: γ, β += Σ_l max(2α_l − 1, 0) · H_l + max(1 − 
     python scripts/research/pair_prep.py --pairs 8 --steps 20 --lr 0.03
     python scripts/research/pair_prep.py --pairs 8 --steps 10 --lr 0.05 --product [--crop 192]
     python scripts/research/pair_prep.py --pairs 4 --steps 10 --lr 0.03 --product --corner-steps 6 --bf16 off
+    python scripts/research/pair_prep.py --pairs 4 --steps 10 --lr 0.03 --product --relative-ends on
 
 ``--product`` fits with the shipped code (``Stylizer.prepare``; ``--crop`` below 256 fits on random crops of the
 photo at its own scale, as the product does for outputs larger than the crop) and judges the Stylizer's own renders.
@@ -97,6 +98,8 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--corner-steps", type=int, default=6, help="the corners' own stage (--product)")
     ap.add_argument("--bf16", choices=("auto", "on", "off"), default="auto", help="autocast in the fit (--product)")
+    ap.add_argument("--preset", default="full", help="the product's named fit whose settings the flags override")
+    ap.add_argument("--relative-ends", choices=("on", "off"), default=None, help="each end learns beyond the middle")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     st = Stylizer.load("default")
@@ -107,7 +110,9 @@ def main() -> None:
         t0 = time.time()
         if args.product:
             fit = dict(steps=args.steps, lr=args.lr, crop=args.crop, corner_steps=args.corner_steps, bf16=bf16)
-            st.prepare(content, s, None, **fit)
+            if args.relative_ends:
+                fit["relative_ends"] = args.relative_ends == "on"
+            st.prepare(content, s, None, preset=args.preset, **fit)
         else:
             offsets[k] = fit_pair(st, content, s, args.steps, args.lr)
         print(f"pair {k} ({s.name}): fitted in {time.time() - t0:.0f} s", flush=True)

@@ -1,7 +1,8 @@
-"""What one pair preparation costs: `Stylizer.prepare` on cat × Water Lilies at 256 px (the default fit), per
-step and in all, with bfloat16 autocast or float32 and a given number of torch threads.
+"""What one pair preparation costs: `Stylizer.prepare` on cat × Water Lilies at 256 px (or `--size`), per
+step and in all, for a named fit, with bfloat16 autocast or float32 and a given number of torch threads.
 
     python scripts/research/prep_cost.py --bf16 on --threads 1
+    python scripts/research/prep_cost.py --preset quick --size 1024
     OMP_WAIT_POLICY=PASSIVE python scripts/research/prep_cost.py --bf16 on --threads 2
 """
 
@@ -20,7 +21,8 @@ def main() -> None:
     ap.add_argument("--bf16", choices=("on", "off"), default="on")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--size", type=int, default=256)
-    ap.add_argument("--steps", type=int, default=None, help="the fit's settings (default: PrepareSettings')")
+    ap.add_argument("--preset", default="full", help="the named fit (quick, full)")
+    ap.add_argument("--steps", type=int, default=None, help="overrides of the preset's settings")
     ap.add_argument("--corner-steps", type=int, default=None)
     ap.add_argument("--crop", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None)
@@ -34,6 +36,7 @@ def main() -> None:
         "examples/painting_monet_water_lilies.jpg",
         max_size=args.size,
         bf16=args.bf16 == "on",
+        preset=args.preset,
         progress=lambda i, n, obj: ticks.append(time.time()),
         **{k: v for k in ("steps", "corner_steps", "crop", "lr") if (v := getattr(args, k)) is not None},
     )

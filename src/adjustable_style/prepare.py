@@ -39,7 +39,7 @@ gain), so a preparation belongs to one photo at one size and one painting: it is
 
 T and VGG run in bfloat16 autocast where the hardware computes it natively (Gram matrices and the objective in
 float32), about twice as fast as float32 on a CPU with AVX-512 BF16. Cost on one core of a 2-core x86 CPU (AMD
-EPYC, AVX-512 BF16) at 256 px: ~4.5 s for ``quick``, ~35 s for ``full`` (float32: 64–72 s; on both cores: 19–26 s).
+EPYC, AVX-512 BF16) at 256 px: ~4.2 s for ``quick``, ~35 s for ``full`` (float32: 64–72 s; on both cores: 19–26 s).
 
 A preparation lives in memory (:meth:`~adjustable_style.stylizer.Stylizer.prepare`) and, when asked, in the per-user
 store (:func:`store_dir`), so that the next run on the same pair starts at once.
@@ -136,7 +136,7 @@ PRESETS = {
     "full": PrepareSettings(),
 }
 """The named fits: ``quick`` (3 + 1 steps on crops of half the photo, 128–256 px, each column's step sized by how
-far Λ moves it; ~5 s per pair at 256 px on one CPU core) and ``full`` (10 + 6 steps on crops of up to 256 px, the
+far Λ moves it; ~4 s per pair at 256 px on one CPU core) and ``full`` (10 + 6 steps on crops of up to 256 px, the
 whole photo at 256 px; ~35 s)."""
 
 

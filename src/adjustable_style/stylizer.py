@@ -352,7 +352,7 @@ class Stylizer:
             content: the photo; ``max_size`` as in :meth:`stylize` (the preparation belongs to that size).
             style: the painting.
             progress: called as ``progress(step, steps, objective)`` after each step.
-            preset: ``"quick"`` (~5 s at 256 px on one CPU core), ``"full"`` (~35 s), or a number of first-stage
+            preset: ``"quick"`` (~4 s at 256 px on one CPU core), ``"full"`` (~35 s), or a number of first-stage
                 steps of the full fit (:func:`~adjustable_style.prepare.preset`).
             settings: overrides of the preset's :class:`~adjustable_style.prepare.PrepareSettings` (steps,
                 corner_steps, lr, crop, seed, bf16, precondition).

@@ -101,7 +101,7 @@ def add_parsers(sub) -> None:
         "--prepare",
         default="",
         metavar="FIT",
-        help="fit the sliders to each pair first (adjustable-style stylize --prepare): quick (~5 s per pair at "
+        help="fit the sliders to each pair first (adjustable-style stylize --prepare): quick (~4 s per pair at "
         "256 px on one CPU core), full (~35 s) or a number of the full fit's steps; default: the model's own "
         "sliders",
     )

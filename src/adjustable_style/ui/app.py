@@ -17,7 +17,7 @@ makes each slower), except the live preview:
 * "Tune the sliders to this painting" → fits a slider adapter for the current painting (minutes on a CPU, with a
   progress bar, on its own ``"tune"`` line so renders go on meanwhile), then re-renders with it;
 * "Prepare the sliders for this photo and painting" → fits the sliders' ends to the pair at the preview's and the
-  full render's size (:meth:`~adjustable_style.stylizer.Stylizer.prepare`; about 10 s on a CPU, on the same
+  full render's size (:meth:`~adjustable_style.stylizer.Stylizer.prepare`; about 20 s on a CPU, on the same
   ``"tune"`` line), then re-renders.
 
 Example:
@@ -170,7 +170,7 @@ def build_app(
                     visible=stylizer.has_base,
                 )
                 prepare = gr.Button(
-                    "Prepare the sliders for this photo and painting (about 10 s on a CPU)",
+                    "Prepare the sliders for this photo and painting (about 20 s on a CPU)",
                     variant="secondary",
                     elem_id="prepare-button",
                     visible=stylizer.has_base,
