@@ -15,6 +15,7 @@ photo at its own scale, as the product does for outputs larger than the crop) an
 from __future__ import annotations
 
 import argparse
+import ast
 import time
 
 import torch
@@ -100,6 +101,7 @@ def main() -> None:
     ap.add_argument("--bf16", choices=("auto", "on", "off"), default="auto", help="autocast in the fit (--product)")
     ap.add_argument("--preset", default="full", help="the product's named fit whose settings the flags override")
     ap.add_argument("--relative-ends", choices=("on", "off"), default=None, help="each end learns beyond the middle")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any other PrepareSettings field")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     st = Stylizer.load("default")
@@ -112,6 +114,9 @@ def main() -> None:
             fit = dict(steps=args.steps, lr=args.lr, crop=args.crop, corner_steps=args.corner_steps, bf16=bf16)
             if args.relative_ends:
                 fit["relative_ends"] = args.relative_ends == "on"
+            for kv in args.set:
+                k, v = kv.split("=", 1)
+                fit[k] = {"True": True, "False": False}[v] if v in ("True", "False") else ast.literal_eval(v)
             st.prepare(content, s, None, preset=args.preset, **fit)
         else:
             offsets[k] = fit_pair(st, content, s, args.steps, args.lr)

@@ -3,7 +3,8 @@ that column when the sliders move (the std of Λ's γ, β over random α for the
 plus a floor), judged against the cached L-BFGS references like ``pair_prep.py --product``.
 
     python scripts/research/prep_precond.py --pairs 4 --steps 4 --corner-steps 2 --crop 128 --lr 0.05 --floor 0.1
-    python scripts/research/prep_precond.py --pairs 4 --floor -1   # no preconditioner (the shipped fit)
+    python scripts/research/prep_precond.py --pairs 4 --floor -1   # no preconditioner (the shipped full fit)
+    python scripts/research/prep_precond.py --preset quick --steps 3 --corner-steps 1 --lr 0.06 --floor -1 --up 0.5
 """
 
 from __future__ import annotations
@@ -19,17 +20,21 @@ from adjustable_style.stylizer import Stylizer
 
 
 class ScaledAdam(torch.optim.Adam):
-    """Adam whose update of a (rows, 2C) tensor is multiplied column-wise by ``ScaledAdam.scale``."""
+    """Adam whose update of a (rows, 2C) tensor is multiplied column-wise by ``ScaledAdam.scale``, and in the first
+    stage (M, then each slider's bottom and top end) the top ends' rows by ``ScaledAdam.up``."""
 
     scale: torch.Tensor | None = None
+    up: float = 1.0
 
     @torch.no_grad()
     def step(self, closure=None):
         before = [p.detach().clone() for g in self.param_groups for p in g["params"]]
         out = super().step(closure)
-        if self.scale is not None:
-            for p, b in zip((p for g in self.param_groups for p in g["params"]), before):
-                p.copy_(b + (p - b) * self.scale)
+        for p, b in zip((p for g in self.param_groups for p in g["params"]), before):
+            step = (p - b) * (self.scale if self.scale is not None else 1.0)
+            if self.up != 1.0 and p.shape[0] > 2:  # the first stage: rows M, (bottom, top) per slider
+                step[2::2] *= self.up
+            p.copy_(b + step)
         return out
 
 
@@ -57,9 +62,12 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=0.03)
     ap.add_argument("--floor", type=float, default=0.1, help="added to the RMS-1 column std; < 0: no scaling")
     ap.add_argument("--cache", default="/work/long_run/refs")
+    ap.add_argument("--preset", default="full", help="the product's named fit the flags override")
+    ap.add_argument("--up", type=float, default=1.0, help="scale of the top ends' steps in the first stage")
     args = ap.parse_args()
     torch.set_num_threads(1)
     prep_mod.torch.optim.Adam = ScaledAdam  # fit_ends builds its optimiser from torch.optim.Adam
+    ScaledAdam.up = args.up
     st = Stylizer.load("default")
     pairs = load_pairs(args.pairs)
     for k, _, s, content in pairs:
@@ -68,7 +76,7 @@ def main() -> None:
         st.prepare(content, s, None, steps=args.steps, corner_steps=args.corner_steps, crop=args.crop, lr=args.lr)
         print(f"pair {k} ({s.name}): fitted in {time.time() - t0:.1f} s", flush=True)
     med = judge(st, "ema", args.cache, pairs)
-    show(med, f"{args.steps}+{args.corner_steps} steps, lr {args.lr}, crop {args.crop}, floor {args.floor}")
+    show(med, f"{args.preset}: {args.steps}+{args.corner_steps} steps, lr {args.lr}, floor {args.floor}, up {args.up}")
     for n, rs in med["rows"].items():
         print(n, " ".join(f"{r['cos']:+.2f}/{r['own']:.2f}" for r in rs))
 

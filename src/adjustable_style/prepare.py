@@ -96,6 +96,8 @@ class PrepareSettings:
         relative_ends: in the first stage, each end's row learns from its point's gradient minus the middle's (what
             the end needs beyond the middle), not from its point's whole gradient, which M follows too: with few
             steps the ends otherwise count the common move twice, and a slider's upper half turns back up.
+        top_step: the top ends' Adam step in the first stage, relative to the others' (the exact optimum moves less
+            between the middle and the top of a slider than below it).
     """
 
     steps: int = 10
@@ -107,12 +109,15 @@ class PrepareSettings:
     bf16: bool | None = None
     precondition: bool = False
     relative_ends: bool = False
+    top_step: float = 1.0
 
     def __post_init__(self) -> None:
         check_int("steps", self.steps, low=1)
         check_int("corner_steps", self.corner_steps, low=0)
         check_number("lr", self.lr, 0.0, math.inf)
         check_int("crop", self.crop, low=64)
+        if not 0 < check_number("top_step", self.top_step, 0.0, math.inf):
+            raise InputError(f"top_step must be positive, got {self.top_step!r}")
         if not 0 < check_number("crop_share", self.crop_share, 0.0, 1.0):
             raise InputError(f"crop_share must be in (0, 1], got {self.crop_share!r}")
         check_int("seed", self.seed)
@@ -322,6 +327,7 @@ def fit_ends(
     e_rows = torch.zeros(n, gamma.shape[1] + beta.shape[1], device=dev)
     # Adam's step is about lr on every coordinate it moves; E = scale ⊙ Z sizes each column's step (1: plain Adam)
     scale = column_scale(model, embedding, alpha_range, st.seed) if st.precondition else torch.ones(1, device=dev)
+    scale = scale.reshape(1, -1)
     stages = [
         (slice(0, n - 2), st.steps),  # M and the single sliders' ends, fitted at their own points
         (slice(n - 2, n), st.corner_steps),  # the corner terms, at the two corners
@@ -331,7 +337,10 @@ def fit_ends(
         for rows, steps in stages:
             if steps == 0:
                 continue
-            free = (e_rows[rows] / scale).requires_grad_(True)
+            size = scale.expand(rows.stop - rows.start, -1).clone()  # each row's step, column by column
+            if rows.start == 0:
+                size[2::2] *= st.top_step  # rows M, then (bottom, top) per slider
+            free = (e_rows[rows] / size).requires_grad_(True)
             opt = torch.optim.Adam([free], lr=st.lr)
             ab, wb, gb, bb = a[rows], w[rows], gamma[rows], beta[rows]
             b = ab.shape[0]
@@ -342,7 +351,7 @@ def fit_ends(
                         content_feats[id(crops[done])] = loss.content_targets(crop)
                 feats = content_feats[id(crops[done])]
                 tg = Targets({k: v.expand(b, *v.shape[1:]) for k, v in feats.items()}, style_targets)
-                rows_e = torch.cat([e_rows[: rows.start], free * scale, e_rows[rows.stop :]])
+                rows_e = torch.cat([e_rows[: rows.start], free * size, e_rows[rows.stop :]])
                 shift = wb @ rows_e  # each fitted point's offset
                 relative = st.relative_ends and rows.start == 0  # the middle is point 0 of this batch
                 if relative:
@@ -354,12 +363,12 @@ def fit_ends(
                 opt.zero_grad()
                 obj.backward()
                 if relative:  # an end's row learns only what its point needs beyond what the middle needs
-                    free.grad[1:] -= shift.grad[0] * scale
+                    free.grad[1:] -= shift.grad[0] * size[1:]
                 opt.step()
                 done += 1
                 if progress is not None:
                     progress(done, total, float(obj.detach()))
-            e_rows[rows] = free.detach() * scale
+            e_rows[rows] = free.detach() * size
     return e_rows.float().cpu()
 
 
