@@ -226,3 +226,16 @@ def test_column_scale_follows_what_the_sliders_move(st: Stylizer) -> None:
     moved = torch.cat([g, b], 1).diff(dim=0).abs()[0]
     big, small = moved > moved.quantile(0.9), moved < moved.quantile(0.1)
     assert float(s[big].mean()) > 2 * float(s[small].mean())
+
+
+def test_top_step_sizes_the_top_ends_only() -> None:
+    """``top_step`` scales the first stage's steps of each slider's top end (E's rows 2, 4, 6) and nothing else."""
+    rows = {}
+    for top in (1.0, 1e-4):
+        s = Stylizer.load("default", device="cpu")
+        rows[top] = s.prepare(
+            CAT, MONET, max_size=96, preset="full", steps=1, corner_steps=0, bf16=False, top_step=top
+        ).ends
+    tops, others = [2, 4, 6], [0, 1, 3, 5]
+    assert rows[1e-4][tops].abs().max() < 1e-3 * rows[1.0][tops].abs().max()
+    assert torch.equal(rows[1e-4][others], rows[1.0][others])  # the first step: each row follows its own gradient
