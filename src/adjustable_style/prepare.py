@@ -341,6 +341,7 @@ def fit_ends(
             if rows.start == 0:
                 size[2::2] *= st.top_step  # rows M, then (bottom, top) per slider
             free = (e_rows[rows] / size).requires_grad_(True)
+            relative = st.relative_ends and rows.start == 0  # the middle is point 0 of this batch
             opt = torch.optim.Adam([free], lr=st.lr)
             ab, wb, gb, bb = a[rows], w[rows], gamma[rows], beta[rows]
             b = ab.shape[0]
@@ -353,7 +354,6 @@ def fit_ends(
                 tg = Targets({k: v.expand(b, *v.shape[1:]) for k, v in feats.items()}, style_targets)
                 rows_e = torch.cat([e_rows[: rows.start], free * size, e_rows[rows.stop :]])
                 shift = wb @ rows_e  # each fitted point's offset
-                relative = st.relative_ends and rows.start == 0  # the middle is point 0 of this batch
                 if relative:
                     shift.retain_grad()
                 dg, db = shift.chunk(2, 1)

@@ -34,7 +34,7 @@ from .image import MIN_SIDE, resize
 from .inputs import ImageCache, ImageLike, as_tensor, resolve_device, style_view
 from .layers import LayerSchema, layer_label
 from .model_files import ExportedModel, load_model, resolve_model
-from .prepare import Preparation
+from .prepare import Preparation, PrepareSettings
 
 
 class Stylizer:
@@ -83,8 +83,7 @@ class Stylizer:
         self._adapters: dict[str, torch.Tensor] = {}  # style digest -> slider offsets D (see adjustable_style.adapt)
         self._digests = ImageCache(4 * cache_size)  # style image -> its digest
         self.adapter_store: Path | None = None  # set by use_adapter_store: adapters looked up per painting there
-        self._prepared: dict[tuple[str, str], torch.Tensor] = {}  # (photo, painting) digests -> slider ends E
-        self._prepared_meta: dict[tuple[str, str], dict[str, str]] = {}  # … -> how it was fitted
+        self._prepared: dict[tuple[str, str], Preparation] = {}  # (photo, painting) digests -> its fit, E on device
         self.preparation_store: Path | None = None  # set by use_preparation_store
         self._style_cols = prep_mod.style_columns(self.model)
 
@@ -328,11 +327,8 @@ class Stylizer:
         store in use; with ``preset`` (as in :meth:`prepare`), one that :meth:`prepare` would use rather than fit
         again."""
         c = resize(self.image(content, "content"), max_size=max_size)
-        key = self._pair_key(c, style)
-        if self._ends(c, style, key) is None:
-            return False
-        longer = max(c.shape[-2:])
-        return preset is None or prep_mod.preset(preset).covered_by(self._prepared_meta.get(key, {}), longer)
+        fit = None if preset is None else prep_mod.preset(preset)
+        return self._usable_preparation(c, style, self._pair_key(c, style), fit) is not None
 
     def prepare(
         self,
@@ -355,7 +351,7 @@ class Stylizer:
             preset: ``"quick"`` (~4 s at 256 px on one CPU core), ``"full"`` (~35 s), or a number of first-stage
                 steps of the full fit (:func:`~adjustable_style.prepare.preset`).
             settings: overrides of the preset's :class:`~adjustable_style.prepare.PrepareSettings` (steps,
-                corner_steps, lr, crop, seed, bf16, precondition).
+                corner_steps, lr, crop, crop_share, seed, bf16, precondition, relative_ends, top_step).
 
         Returns:
             the :class:`~adjustable_style.prepare.Preparation` (``meta["seconds"]`` is "0" when it was found).
@@ -369,9 +365,9 @@ class Stylizer:
             check_int("max_size", max_size, low=MIN_SIDE)
         c = resize(self.image(content, "content"), max_size=max_size)
         key = self._pair_key(c, style)
-        found = self._ends(c, style, key)
-        if found is not None and fit.covered_by(self._prepared_meta.get(key, {}), max(c.shape[-2:])):
-            return Preparation(found.float().cpu(), *key, {**self._prepared_meta.get(key, {}), "seconds": "0"})
+        found = self._usable_preparation(c, style, key, fit)
+        if found is not None:
+            return Preparation(found.ends.float().cpu(), *key, {**found.meta, "seconds": "0"})
         t0 = time.time()
         loss = self.exported.loss_module()
         with prep_mod.fit_autocast(self.device, fit):  # the painting's Gram matrices stay float32
@@ -400,18 +396,33 @@ class Stylizer:
     def add_preparation(self, prep: Preparation) -> None:
         """Use ``prep`` whenever its photo (at its size) is stylized with its painting."""
         prep_mod.check_preparation(prep, self.model)
-        self._prepared[prep.key] = prep.ends.to(self.device, torch.float32)
-        self._prepared_meta[prep.key] = dict(prep.meta)
+        self._prepared[prep.key] = Preparation(prep.ends.to(self.device, torch.float32), *prep.key, dict(prep.meta))
 
     def remove_preparations(self) -> None:
         """Forget every pair preparation and stop using the store."""
         self._prepared.clear()
-        self._prepared_meta.clear()
         self.preparation_store = None
 
-    def _ends(self, content: torch.Tensor, style: ImageLike, key: tuple[str, str] | None = None) -> torch.Tensor | None:
-        """The slider ends prepared for this rendered photo and painting (whose :meth:`_pair_key` may be given),
-        if any."""
+    def _usable_preparation(
+        self, content: torch.Tensor, style: ImageLike, key: tuple[str, str], fit: PrepareSettings | None
+    ) -> Preparation | None:
+        """The preparation of this rendered photo and painting (``key``: their :meth:`_pair_key`), if any, and
+        with ``fit`` only if it was fitted with at least as much work (:meth:`PrepareSettings.covered_by`)."""
+        found = self._preparation(content, style, key)
+        if found is None or (fit is not None and not fit.covered_by(found.meta, max(content.shape[-2:]))):
+            return None
+        return found
+
+    def _ends(self, content: torch.Tensor, style: ImageLike) -> torch.Tensor | None:
+        """The slider ends prepared for this rendered photo and painting, if any."""
+        found = self._preparation(content, style)
+        return None if found is None else found.ends
+
+    def _preparation(
+        self, content: torch.Tensor, style: ImageLike, key: tuple[str, str] | None = None
+    ) -> Preparation | None:
+        """The preparation of this rendered photo and painting (whose :meth:`_pair_key` may be given), from memory
+        or the store in use, if any."""
         if not self._prepared and self.preparation_store is None:
             return None
         key = key or self._pair_key(content, style)
