@@ -13,6 +13,7 @@ import torch
 
 from adjustable_style.cli import main
 from adjustable_style.evaluation import EvalError, EvalSettings, choose_pairs, find_images, shared_data_dir, spearman
+from adjustable_style.evaluation import slider_effect as slider_effect_module
 from adjustable_style.evaluation import splits as splits_module
 from adjustable_style.evaluation.comparisons import against_peer
 from adjustable_style.evaluation.pairs import Pair
@@ -247,17 +248,22 @@ def test_evaluate_prepared_pairs(
     assert "Every pair was prepared first" in (out / "report.md").read_text(encoding="utf-8")
 
 
-def test_slider_effect_on_a_real_pair(shared_data: Path, one_thread) -> None:
+def test_slider_effect_on_a_real_pair(
+    shared_data: Path, one_thread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The shipped default on a held-out photo × painting, tiny: every number in its bounds, and the slider ends
-    visibly apart (a slider that moves no pixel fails)."""
+    visibly apart (a slider that moves no pixel fails); its L-BFGS references are cached and a second run on the
+    same pair computes none."""
     torch.set_num_threads(1)
     st = Stylizer.load("default", device="cpu")
     photo, painting = shared_data / "content" / "bsds_train_22013.jpg", shared_data / "style" / "monet_water_lilies.jpg"
     if not photo.exists() or not painting.exists():
         pytest.skip("held-out pair not in the shared data")
     sheets: dict[str, torch.Tensor] = {}
-    result = slider_effect(st, [Pair(0, photo, painting, load_image(photo, size=64))], 3, 2, 0, sheets)
+    pair = Pair(0, photo, painting, load_image(photo, size=64))
+    result = slider_effect(st, [pair], 3, 2, 0, sheets, cache=tmp_path)
     assert "slider_effect.png" in sheets and len(result["rows"]) == len(st.style_layers)
+    assert len(list(tmp_path.glob("*.safetensors"))) == 2 * len(st.style_layers)  # each slider's two ends
     for r in result["rows"]:
         a = r["agreement"]
         assert -1.0 <= a["cosine"] <= 1.0 and a["magnitude_ratio"] > 0
@@ -271,6 +277,15 @@ def test_slider_effect_on_a_real_pair(shared_data: Path, one_thread) -> None:
         assert r["ends_change_255"] > 0.1, f"slider {r['slider']}: its two ends render the same picture"
     assert result["variations"][0]["mean_pairwise_255"] > 0.1
     assert set(result["summary"]) == set(st.style_layers)
+
+    def no_lbfgs(*args, **kwargs):
+        raise AssertionError("a cached reference was computed again")
+
+    monkeypatch.setattr(slider_effect_module, "optimize", no_lbfgs)
+    again = slider_effect(st, [pair], 3, 2, 0, {}, cache=tmp_path)
+    assert [r["agreement"] for r in again["rows"]] == [r["agreement"] for r in result["rows"]]
+    with pytest.raises(AssertionError, match="computed again"):  # other L-BFGS steps: another reference
+        slider_effect(st, [pair], 3, 3, 0, {}, cache=tmp_path)
 
 
 def _one_line_error(capsys: pytest.CaptureFixture[str], *words: str) -> str:

@@ -298,10 +298,12 @@ def fit_ends(
     alpha_range: tuple[float, float],
     settings: PrepareSettings = PrepareSettings(),
     progress: Callable[[int, int, float], None] | None = None,
+    start: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The preparation E (3 + 2·L, 2·C; see :class:`Preparation`), float32 on the CPU, for one photo (1, 3, H, W)
     in [0, 1] at the size it is rendered at and one painting (its embedding (1, D) and Gram targets), on the model's
-    device. The model's weights do not change.
+    device, fitted from ``start`` (an E of the same shape; default zeros: Λ's own output). The model's weights do
+    not change.
 
     Two stages: ``steps`` Adam steps on the middle and the single sliders' ends (M, D; one batch), then
     ``corner_steps`` on the two corner terms C with M and D fixed (fitted together, the corners chase a sum that
@@ -325,6 +327,8 @@ def fit_ends(
     with torch.no_grad():
         gamma, beta = model.cin_params(a, embedding.expand(n, -1))
     e_rows = torch.zeros(n, gamma.shape[1] + beta.shape[1], device=dev)
+    if start is not None:
+        e_rows += start.to(dev, e_rows.dtype)
     # Adam's step is about lr on every coordinate it moves; E = scale ⊙ Z sizes each column's step (1: plain Adam)
     scale = column_scale(model, embedding, alpha_range, st.seed) if st.precondition else torch.ones(1, device=dev)
     scale = scale.reshape(1, -1)

@@ -35,6 +35,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         slider_effect=not args.no_slider_effect,
         slider_pairs=args.slider_pairs,
         reference_steps=args.reference_steps,
+        reference_cache=not args.no_reference_cache,
     )
     result = run_evaluation(settings, log=None if args.quiet else print)
     for line in result.summary:
@@ -81,6 +82,11 @@ def add_parsers(sub) -> None:
         type=int,
         default=50,
         help="L-BFGS steps per slider end for the slider-effect agreement; 0 skips it (default 50)",
+    )
+    p.add_argument(
+        "--no-reference-cache",
+        action="store_true",
+        help="compute the slider-effect references again instead of reusing those in the user cache",
     )
     p.add_argument(
         "--no-slider-effect",

@@ -30,7 +30,7 @@ from .pairs import Pair
 from .readme import check_readme, update_readme
 from .report import plot_controllability, report_markdown, summary_lines, summary_markdown
 from .settings import FORMAT, FORMAT_VERSION, EvalError, EvalSettings
-from .slider_effect import slider_effect
+from .slider_effect import reference_dir, slider_effect
 from .sliders import controllability, span_vs_base
 from .splits import choose_pairs, find_images
 
@@ -200,6 +200,7 @@ def run_evaluation(settings: EvalSettings, log: Callable[[str], None] | None = N
                 settings.reference_steps,
                 settings.seed,
                 sheets,
+                reference_dir() if settings.reference_cache else None,
             ),
         )
     else:

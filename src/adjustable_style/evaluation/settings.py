@@ -46,6 +46,9 @@ class EvalSettings:
             references dominate the run time).
         reference_steps: L-BFGS steps per slider end for the exact reference of that section (0: no agreement);
             6 runs per pair at ``size`` px, about 1 s per step at 256 px on one core.
+        reference_cache: keep those references in the per-user cache and reuse them (they depend only on the pair,
+            weights, size, steps and the model's VGG and loss EMA;
+            :func:`~adjustable_style.evaluation.slider_effect.reference_dir`).
         adapters: a folder of slider adapters (``adjustable-style adapt``); each one is used for the painting it
             was fitted for. None: the model's own sliders.
         prepare: a pair preparation fitted for every pair before it is measured
@@ -75,6 +78,7 @@ class EvalSettings:
     slider_effect: bool = True
     slider_pairs: int = 4
     reference_steps: int = 50
+    reference_cache: bool = True
 
     def check(self) -> None:
         """Raise :class:`EvalError` naming the first bad setting (by its command-line flag)."""

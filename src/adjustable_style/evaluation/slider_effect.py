@@ -15,21 +15,31 @@ the top of the trained range and every other style slider in the middle.
   size (as the training loss sees it) and at the content's scale (style longer side = content longer side); the
   own-layer ratio L(top) / L(bottom) and Spearman's ρ(α, L) at each scale (ρ = −1: the loss falls steadily).
 
+The references depend only on the pair, the weights, the size, the L-BFGS steps and the model's loss (VGG and EMA),
+not on the sliders under test, so they are kept in a cache folder (:func:`reference_dir`) and a second evaluation
+of another model or preparation on the same pairs reuses them.
+
 Example:
     >>> slider_effect(st, pairs, sweep_steps=8, reference_steps=50, seed=0, sheets={})  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 
-from ..gatys import optimize
+from .. import atomic
+from ..gatys import GatysConfig, optimize
 from ..image import resize
 from ..losses import Targets
+from ..model_files import cache_root
 from ..sheet import contact_sheet
 from ..stylizer import Stylizer
 from .comparisons import reference_config, reference_objective
@@ -38,6 +48,50 @@ from .stats import nanmedian, ratio, spearman
 
 N_VARIATIONS = 6
 SCALES = ("style_size", "content_scale")
+
+
+def reference_dir() -> Path:
+    """Where the slider-effect section keeps its L-BFGS references: ``<cache>/references/`` (see
+    :func:`adjustable_style.model_files.cache_root`)."""
+    return cache_root() / "references"
+
+
+def _digest(*parts: torch.Tensor | str) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        if isinstance(part, str):
+            h.update(part.encode())
+        else:
+            h.update(part.detach().cpu().float().contiguous().numpy().tobytes())
+        h.update(b"|")
+    return h.hexdigest()
+
+
+def _loss_digest(st: Stylizer, ema: tuple[torch.Tensor, float]) -> str:
+    """The identity of the objective a reference minimises: the VGG weights, the EMA normalisers, the device."""
+    vgg = [t for _, t in sorted(st.model.vgg.state_dict().items())]
+    return _digest(*vgg, ema[0], str(ema[1]), st.device.type)
+
+
+def cached_reference(
+    folder: Path | None, loss_digest: str, content: torch.Tensor, style: torch.Tensor, cfg: GatysConfig, compute
+) -> torch.Tensor:
+    """``compute()`` (an L-BFGS result (1, 3, H, W)), read from ``folder`` when it was computed for the same
+    photo, painting, config and objective, else computed and written there (atomically). ``folder`` None: no
+    cache. A file that cannot be read is computed again and replaced."""
+    if folder is None:
+        return compute().detach().cpu().float()
+    path = folder / f"{_digest(content, style, repr(cfg), loss_digest)}.safetensors"
+    if path.is_file():
+        try:
+            out = load_file(str(path))["image"]
+            if out.shape == content.shape:
+                return out
+        except (SafetensorError, OSError, KeyError):
+            pass
+    out = compute().detach().cpu().float()
+    atomic.write_file(path, lambda tmp: save_file({"image": out.contiguous()}, str(tmp)))
+    return out
 
 
 def vgg_statistics(st: Stylizer, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -97,6 +151,7 @@ def slider_effect(
     reference_steps: int,
     seed: int,
     sheets: dict[str, torch.Tensor],
+    cache: Path | None = None,
 ) -> dict[str, Any]:
     """Agreement, visibility and two-scale own-layer effect of every style slider on every pair.
 
@@ -107,6 +162,7 @@ def slider_effect(
         reference_steps: L-BFGS steps per end of the exact reference; 0 skips the agreement.
         seed: seeds of the variations (``seed + pair index``, as the diversity section).
         sheets: receives ``slider_effect.png`` (the first pair's ends, model and reference).
+        cache: a folder of L-BFGS references (:func:`cached_reference`); None: compute every one.
 
     Returns:
         JSON-ready numbers: ``rows`` (one per pair and slider), ``variations`` (one per pair) and ``summary``
@@ -116,6 +172,7 @@ def slider_effect(
     mid = (lo + hi) / 2
     keys = list(st.schema.keys)
     ema, tv_weight = reference_objective(st) if reference_steps > 0 else (None, 0.0)
+    loss_digest = _loss_digest(st, ema) if ema is not None and cache is not None else ""
     rows: list[dict[str, Any]] = []
     variations: list[dict[str, Any]] = []
     tiles: list[torch.Tensor] = []
@@ -156,14 +213,19 @@ def slider_effect(
             if reference_steps > 0:
                 ref = []
                 for v in (lo, hi):
-                    out, _ = optimize(
-                        content.to(st.device),
-                        style_sized.to(st.device),
-                        reference_config(st, {**others, layer: v}, reference_steps, tv_weight),
-                        vgg=st.model.vgg,
-                        ema=ema,
+                    cfg = reference_config(st, {**others, layer: v}, reference_steps, tv_weight)
+                    ref.append(
+                        cached_reference(
+                            cache,
+                            loss_digest,
+                            content,
+                            style_sized,
+                            cfg,
+                            lambda cfg=cfg, c=content, s=style_sized: optimize(
+                                c.to(st.device), s.to(st.device), cfg, vgg=st.model.vgg, ema=ema
+                            )[0],
+                        ).cpu()
                     )
-                    ref.append(out.detach().cpu())
                 ref_ends = torch.cat(ref)
                 sm, sr = vgg_statistics(st, ends), vgg_statistics(st, ref_ends)
                 row["agreement"] = _agreement(
