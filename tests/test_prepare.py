@@ -229,13 +229,19 @@ def test_column_scale_follows_what_the_sliders_move(st: Stylizer) -> None:
 
 
 def test_top_step_sizes_the_top_ends_only() -> None:
-    """``top_step`` scales the first stage's steps of each slider's top end (E's rows 2, 4, 6) and nothing else."""
+    """``top_step`` scales the first stage's steps of each slider's top end (E's rows 2, 4, 6) and nothing else;
+    given per layer, only that slider's top end (row 2 for relu2_2)."""
     rows = {}
-    for top in (1.0, 1e-4):
+    for top in (1.0, 1e-4, {"relu2_2": 1e-4}):
         s = Stylizer.load("default", device="cpu")
-        rows[top] = s.prepare(
+        rows[str(top)] = s.prepare(
             CAT, MONET, max_size=96, preset="full", steps=1, corner_steps=0, bf16=False, top_step=top
         ).ends
     tops, others = [2, 4, 6], [0, 1, 3, 5]
-    assert rows[1e-4][tops].abs().max() < 1e-3 * rows[1.0][tops].abs().max()
-    assert torch.equal(rows[1e-4][others], rows[1.0][others])  # the first step: each row follows its own gradient
+    assert rows["0.0001"][tops].abs().max() < 1e-3 * rows["1.0"][tops].abs().max()
+    assert torch.equal(rows["0.0001"][others], rows["1.0"][others])  # the first step: each row follows its own gradient
+    one = rows[str({"relu2_2": 1e-4})]
+    assert one[2].abs().max() < 1e-3 * rows["1.0"][2].abs().max()
+    assert torch.equal(one[[0, 1, 3, 4, 5, 6]], rows["1.0"][[0, 1, 3, 4, 5, 6]])
+    with pytest.raises(InputError, match="relu9_9, not a style layer"):
+        Stylizer.load("default", device="cpu").prepare(CAT, MONET, max_size=96, steps=1, top_step={"relu9_9": 0.5})

@@ -76,10 +76,18 @@ def show(args: argparse.Namespace) -> None:
             print(f"  row {r}: cos {cos[:, r].median():.3f}  |pair| {norm[r]:.3f}  |mean| {m[r].norm():.3f}")
 
 
+def _value(like, text: str):
+    if isinstance(like, tuple):
+        return tuple(float(x) for x in text.split(","))
+    if isinstance(like, bool):
+        return text.lower() in ("1", "true", "yes")
+    return type(like)(text)
+
+
 def evaluate(args: argparse.Namespace, rest: list[str]) -> None:
     p = prior(args.prior, args.space, args.stat)
     fit = prep_mod.fit_ends
-    overrides = {k: type(getattr(prep_mod.PRESETS["quick"], k))(v) for k, v in (kv.split("=") for kv in args.set)}
+    overrides = {k: _value(getattr(prep_mod.PRESETS["quick"], k), v) for k, v in (kv.split("=") for kv in args.set)}
     prep_mod.PRESETS["quick"] = dataclasses.replace(prep_mod.PRESETS["quick"], **overrides)
 
     def with_prior(model, loss, content, embedding, style_targets, alpha_range, settings, progress=None):

@@ -36,8 +36,8 @@ DEFAULT_MODEL_DIR = Path(__file__).parent / "assets" / "models"
 
 
 def cache_root() -> Path:
-    """The per-user cache (ONNX graphs, slider adapters): ``$ADJUSTABLE_STYLE_CACHE``, else
-    ``$XDG_CACHE_HOME/adjustable-style``, else ``~/.cache/adjustable-style``."""
+    """The per-user cache (ONNX graphs, slider adapters, pair preparations, evaluate's L-BFGS references):
+    ``$ADJUSTABLE_STYLE_CACHE``, else ``$XDG_CACHE_HOME/adjustable-style``, else ``~/.cache/adjustable-style``."""
     base = os.environ.get("ADJUSTABLE_STYLE_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "adjustable-style"
     )

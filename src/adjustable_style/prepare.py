@@ -97,7 +97,8 @@ class PrepareSettings:
             the end needs beyond the middle), not from its point's whole gradient, which M follows too: with few
             steps the ends otherwise count the common move twice, and a slider's upper half turns back up.
         top_step: the top ends' Adam step in the first stage, relative to the others' (the exact optimum moves less
-            between the middle and the top of a slider than below it).
+            between the middle and the top of a slider than below it): one number for every style slider, or
+            ``{layer: step}`` for some (the others 1).
     """
 
     steps: int = 10
@@ -109,14 +110,15 @@ class PrepareSettings:
     bf16: bool | None = None
     precondition: bool = False
     relative_ends: bool = False
-    top_step: float = 1.0
+    top_step: float | dict[str, float] = 1.0
 
     def __post_init__(self) -> None:
         check_int("steps", self.steps, low=1)
         check_int("corner_steps", self.corner_steps, low=0)
         check_number("lr", self.lr, 0.0, math.inf)
         check_int("crop", self.crop, low=64)
-        if not 0 < check_number("top_step", self.top_step, 0.0, math.inf):
+        steps = self.top_step.values() if isinstance(self.top_step, dict) else [self.top_step]
+        if not all(0 < check_number("top_step", v, 0.0, math.inf) for v in steps):
             raise InputError(f"top_step must be positive, got {self.top_step!r}")
         if not 0 < check_number("crop_share", self.crop_share, 0.0, 1.0):
             raise InputError(f"crop_share must be in (0, 1], got {self.crop_share!r}")
@@ -278,6 +280,17 @@ def column_scale(
     return s / s.pow(2).mean().sqrt()
 
 
+def top_steps(model: AdjustableStyleModel, top_step: float | dict[str, float]) -> torch.Tensor:
+    """(L,) each style slider's top-end step (:attr:`PrepareSettings.top_step`), in the schema's order."""
+    layers = [model.schema.keys[j].removeprefix("style/") for j in style_columns(model)]
+    if not isinstance(top_step, dict):
+        return torch.full((len(layers),), float(top_step))
+    unknown = sorted(set(top_step) - set(layers))
+    if unknown:
+        raise InputError(f"top_step names {', '.join(unknown)}, not a style layer of this model ({', '.join(layers)})")
+    return torch.tensor([float(top_step.get(n, 1.0)) for n in layers])
+
+
 def _crops(content: torch.Tensor, n: int, side: int, g: torch.Generator) -> list[torch.Tensor]:
     h, w = content.shape[-2:]
     ch, cw = min(side, h), min(side, w)
@@ -343,7 +356,7 @@ def fit_ends(
                 continue
             size = scale.expand(rows.stop - rows.start, -1).clone()  # each row's step, column by column
             if rows.start == 0:
-                size[2::2] *= st.top_step  # rows M, then (bottom, top) per slider
+                size[2::2] *= top_steps(model, st.top_step).to(dev).reshape(-1, 1)  # rows M, (bottom, top) per slider
             free = (e_rows[rows] / size).requires_grad_(True)
             relative = st.relative_ends and rows.start == 0  # the middle is point 0 of this batch
             opt = torch.optim.Adam([free], lr=st.lr)
