@@ -132,10 +132,10 @@ EOF
 fi
 
 if [[ $part == all || $part == evaluate ]]; then
-  adjustable-style evaluate --pairs 16 --slider-pairs 4 -o reports/eval --readme docs/results.md
+  adjustable-style evaluate --pairs 16 --slider-pairs 8 -o reports/eval --readme docs/results.md
   adjustable-style evaluate --model starry_night --split configs/splits/shared_data_starry_night.json -o reports/eval_starry
   # every pair prepared first, the full fit (~35 s each on one core) and the quick one (~4 s); the repository keeps
   # the first four variation sheets of each
-  adjustable-style evaluate --pairs 16 --slider-pairs 4 --prepare full --gatys-pairs 0 --no-peer -o reports/eval_prepared
-  adjustable-style evaluate --pairs 16 --slider-pairs 4 --prepare quick --gatys-pairs 0 --no-peer -o reports/eval_quick
+  adjustable-style evaluate --pairs 16 --slider-pairs 8 --prepare full --gatys-pairs 0 --no-peer -o reports/eval_prepared
+  adjustable-style evaluate --pairs 16 --slider-pairs 8 --prepare quick --gatys-pairs 0 --no-peer -o reports/eval_quick
 fi
