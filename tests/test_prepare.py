@@ -171,17 +171,21 @@ def test_corner_stage_leaves_the_single_sliders_alone(st: Stylizer) -> None:
 
 
 def test_bfloat16_fit_matches_float32(st: Stylizer) -> None:
-    """The full fit in bfloat16 autocast (the default where the hardware has it) renders what the float32 fit does: the
-    two differ far less than either differs from the model's own sliders."""
+    """A fit in bfloat16 autocast (the default where the hardware has it) renders what the float32 fit does: with each
+    end's row learning from its point's whole objective the two differ far less than either differs from the model's
+    own sliders; with relative ends (the shipped fits) an end learns from the small difference of two gradients,
+    whose rounding moves Adam's few large steps more (at 96 px ~28 % of the preparation's effect), still well below
+    the effect itself."""
     w = {"relu2_2": 1.0, "relu3_4": 0.0}
     own = st.stylize(CAT, MONET, w, max_size=96)
-    renders = []
-    for bf16 in (False, True):
-        s = Stylizer.load("default", device="cpu")
-        s.prepare(CAT, MONET, max_size=96, preset="full", steps=3, corner_steps=1, bf16=bf16)
-        renders.append(s.stylize(CAT, MONET, w, max_size=96))
-    effect = (renders[0] - own).abs().mean()
-    assert effect > 2 / 255 and (renders[1] - renders[0]).abs().mean() < 0.3 * effect
+    for relative, bound in ((False, 0.15), (True, 0.4)):
+        renders = []
+        for bf16 in (False, True):
+            s = Stylizer.load("default", device="cpu")
+            s.prepare(CAT, MONET, max_size=96, preset="full", bf16=bf16, relative_ends=relative)
+            renders.append(s.stylize(CAT, MONET, w, max_size=96))
+        effect = (renders[0] - own).abs().mean()
+        assert effect > 2 / 255 and (renders[1] - renders[0]).abs().mean() < bound * effect, relative
 
 
 def test_presets_name_the_fits() -> None:

@@ -20,20 +20,21 @@ much closer (docs/magenta_finetune.md, "Preparing a pair"). A preparation is tha
 * E is fitted directly, Adam from zero (Λ's own output), each point minimising the paper's objective for its
   weights (eq. 9: Σ_l α_l · L_l / EMA_l with the model's stored loss EMA, the objective ``optimize`` and the
   adapters use). First M and the single sliders' ends, all in one batch: M learns from the middle and the ends,
-  each end's row from its own point (or, ``relative_ends``, from what its point needs beyond the middle), so that
-  the ends differ by what their sliders do. Then the corner terms C alone, with M and D fixed (the corners'
-  objectives pulled M and the ends far off when they shared the fit: with every style weight 0 the optimum is
-  nearly the photo; and corners fitted while the sum they correct still moves ended worse than they started).
+  each end's row from what its point needs beyond the middle (``relative_ends``; or from its point's whole
+  objective), so that the ends differ by what their sliders do. Then the corner terms C alone, with M and D fixed
+  (the corners' objectives pulled M and the ends far off when they shared the fit: with every style weight 0 the
+  optimum is nearly the photo; and corners fitted while the sum they correct still moves ended worse than they
+  started).
 
 Two named fits (:data:`PRESETS`, :func:`preset`): ``quick``, the default, takes 3 steps on the middle and the ends
 and 1 on the corners, on crops of half the photo's longer side (128 to 256 px), at lr 0.06, with each γ, β column's
 step sized by how far Λ itself moves that column when the sliders move (:func:`column_scale`; without it, so few and
 so large steps sent a slider the wrong way on some pairs), and each end's row learning only what its point needs
 beyond the middle (``relative_ends``; without it a slider's upper half turned back up on half the pairs). ``full``
-takes 10 + 6 steps on crops of up to 256 px at lr 0.03, each end's row learning from its point's whole objective
-(M follows the common part over the steps), and gets closer to the exact optimum, at about 8 times the cost at
-256 px. Smaller crops or fewer steps were measured to lose the sliders' direction on some pairs
-(docs/magenta_finetune.md).
+takes 10 + 6 steps on crops of up to 256 px at lr 0.03, plain Adam, with relative ends as well (with each end's row
+learning from its point's whole objective its sliders lowered their own losses less and `relu4_4`'s less at the
+photo's scale), and gets closer to the exact optimum, at about 8 times the cost at 256 px. Smaller crops or fewer
+steps were measured to lose the sliders' direction on some pairs (docs/magenta_finetune.md).
 
 The fit runs at the size the pair is rendered at, on crops of at most ``crop`` px of the photo at that scale
 (the fitted γ, β do not carry across scales: fitted on a 128-px photo and used at 256 px they lose most of the
@@ -109,7 +110,7 @@ class PrepareSettings:
     seed: int = 0
     bf16: bool | None = None
     precondition: bool = False
-    relative_ends: bool = False
+    relative_ends: bool = True
     top_step: float | dict[str, float] = 1.0
 
     def __post_init__(self) -> None:
