@@ -258,6 +258,7 @@ def cases(f: dict[str, Path]) -> list[Case]:
         ),
         Case("serve", "`--model` checkpoint holding code", ("serve", "--model", str(f["evil_ckpt"])), "evil.ckpt"),
         Case("serve", "`--port 0`", ("serve", "--port", "0"), "--port"),
+        Case("serve", "`--prepare slow`", ("serve", "--prepare", "slow"), "--prepare"),
         Case("serve", "no such bundled model", ("serve", "--model", "nope"), "no bundled model"),
         Case("export", "no such bundled model", ("export", "nope", "-o", str(out / "m")), "no bundled model"),
         Case("export", "bundled model, output is a file", ("export", "default", "-o", str(f["a_file"])), "is a file"),

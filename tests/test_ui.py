@@ -163,6 +163,11 @@ def test_build_app_wires_every_slider(studio: Studio) -> None:
         assert any([cid, "release"] in [list(t) for t in d["targets"]] for d in config["dependencies"]), elem_id
     tune = next(c for c in config["components"] if c["props"].get("elem_id") == "tune-button")
     assert tune["props"]["visible"] is False  # the tiny model has no base network to tune
+    prepare = next(c for c in config["components"] if c["props"].get("elem_id") == "prepare-button")
+    assert "about 20 s" in prepare["props"]["value"]  # the quick fit
+    full = build_app(studio.stylizer, preview_size=128, full_size=256, prepare_fit="full").get_config_file()
+    button = next(c for c in full["components"] if c["props"].get("elem_id") == "prepare-button")
+    assert "a minute or more" in button["props"]["value"]
     assert any([tune["id"], "click"] in [list(t) for t in d["targets"]] for d in config["dependencies"])
 
 
@@ -185,6 +190,11 @@ def test_serve_cli_wiring(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
     ((args, kw),) = calls
     assert Path(args[0]) == tiny_model_dir
     assert kw["host"] == "127.0.0.1" and kw["port"] == 8123 and kw["device"] == "cpu" and kw["share"] is False
+    assert kw["prepare_fit"] == DEFAULT_PRESET
+    assert main(["serve", "--model", str(tiny_model_dir), "--prepare", "full"]) == 0
+    assert calls[-1][1]["prepare_fit"] == "full"
+    assert main(["serve", "--model", str(tiny_model_dir), "--prepare", "slow"]) == 1
+    assert "--prepare: unknown preparation 'slow'" in capsys.readouterr().err
 
     assert main(["serve", "--model", str(tiny_model_dir), "--port", "0"]) == 1
     assert "--port must be in 1..65535" in capsys.readouterr().err

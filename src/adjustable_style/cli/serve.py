@@ -9,7 +9,9 @@ import signal
 import sys
 
 from .. import ui
+from ..checks import InputError
 from ..model_files import resolve_model
+from ..prepare import DEFAULT_PRESET, PRESETS, preset
 from .common import UsageError, device, device_arg, quiet_arg
 
 # gradio's startup hint speaks to Python callers; the command line has a flag for it.
@@ -50,6 +52,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--port must be in 1..65535, got {args.port}")
     if not args.max_upload_mb > 0:
         raise UsageError(f"--max-upload-mb must be positive, got {args.max_upload_mb:g}")
+    try:
+        preset(args.prepare)
+    except InputError as e:
+        raise UsageError(f"--prepare: {e}") from None
     model = resolve_model(args.model)  # fail on a wrong --model before gradio and the model load
     # `kill` (SIGTERM) stops the page like Ctrl-C does: gradio closes the server and the interpreter exits
     # normally, so the page's temporary folder is removed (a plain SIGTERM would skip every cleanup).
@@ -66,6 +72,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 quiet=args.quiet,
                 backend=args.backend,
                 adapters=args.adapters,
+                prepare_fit=args.prepare,
             )
     except ImportError as e:
         if str(e) != ui.GRADIO_MISSING:
@@ -104,6 +111,13 @@ def add_parsers(sub) -> None:
         help="a folder of slider adapters (adjustable-style adapt): an "
         "uploaded painting with one gets its stronger sliders; the page's Tune button saves new ones there "
         "(default: the per-user adapter store that adjustable-style adapt without -o writes)",
+    )
+    p.add_argument(
+        "--prepare",
+        default=DEFAULT_PRESET,
+        metavar="FIT",
+        help=f"the fit of the page's Prepare button: {' or '.join(PRESETS)} (default %(default)s; full: closer to "
+        "the exact optimum of the sliders' weights, about 8 times as long), or a number of steps of the full fit",
     )
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link (needs internet)")
     quiet_arg(p)

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..checks import InputError
 from ..inputs import resolve_device
+from ..prepare import DEFAULT_PRESET
 from ..stylizer import Stylizer
 from .callbacks import Studio, example_images, thumbnail
 
@@ -75,6 +76,7 @@ def build_app(
     n_variations: int = 6,
     adapter_dir: str | Path | None = None,
     adapt_steps: int = 60,
+    prepare_fit: str | int = DEFAULT_PRESET,
 ) -> "gradio.Blocks":
     """Build the page (not started) over one loaded :class:`~adjustable_style.stylizer.Stylizer`.
 
@@ -86,6 +88,8 @@ def build_app(
         n_variations: images drawn by the "Variations" button.
         adapter_dir: where the "Tune" button saves the adapters it fits (None: memory only).
         adapt_steps: optimisation steps of one tuning (``adjustable-style adapt --steps``).
+        prepare_fit: the fit of the "Prepare" button: ``"quick"`` (about 20 s on a CPU for the preview's and the
+            full render's size), ``"full"`` (a minute or more) or a number of the full fit's steps.
 
     Returns:
         A ``gradio.Blocks`` with its queue configured; start it with :func:`serve` or ``.launch()``.
@@ -95,8 +99,16 @@ def build_app(
     """
     gr = _gradio()
     studio = Studio(
-        stylizer, max_upload_mb, preview_size, full_size, n_variations, adapter_dir=adapter_dir, adapt_steps=adapt_steps
+        stylizer,
+        max_upload_mb,
+        preview_size,
+        full_size,
+        n_variations,
+        adapter_dir=adapter_dir,
+        adapt_steps=adapt_steps,
+        prepare_fit=prepare_fit,
     )
+    prepare_time = "about 20 s" if prepare_fit == "quick" else "a minute or more"
     photos, paintings = example_images()
     # Start on the pair that ships inside the package (small, so the first render is quick).
     photos.sort(key=lambda p: p.name != "photo_cat.jpg")
@@ -170,7 +182,7 @@ def build_app(
                     visible=stylizer.has_base,
                 )
                 prepare = gr.Button(
-                    "Prepare the sliders for this photo and painting (about 20 s on a CPU)",
+                    f"Prepare the sliders for this photo and painting ({prepare_time} on a CPU)",
                     variant="secondary",
                     elem_id="prepare-button",
                     visible=stylizer.has_base,
@@ -289,6 +301,7 @@ def serve(
     quiet: bool = False,
     backend: str = "auto",
     adapters: str | None = None,
+    prepare_fit: str | int = DEFAULT_PRESET,
 ) -> "gradio.Blocks":
     """Load a model and serve the page (on loopback unless ``host`` says otherwise).
 
@@ -308,6 +321,8 @@ def serve(
             for gets its stronger sliders (matched by pixels, not by file name); the page's "Tune" button saves
             the adapters it fits there too (the folder is created if missing). None: the per-user adapter store
             (:meth:`Stylizer.use_adapter_store`), where ``adjustable-style adapt`` without ``-o`` and Tune save.
+        prepare_fit: the "Prepare" button's fit (:func:`~adjustable_style.prepare.preset`): ``"quick"`` or
+            ``"full"`` (closer to the exact optimum, about 8 times as long).
 
     Returns:
         The running app (``app.local_url`` is its address; ``app.close()`` stops it).
@@ -324,7 +339,7 @@ def serve(
         st.use_adapter_store()  # paintings tuned before (adjustable-style adapt, Tune) get their adapters
     if st.has_base:
         st.use_preparation_store()  # pairs prepared before (stylize --prepare, the Prepare button)
-    app = build_app(st, max_upload_mb=max_upload_mb, adapter_dir=adapters)
+    app = build_app(st, max_upload_mb=max_upload_mb, adapter_dir=adapters, prepare_fit=prepare_fit)
     app.launch(
         server_name=host,
         server_port=port,
