@@ -207,6 +207,14 @@ def save_dir_arg(text: str | None, flag: str = "--save-dir") -> Path | None:
     return p
 
 
+def check_prepare(fit: str) -> None:
+    """Fail early (before the model loads) on a ``--prepare`` value that names no fit."""
+    try:
+        preset(fit)
+    except InputError as e:
+        raise UsageError(f"--prepare: {e}") from None
+
+
 def load_stylizer(args: argparse.Namespace) -> Stylizer:
     if not args.memory_limit > 0:  # also rejects nan
         raise UsageError(f"--memory-limit must be a positive number of GB, got {args.memory_limit}")
@@ -215,10 +223,7 @@ def load_stylizer(args: argparse.Namespace) -> Stylizer:
     if getattr(args, "prepare", None) is not None:
         if getattr(args, "no_adapter", False):
             raise UsageError("--prepare and --no-adapter contradict each other; give one")
-        try:
-            preset(args.prepare)
-        except InputError as e:
-            raise UsageError(f"--prepare: {e}") from None
+        check_prepare(args.prepare)
         if getattr(args, "strength", 1.0) != 1.0:
             raise UsageError("--prepare fits the sliders at full style strength; drop --strength or --prepare")
     path = resolve_model(args.model)  # cheap: fails on a wrong --model before anything is loaded

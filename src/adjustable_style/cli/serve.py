@@ -9,10 +9,9 @@ import signal
 import sys
 
 from .. import ui
-from ..checks import InputError
 from ..model_files import resolve_model
-from ..prepare import DEFAULT_PRESET, PRESETS, preset
-from .common import UsageError, device, device_arg, quiet_arg
+from ..prepare import DEFAULT_PRESET, PRESETS
+from .common import UsageError, check_prepare, device, device_arg, quiet_arg
 
 # gradio's startup hint speaks to Python callers; the command line has a flag for it.
 GRADIO_SHARE_HINT = "To create a public link, set `share=True` in `launch()`."
@@ -52,10 +51,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--port must be in 1..65535, got {args.port}")
     if not args.max_upload_mb > 0:
         raise UsageError(f"--max-upload-mb must be positive, got {args.max_upload_mb:g}")
-    try:
-        preset(args.prepare)
-    except InputError as e:
-        raise UsageError(f"--prepare: {e}") from None
+    check_prepare(args.prepare)
     model = resolve_model(args.model)  # fail on a wrong --model before gradio and the model load
     # `kill` (SIGTERM) stops the page like Ctrl-C does: gradio closes the server and the interpreter exits
     # normally, so the page's temporary folder is removed (a plain SIGTERM would skip every cleanup).

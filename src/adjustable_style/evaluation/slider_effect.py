@@ -224,7 +224,7 @@ def slider_effect(
                             lambda cfg=cfg, c=content, s=style_sized: optimize(
                                 c.to(st.device), s.to(st.device), cfg, vgg=st.model.vgg, ema=ema
                             )[0],
-                        ).cpu()
+                        )
                     )
                 ref_ends = torch.cat(ref)
                 sm, sr = vgg_statistics(st, ends), vgg_statistics(st, ref_ends)
