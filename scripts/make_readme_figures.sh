@@ -137,5 +137,19 @@ if [[ $part == all || $part == evaluate ]]; then
   # every pair prepared first, the full fit (~35 s each on one core) and the quick one (~4 s); the repository keeps
   # the first four variation sheets of each
   adjustable-style evaluate --pairs 16 --slider-pairs 8 --prepare full --gatys-pairs 0 --no-peer -o reports/eval_prepared
+  adjustable-style evaluate --pairs 16 --slider-pairs 8 --prepare medium --gatys-pairs 0 --no-peer -o reports/eval_medium
   adjustable-style evaluate --pairs 16 --slider-pairs 8 --prepare quick --gatys-pairs 0 --no-peer -o reports/eval_quick
+  for d in reports/eval_prepared reports/eval_medium reports/eval_quick; do
+    find "$d" -name 'diversity_*.png' ! -name 'diversity_[0-3].png' -delete
+  done
+  # the reports link only the pictures they keep
+  python - reports/eval_* <<'EOF'
+import re, sys
+from pathlib import Path
+for d in map(Path, sys.argv[1:]):
+    md = d / "report.md"
+    lines = md.read_text().splitlines(keepends=True)
+    kept = [s for s in lines if not (m := re.fullmatch(r"!\[[^]]*\]\(([^)]+)\)\n?", s)) or (d / m[1]).is_file()]
+    md.write_text("".join(kept))
+EOF
 fi

@@ -216,7 +216,9 @@ def cases(f: dict[str, Path]) -> list[Case]:
             "contradict",
         ),
         Case("stylize", "`--prepare 0`", ("stylize", *pair, "-o", png, "--prepare", "0"), "number of steps >= 1"),
-        Case("stylize", "`--prepare slow`", ("stylize", *pair, "-o", png, "--prepare", "slow"), "quick or full"),
+        Case(
+            "stylize", "`--prepare slow`", ("stylize", *pair, "-o", png, "--prepare", "slow"), "quick or medium or full"
+        ),
         Case(
             "stylize",
             "`--prepare` with `--strength 0.5`",

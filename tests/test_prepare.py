@@ -18,6 +18,7 @@ from adjustable_style.prepare import (
     PrepareSettings,
     column_scale,
     end_weights,
+    estimated_seconds,
     load_preparation,
     preset,
     store_dir,
@@ -196,7 +197,13 @@ def test_presets_name_the_fits() -> None:
     assert [quick.crop_side(n) for n in (96, 256, 384, 512, 1024)] == [96, 128, 192, 256, 256]
     assert [preset("full").crop_side(n) for n in (96, 256, 512)] == [96, 256, 256]
     assert preset("12") == preset(12) == PrepareSettings(steps=12)
-    for bad, says in (("slow", "quick or full"), ("0", "steps >= 1"), (-2, "steps >= 1")):
+    medium = preset("medium")  # between the two: more steps than quick on larger crops, fewer than full
+    assert medium.precondition and quick.steps < medium.steps < PRESETS["full"].steps
+    assert quick.crop_side(256) < medium.crop_side(256) < preset("full").crop_side(256)
+    seconds = {name: estimated_seconds(fit, 256) for name, fit in PRESETS.items()}
+    assert 3 < seconds["quick"] < 6 < seconds["medium"] < seconds["full"] < 60, seconds  # measured: 4.2, 17, 35 s
+    assert estimated_seconds(quick, 1024) > 2 * seconds["quick"]  # crops of half the photo, up to 256 px
+    for bad, says in (("slow", "quick or medium or full"), ("0", "steps >= 1"), (-2, "steps >= 1")):
         with pytest.raises(InputError, match=says):
             preset(bad)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -163,11 +164,20 @@ def test_build_app_wires_every_slider(studio: Studio) -> None:
         assert any([cid, "release"] in [list(t) for t in d["targets"]] for d in config["dependencies"]), elem_id
     tune = next(c for c in config["components"] if c["props"].get("elem_id") == "tune-button")
     assert tune["props"]["visible"] is False  # the tiny model has no base network to tune
-    prepare = next(c for c in config["components"] if c["props"].get("elem_id") == "prepare-button")
-    assert "about 20 s" in prepare["props"]["value"]  # the quick fit
-    full = build_app(studio.stylizer, preview_size=128, full_size=256, prepare_fit="full").get_config_file()
-    button = next(c for c in full["components"] if c["props"].get("elem_id") == "prepare-button")
-    assert "a minute or more" in button["props"]["value"]
+
+    def prepare_seconds(cfg: dict) -> int:  # what the Prepare button says the fit takes
+        label = next(c for c in cfg["components"] if c["props"].get("elem_id") == "prepare-button")["props"]["value"]
+        number, unit = re.search(r"about (\d+) (s|min) on a CPU", label).groups()
+        return int(number) * (60 if unit == "min" else 1)
+
+    said = {"quick": prepare_seconds(config)}  # the default fit
+    for fit in ("medium", "full"):
+        said[fit] = prepare_seconds(
+            build_app(studio.stylizer, preview_size=128, full_size=256, prepare_fit=fit).get_config_file()
+        )
+    assert 0 < said["quick"] < said["medium"] < said["full"], said
+    big = build_app(studio.stylizer, preview_size=256, full_size=1024).get_config_file()
+    assert prepare_seconds(big) > said["quick"]  # the page's sizes count
     assert any([tune["id"], "click"] in [list(t) for t in d["targets"]] for d in config["dependencies"])
 
 

@@ -26,11 +26,13 @@ much closer (docs/magenta_finetune.md, "Preparing a pair"). A preparation is tha
   optimum is nearly the photo; and corners fitted while the sum they correct still moves ended worse than they
   started).
 
-Two named fits (:data:`PRESETS`, :func:`preset`): ``quick``, the default, takes 3 steps on the middle and the ends
+Three named fits (:data:`PRESETS`, :func:`preset`): ``quick``, the default, takes 3 steps on the middle and the ends
 and 1 on the corners, on crops of half the photo's longer side (128 to 256 px), at lr 0.06, with each γ, β column's
 step sized by how far Λ itself moves that column when the sliders move (:func:`column_scale`; without it, so few and
 so large steps sent a slider the wrong way on some pairs), and each end's row learning only what its point needs
-beyond the middle (``relative_ends``; without it a slider's upper half turned back up on half the pairs). ``full``
+beyond the middle (``relative_ends``; without it a slider's upper half turned back up on half the pairs).
+``medium`` takes 7 + 2 such steps at lr 0.05 on crops of three quarters of the photo (192 to 256 px), about 4 times
+the cost: its sliders agree with the exact optimum as closely as the full fit's at half its cost. ``full``
 takes 10 + 6 steps on crops of up to 256 px at lr 0.03, plain Adam, with relative ends as well (with each end's row
 learning from its point's whole objective its sliders lowered their own losses less and `relu4_4`'s less at the
 photo's scale), and gets closer to the exact optimum, at about 8 times the cost at 256 px. Smaller crops or fewer
@@ -43,7 +45,8 @@ gain), so a preparation belongs to one photo at one size and one painting: it is
 
 T and VGG run in bfloat16 autocast where the hardware computes it natively (Gram matrices and the objective in
 float32), about twice as fast as float32 on a CPU with AVX-512 BF16. Cost on one core of a 2-core x86 CPU (AMD
-EPYC, AVX-512 BF16) at 256 px: ~4.2 s for ``quick``, ~35 s for ``full`` (float32: 64–72 s; on both cores: 19–26 s).
+EPYC, AVX-512 BF16) at 256 px: ~4.2 s for ``quick``, ~17 s for ``medium``, ~35 s for ``full`` (float32: 64–72 s;
+on both cores: 19–26 s).
 
 A preparation lives in memory (:meth:`~adjustable_style.stylizer.Stylizer.prepare`) and, when asked, in the per-user
 store (:func:`store_dir`), so that the next run on the same pair starts at once.
@@ -147,11 +150,34 @@ class PrepareSettings:
 
 PRESETS = {
     "quick": PrepareSettings(steps=3, corner_steps=1, lr=0.06, crop_share=0.5, precondition=True, relative_ends=True),
+    "medium": PrepareSettings(steps=7, corner_steps=2, lr=0.05, crop_share=0.75, precondition=True, relative_ends=True),
     "full": PrepareSettings(),
 }
 """The named fits: ``quick`` (3 + 1 steps on crops of half the photo, 128–256 px, each column's step sized by how
-far Λ moves it; ~4 s per pair at 256 px on one CPU core) and ``full`` (10 + 6 steps on crops of up to 256 px, the
-whole photo at 256 px; ~35 s)."""
+far Λ moves it; ~4 s per pair at 256 px on one CPU core), ``medium`` (7 + 2 such steps on crops of three quarters
+of the photo, 192 px at 256 px; ~17 s) and ``full`` (10 + 6 plain Adam steps on crops of up to 256 px, the whole
+photo at 256 px; ~35 s)."""
+
+SECONDS_PER_MEGAPIXEL = 9.6
+"""A fit's time per million pixels of the images it sends through T and VGG (forward and backward), on one core of
+the CPU the README's timings come from (AMD EPYC, AVX-512 BF16, bfloat16 autocast): a quick step at 256 px is 7 crops
+of 128 px in 1.1 s. For :func:`estimated_seconds`."""
+
+
+def estimated_seconds(settings: PrepareSettings, longer: int, points: int = 7) -> float:
+    """About how long a fit with ``settings`` takes on one CPU core (:data:`SECONDS_PER_MEGAPIXEL`) for a 4:3 photo
+    whose longer side is ``longer`` px, for a model with ``points`` fitted points besides the corners (3 style
+    sliders: 7), the painting's targets and embedding included (~0.6 s). For labels: a GPU, other cores and other
+    photos' shapes change it.
+
+    Example:
+        >>> round(estimated_seconds(PRESETS["quick"], 256))
+        4
+    """
+    side = settings.crop_side(longer)
+    area = min(side, longer) * min(side, math.ceil(0.75 * longer))
+    images = settings.steps * points + settings.corner_steps * 2
+    return 0.6 + images * area * SECONDS_PER_MEGAPIXEL / 1e6
 
 
 DEFAULT_PRESET = "quick"

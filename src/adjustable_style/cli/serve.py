@@ -112,8 +112,9 @@ def add_parsers(sub) -> None:
         "--prepare",
         default=DEFAULT_PRESET,
         metavar="FIT",
-        help=f"the fit of the page's Prepare button: {' or '.join(PRESETS)} (default %(default)s; full: closer to "
-        "the exact optimum of the sliders' weights, about 8 times as long), or a number of steps of the full fit",
+        help=f"the fit of the page's Prepare button: {' or '.join(PRESETS)} (default %(default)s; medium "
+        "and full: closer to the exact optimum of the sliders' weights, about 4 and 8 times as long), or a number of "
+        "steps of the full fit",
     )
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link (needs internet)")
     quiet_arg(p)

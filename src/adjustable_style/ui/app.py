@@ -17,8 +17,8 @@ makes each slower), except the live preview:
 * "Tune the sliders to this painting" → fits a slider adapter for the current painting (minutes on a CPU, with a
   progress bar, on its own ``"tune"`` line so renders go on meanwhile), then re-renders with it;
 * "Prepare the sliders for this photo and painting" → fits the sliders' ends to the pair at the preview's and the
-  full render's size (:meth:`~adjustable_style.stylizer.Stylizer.prepare`; about 20 s on a CPU, on the same
-  ``"tune"`` line), then re-renders.
+  full render's size (:meth:`~adjustable_style.stylizer.Stylizer.prepare`; about 20 s on a CPU with the quick
+  fit, as the button says, on the same ``"tune"`` line), then re-renders.
 
 Example:
     >>> from adjustable_style.stylizer import Stylizer
@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..checks import InputError
 from ..inputs import resolve_device
-from ..prepare import DEFAULT_PRESET
+from ..prepare import DEFAULT_PRESET, estimated_seconds, preset
 from ..stylizer import Stylizer
 from .callbacks import Studio, example_images, thumbnail
 
@@ -89,7 +89,8 @@ def build_app(
         adapter_dir: where the "Tune" button saves the adapters it fits (None: memory only).
         adapt_steps: optimisation steps of one tuning (``adjustable-style adapt --steps``).
         prepare_fit: the fit of the "Prepare" button: ``"quick"`` (about 20 s on a CPU for the preview's and the
-            full render's size), ``"full"`` (a minute or more) or a number of the full fit's steps.
+            full render's size), ``"medium"`` (about 50 s), ``"full"`` (about 90 s) or a number of the full fit's
+            steps; the button says about how long (:func:`~adjustable_style.prepare.estimated_seconds`).
 
     Returns:
         A ``gradio.Blocks`` with its queue configured; start it with :func:`serve` or ``.launch()``.
@@ -108,7 +109,8 @@ def build_app(
         adapt_steps=adapt_steps,
         prepare_fit=prepare_fit,
     )
-    prepare_time = "about 20 s" if prepare_fit == "quick" else "a minute or more"
+    seconds = sum(estimated_seconds(preset(prepare_fit), n) for n in dict.fromkeys((preview_size, full_size)))
+    prepare_time = f"about {round(seconds, -1):.0f} s" if seconds < 100 else f"about {seconds / 60:.0f} min"
     photos, paintings = example_images()
     # Start on the pair that ships inside the package (small, so the first render is quick).
     photos.sort(key=lambda p: p.name != "photo_cat.jpg")
@@ -321,8 +323,8 @@ def serve(
             for gets its stronger sliders (matched by pixels, not by file name); the page's "Tune" button saves
             the adapters it fits there too (the folder is created if missing). None: the per-user adapter store
             (:meth:`Stylizer.use_adapter_store`), where ``adjustable-style adapt`` without ``-o`` and Tune save.
-        prepare_fit: the "Prepare" button's fit (:func:`~adjustable_style.prepare.preset`): ``"quick"`` or
-            ``"full"`` (closer to the exact optimum, about 8 times as long).
+        prepare_fit: the "Prepare" button's fit (:func:`~adjustable_style.prepare.preset`): ``"quick"``,
+            ``"medium"`` or ``"full"`` (closer to the exact optimum, about 4 and 8 times as long).
 
     Returns:
         The running app (``app.local_url`` is its address; ``app.close()`` stops it).

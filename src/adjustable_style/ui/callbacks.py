@@ -179,8 +179,8 @@ class Studio:
         adapter_dir: where :meth:`tune` saves the slider adapters it fits (None: the stylizer's adapter store when it
             uses one, else memory only).
         adapt_steps: optimisation steps of :meth:`tune` (``adjustable-style adapt --steps``).
-        prepare_fit: the fit of :meth:`prepare`: ``"quick"``, ``"full"`` or a number of the full fit's steps
-            (``adjustable-style stylize --prepare FIT``).
+        prepare_fit: the fit of :meth:`prepare`: ``"quick"``, ``"medium"``, ``"full"`` or a number of the full
+            fit's steps (``adjustable-style stylize --prepare FIT``).
     """
 
     def __init__(
