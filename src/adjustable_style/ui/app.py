@@ -109,7 +109,9 @@ def build_app(
         adapt_steps=adapt_steps,
         prepare_fit=prepare_fit,
     )
-    seconds = sum(estimated_seconds(preset(prepare_fit), n) for n in dict.fromkeys((preview_size, full_size)))
+    points = 1 + 2 * len(stylizer.style_layers)  # the middle and each style slider's two ends
+    sizes = dict.fromkeys((preview_size, full_size))
+    seconds = sum(estimated_seconds(preset(prepare_fit), n, points) for n in sizes)
     prepare_time = f"about {round(seconds, -1):.0f} s" if seconds < 100 else f"about {seconds / 60:.0f} min"
     photos, paintings = example_images()
     # Start on the pair that ships inside the package (small, so the first render is quick).
