@@ -164,19 +164,18 @@ the CPU the README's timings come from (AMD EPYC, AVX-512 BF16, bfloat16 autocas
 of 128 px in 1.1 s. For :func:`estimated_seconds`."""
 
 
-def estimated_seconds(settings: PrepareSettings, longer: int, points: int = 7) -> float:
+def estimated_seconds(settings: PrepareSettings, longer: int, sliders: int = 3) -> float:
     """About how long a fit with ``settings`` takes on one CPU core (:data:`SECONDS_PER_MEGAPIXEL`) for a 4:3 photo
-    whose longer side is ``longer`` px, for a model with ``points`` fitted points besides the corners (3 style
-    sliders: 7), the painting's targets and embedding included (~0.6 s). For labels: a GPU, other cores and other
-    photos' shapes change it.
+    whose longer side is ``longer`` px, for a model with ``sliders`` style sliders, the painting's targets and
+    embedding included (~0.6 s). For labels: a GPU, other cores and other photos' shapes change it.
 
     Example:
         >>> round(estimated_seconds(PRESETS["quick"], 256))
         4
     """
-    side = settings.crop_side(longer)
-    area = min(side, longer) * min(side, math.ceil(0.75 * longer))
-    images = settings.steps * points + settings.corner_steps * 2
+    side = settings.crop_side(longer)  # at most the photo's longer side
+    area = side * min(side, math.ceil(0.75 * longer))
+    images = settings.steps * (1 + 2 * sliders) + settings.corner_steps * 2  # the middle and the ends; two corners
     return 0.6 + images * area * SECONDS_PER_MEGAPIXEL / 1e6
 
 

@@ -109,9 +109,8 @@ def build_app(
         adapt_steps=adapt_steps,
         prepare_fit=prepare_fit,
     )
-    points = 1 + 2 * len(stylizer.style_layers)  # the middle and each style slider's two ends
-    sizes = dict.fromkeys((preview_size, full_size))
-    seconds = sum(estimated_seconds(preset(prepare_fit), n, points) for n in sizes)
+    sliders = len(stylizer.style_layers)
+    seconds = sum(estimated_seconds(preset(prepare_fit), n, sliders) for n in studio.prepare_sizes)
     prepare_time = f"about {round(seconds, -1):.0f} s" if seconds < 100 else f"about {seconds / 60:.0f} min"
     photos, paintings = example_images()
     # Start on the pair that ships inside the package (small, so the first render is quick).

@@ -431,6 +431,11 @@ class Studio:
         return row if len(row) == len(self.layers) else None
 
     # ------------------------------------------------------------------------------------------- tuning
+    @property
+    def prepare_sizes(self) -> list[int]:
+        """The sizes :meth:`prepare` fits at: the preview's and the full render's (once when they are equal)."""
+        return list(dict.fromkeys((self.preview_size, self.full_size)))
+
     def prepare(
         self, content: str | None, style: str | None, progress: Callable[[int, int, float], None] | None = None
     ) -> str:
@@ -449,7 +454,7 @@ class Studio:
             return "the sliders are being fitted for another image on this server; try again when it is done"
         try:
             t0 = time.perf_counter()
-            sizes = list(dict.fromkeys((self.preview_size, self.full_size)))
+            sizes = self.prepare_sizes
             n = len(sizes)
             for k, size in enumerate(sizes):
                 st.prepare(
