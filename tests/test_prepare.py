@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -71,14 +72,15 @@ def test_preparation_strengthens_every_slider(prepared: tuple) -> None:
 def test_prepared_sliders_move_their_own_loss_down_the_whole_way(prepared: tuple) -> None:
     """Swept from 0 to 1 (the others at 0.5), each prepared slider's own loss falls across the whole range: its
     upper half too, which the quick fit gets right only because each end learns what it needs beyond the middle
-    (fitted like the middle, `relu2_2`'s top end came out above the middle on this pair)."""
+    (fitted like the middle, `relu2_2`'s loss rises 8.6 % from 0.75 to 1 on this pair; with relative ends it is flat
+    there, +1.0 % against the low-rank VGG19 and −3 % against VGG19 itself)."""
     sp = prepared[0]
     keys = list(sp.schema.keys)
     for layer in sp.style_layers:
         others = {n: 0.5 for n in sp.style_layers if n != layer}
         images, _ = sp.sweep(CAT, KANDINSKY, layer, steps=5, max_size=SIZE, weights=others)
         own = layer_losses(sp, images, CAT, KANDINSKY)[:, keys.index(f"style/{layer}")].tolist()
-        assert all(b < 1.01 * a for a, b in zip(own, own[1:])), (layer, own)
+        assert all(b < 1.02 * a for a, b in zip(own, own[1:])), (layer, own)
         assert own[-1] < 0.97 * own[2] < 0.97 * own[0], (layer, own)
 
 
@@ -200,8 +202,11 @@ def test_presets_name_the_fits() -> None:
     medium = preset("medium")  # between the two: more steps than quick on larger crops, fewer than full
     assert medium.precondition and quick.steps < medium.steps < PRESETS["full"].steps
     assert quick.crop_side(256) < medium.crop_side(256) < preset("full").crop_side(256)
+    # quick and medium fit against the low-rank VGG19, full against VGG19 itself
+    assert [PRESETS[n].loss_net for n in ("quick", "medium", "full")] == ["lowrank", "lowrank", "vgg19"]
     seconds = {name: estimated_seconds(fit, 256) for name, fit in PRESETS.items()}
-    assert 3 < seconds["quick"] < 6 < seconds["medium"] < seconds["full"] < 60, seconds  # measured: 4.2, 17, 35 s
+    assert 2 < seconds["quick"] < 4 < seconds["medium"] < seconds["full"] < 60, seconds  # measured: 2.6, 11, 35 s
+    assert seconds["quick"] < estimated_seconds(replace(quick, loss_net="vgg19"), 256)
     assert estimated_seconds(quick, 1024) > 2 * seconds["quick"]  # crops of half the photo, up to 256 px
     for bad, says in (("slow", "quick or medium or full"), ("0", "steps >= 1"), (-2, "steps >= 1")):
         with pytest.raises(InputError, match=says):
@@ -221,6 +226,12 @@ def test_a_quick_fit_does_not_stand_in_for_a_full_one(tmp_path: Path) -> None:
     b.use_preparation_store(folder)
     again = b.prepare(CAT, MONET, max_size=96, preset="quick", steps=1, corner_steps=1)
     assert again.meta["seconds"] == "0" and torch.equal(again.ends, full.ends)
+    # a fit against the low-rank VGG19 serves a request for one, not one for VGG19 itself
+    assert quick.meta["loss_net"] == "lowrank" and full.meta["loss_net"] == "vgg19"
+    done = {**quick.meta, "steps": "9", "corner_steps": "9"}
+    assert PRESETS["quick"].covered_by(done, 96) and not replace(PRESETS["quick"], loss_net="vgg19").covered_by(
+        done, 96
+    )
 
 
 def test_column_scale_follows_what_the_sliders_move(st: Stylizer) -> None:

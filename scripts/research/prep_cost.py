@@ -3,6 +3,7 @@ step and in all, for a named fit, with bfloat16 autocast or float32 and a given 
 
     python scripts/research/prep_cost.py --bf16 on --threads 1
     python scripts/research/prep_cost.py --preset quick --size 1024
+    python scripts/research/prep_cost.py --preset quick --loss-net vgg19,lowrank --repeat 3   # side by side
     OMP_WAIT_POLICY=PASSIVE python scripts/research/prep_cost.py --bf16 on --threads 2
 """
 
@@ -26,25 +27,39 @@ def main() -> None:
     ap.add_argument("--corner-steps", type=int, default=None)
     ap.add_argument("--crop", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--loss-net", default=None, help="vgg19, lowrank, or both comma-separated (default: the preset's)")
+    ap.add_argument("--repeat", type=int, default=1, help="fits per loss network, alternating; prints the median")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     st = Stylizer.load()
-    ticks: list[float] = []
-    t0 = time.time()
-    prep = st.prepare(
-        "examples/photo_cat.jpg",
-        "examples/painting_monet_water_lilies.jpg",
-        max_size=args.size,
-        bf16=args.bf16 == "on",
-        preset=args.preset,
-        progress=lambda i, n, obj: ticks.append(time.time()),
-        **{k: v for k in ("steps", "corner_steps", "crop", "lr") if (v := getattr(args, k)) is not None},
-    )
-    steps = [b - a for a, b in zip([t0, *ticks], ticks)]
-    print(
-        f"bf16 {args.bf16}, {args.threads} thread(s), {prep.meta['size']} px: {time.time() - t0:.1f} s in all; "
-        f"steps {' '.join(f'{s:.2f}' for s in steps)} s (the first includes the style's targets and the embedding)"
-    )
+    overrides = {k: v for k in ("steps", "corner_steps", "crop", "lr") if (v := getattr(args, k)) is not None}
+    nets = args.loss_net.split(",") if args.loss_net else [None]
+    seconds: dict[str | None, list[float]] = {n: [] for n in nets}
+    for _ in range(args.repeat):
+        for net in nets:
+            st.remove_preparations()
+            ticks: list[float] = []
+            t0 = time.time()
+            prep = st.prepare(
+                "examples/photo_cat.jpg",
+                "examples/painting_monet_water_lilies.jpg",
+                max_size=args.size,
+                bf16=args.bf16 == "on",
+                preset=args.preset,
+                progress=lambda i, n, obj, ticks=ticks: ticks.append(time.time()),
+                **overrides,
+                **({"loss_net": net} if net else {}),
+            )
+            seconds[net].append(time.time() - t0)
+            steps = [b - a for a, b in zip([t0, *ticks], ticks)]
+            print(
+                f"{args.preset} ({prep.meta['loss_net']}), bf16 {args.bf16}, {args.threads} thread(s), "
+                f"{prep.meta['size']} px: {seconds[net][-1]:.1f} s in all; steps {' '.join(f'{s:.2f}' for s in steps)}"
+                " s (the first includes the style's targets and the embedding)",
+                flush=True,
+            )
+    for net, s in seconds.items():
+        print(f"median {net or args.preset}: {sorted(s)[len(s) // 2]:.2f} s over {len(s)}")
 
 
 if __name__ == "__main__":

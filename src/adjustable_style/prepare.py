@@ -38,6 +38,11 @@ learning from its point's whole objective its sliders lowered their own losses l
 photo's scale), and gets closer to the exact optimum, at about 8 times the cost at 256 px. Smaller crops or fewer
 steps were measured to lose the sliders' direction on some pairs (docs/magenta_finetune.md).
 
+``quick`` and ``medium`` measure their losses with :class:`~adjustable_style.vgg.LowRankVGG19` (``loss_net``):
+VGG19 with blocks 3 and 4 factored into low-rank convolutions distilled from it, the same layers and the same
+objective at about two thirds of a step's time; on held-out pairs their sliders came out as those fitted against
+VGG19 itself (docs/magenta_finetune.md). ``full`` fits against VGG19.
+
 The fit runs at the size the pair is rendered at, on crops of at most ``crop`` px of the photo at that scale
 (the fitted γ, β do not carry across scales: fitted on a 128-px photo and used at 256 px they lose most of the
 gain), so a preparation belongs to one photo at one size and one painting: it is keyed by hashes of their pixels
@@ -45,8 +50,8 @@ gain), so a preparation belongs to one photo at one size and one painting: it is
 
 T and VGG run in bfloat16 autocast where the hardware computes it natively (Gram matrices and the objective in
 float32), about twice as fast as float32 on a CPU with AVX-512 BF16. Cost on one core of a 2-core x86 CPU (AMD
-EPYC, AVX-512 BF16) at 256 px: ~4.2 s for ``quick``, ~17 s for ``medium``, ~35 s for ``full`` (float32: 64–72 s;
-on both cores: 19–26 s).
+EPYC, AVX-512 BF16) at 256 px: ~2.6 s for ``quick``, ~11 s for ``medium``, ~35 s for ``full`` (against VGG19
+itself quick takes 3.9 s and medium 17 s; full in float32: 64–72 s, on both cores: 19–26 s).
 
 A preparation lives in memory (:meth:`~adjustable_style.stylizer.Stylizer.prepare`) and, when asked, in the per-user
 store (:func:`store_dir`), so that the next run on the same pair starts at once.
@@ -74,8 +79,13 @@ from .checks import InputError, check_int, check_number
 from .losses import PerceptualLoss, Targets
 from .model import AdjustableStyleModel
 from .model_files import cache_root
+from .vgg import LowRankVGG19, suits_lowrank
 
 FORMAT = "adjustable-style pair preparation 4"
+
+
+LOSS_NETS = ("vgg19", "lowrank")
+"""The loss networks a fit can measure its losses with (:attr:`PrepareSettings.loss_net`)."""
 
 
 class PreparationError(InputError):
@@ -103,6 +113,10 @@ class PrepareSettings:
         top_step: the top ends' Adam step in the first stage, relative to the others' (the exact optimum moves less
             between the middle and the top of a slider than below it): one number for every style slider, or
             ``{layer: step}`` for some (the others 1).
+        loss_net: what measures the fit's losses: ``"vgg19"``, the model's own loss network, or ``"lowrank"``,
+            :class:`~adjustable_style.vgg.LowRankVGG19` (the same layers at about half the arithmetic; used only
+            where the model's VGG19 has the original weights, else VGG19 itself). The same objective either way:
+            the model's schema, weights and loss EMA.
     """
 
     steps: int = 10
@@ -115,6 +129,7 @@ class PrepareSettings:
     precondition: bool = False
     relative_ends: bool = True
     top_step: float | dict[str, float] = 1.0
+    loss_net: str = "vgg19"
 
     def __post_init__(self) -> None:
         check_int("steps", self.steps, low=1)
@@ -127,6 +142,8 @@ class PrepareSettings:
         if not 0 < check_number("crop_share", self.crop_share, 0.0, 1.0):
             raise InputError(f"crop_share must be in (0, 1], got {self.crop_share!r}")
         check_int("seed", self.seed)
+        if self.loss_net not in LOSS_NETS:
+            raise InputError(f"loss_net must be {' or '.join(map(repr, LOSS_NETS))}, got {self.loss_net!r}")
         for name in ("bf16", "precondition", "relative_ends"):
             v = getattr(self, name)
             if not isinstance(v, bool) and not (name == "bf16" and v is None):
@@ -140,28 +157,34 @@ class PrepareSettings:
     def covered_by(self, meta: dict[str, str], longer: int) -> bool:
         """Whether a stored preparation with this ``meta``, of a photo whose longer side is ``longer`` px, was fitted
         with at least as many steps on crops at least as large as these settings ask for (then it is used rather
-        than fitted again)."""
+        than fitted again), against VGG19 itself where these settings ask for it."""
         try:
             done = int(meta["steps"]), int(meta.get("corner_steps", 0)), int(meta["crop"])
         except (KeyError, ValueError):
             return True  # nothing to judge by: keep what the user has
+        if self.loss_net == "vgg19" and meta.get("loss_net", "vgg19") != "vgg19":
+            return False
         return all(d >= w for d, w in zip(done, (self.steps, self.corner_steps, self.crop_side(longer))))
 
 
 PRESETS = {
-    "quick": PrepareSettings(steps=3, corner_steps=1, lr=0.06, crop_share=0.5, precondition=True, relative_ends=True),
-    "medium": PrepareSettings(steps=7, corner_steps=2, lr=0.05, crop_share=0.75, precondition=True, relative_ends=True),
+    "quick": PrepareSettings(3, 1, lr=0.06, crop_share=0.5, precondition=True, loss_net="lowrank"),
+    "medium": PrepareSettings(7, 2, lr=0.05, crop_share=0.75, precondition=True, loss_net="lowrank"),
     "full": PrepareSettings(),
 }
 """The named fits: ``quick`` (3 + 1 steps on crops of half the photo, 128–256 px, each column's step sized by how
-far Λ moves it; ~4 s per pair at 256 px on one CPU core), ``medium`` (7 + 2 such steps on crops of three quarters
-of the photo, 192 px at 256 px; ~17 s) and ``full`` (10 + 6 plain Adam steps on crops of up to 256 px, the whole
-photo at 256 px; ~35 s)."""
+far Λ moves it, against the low-rank VGG19; ~2.6 s per pair at 256 px on one CPU core), ``medium`` (7 + 2 such steps
+on crops of three quarters of the photo, 192 px at 256 px; ~11 s) and ``full`` (10 + 6 plain Adam steps on crops of
+up to 256 px, the whole photo at 256 px, against VGG19 itself; ~35 s)."""
 
 SECONDS_PER_MEGAPIXEL = 9.6
 """A fit's time per million pixels of the images it sends through T and VGG (forward and backward), on one core of
 the CPU the README's timings come from (AMD EPYC, AVX-512 BF16, bfloat16 autocast): a quick step at 256 px is 7 crops
 of 128 px in 1.1 s. For :func:`estimated_seconds`."""
+
+LOWRANK_COST = 0.65
+"""A step's time with the low-rank VGG19 (:attr:`PrepareSettings.loss_net`) relative to VGG19's, on the same CPU
+(measured 0.67 for the quick fit's steps, 0.63 for the medium fit's)."""
 
 
 def estimated_seconds(settings: PrepareSettings, longer: int, sliders: int = 3) -> float:
@@ -171,12 +194,13 @@ def estimated_seconds(settings: PrepareSettings, longer: int, sliders: int = 3) 
 
     Example:
         >>> round(estimated_seconds(PRESETS["quick"], 256))
-        4
+        3
     """
     side = settings.crop_side(longer)  # at most the photo's longer side
     area = side * min(side, math.ceil(0.75 * longer))
     images = settings.steps * (1 + 2 * sliders) + settings.corner_steps * 2  # the middle and the ends; two corners
-    return 0.6 + images * area * SECONDS_PER_MEGAPIXEL / 1e6
+    cost = LOWRANK_COST if settings.loss_net == "lowrank" else 1.0
+    return 0.6 + images * area * SECONDS_PER_MEGAPIXEL * cost / 1e6
 
 
 DEFAULT_PRESET = "quick"
@@ -194,6 +218,17 @@ def preset(spec: str | int) -> PrepareSettings:
     if spec in PRESETS:
         return PRESETS[spec]
     raise InputError(f"unknown preparation {spec!r}: give {' or '.join(PRESETS)}, or a number of steps (>= 1)")
+
+
+def fit_loss(loss: PerceptualLoss, settings: PrepareSettings) -> PerceptualLoss:
+    """The loss a fit with ``settings`` minimises: ``loss`` itself (the model's), or, for ``loss_net="lowrank"``
+    where the model's VGG19 has the original weights, a new loss with the same schema, weights and EMA measured
+    with :class:`~adjustable_style.vgg.LowRankVGG19`. Its ``vgg`` says which it is."""
+    if settings.loss_net != "lowrank" or not suits_lowrank(loss.vgg):
+        return loss
+    lowrank = PerceptualLoss(loss.schema, LowRankVGG19(loss.vgg), loss.ema_decay, loss.tv_weight, loss.normalize)
+    lowrank.load_state_dict(loss.state_dict(), strict=False)  # the EMA buffers
+    return lowrank.to(loss.ema.device).eval()
 
 
 def native_bf16(device: torch.device) -> bool:

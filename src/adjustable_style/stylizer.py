@@ -33,8 +33,10 @@ from .conditioning import offset_shift
 from .image import MIN_SIDE, resize
 from .inputs import ImageCache, ImageLike, as_tensor, resolve_device, style_view
 from .layers import LayerSchema, layer_label
+from .losses import PerceptualLoss
 from .model_files import ExportedModel, load_model, resolve_model
 from .prepare import Preparation, PrepareSettings
+from .vgg import LowRankVGG19
 
 
 class Stylizer:
@@ -85,6 +87,7 @@ class Stylizer:
         self.adapter_store: Path | None = None  # set by use_adapter_store: adapters looked up per painting there
         self._prepared: dict[tuple[str, str], Preparation] = {}  # (photo, painting) digests -> its fit, E on device
         self.preparation_store: Path | None = None  # set by use_preparation_store
+        self._fit_losses: dict[str, PerceptualLoss] = {}  # what preparations are fitted against, per loss network
         self._style_cols = prep_mod.style_columns(self.model)
 
     @classmethod
@@ -348,10 +351,10 @@ class Stylizer:
             content: the photo; ``max_size`` as in :meth:`stylize` (the preparation belongs to that size).
             style: the painting.
             progress: called as ``progress(step, steps, objective)`` after each step.
-            preset: ``"quick"`` (~4 s at 256 px on one CPU core), ``"medium"`` (~17 s), ``"full"`` (~35 s), or a
+            preset: ``"quick"`` (~3 s at 256 px on one CPU core), ``"medium"`` (~11 s), ``"full"`` (~35 s), or a
                 number of first-stage steps of the full fit (:func:`~adjustable_style.prepare.preset`).
             settings: overrides of the preset's :class:`~adjustable_style.prepare.PrepareSettings` (steps,
-                corner_steps, lr, crop, crop_share, seed, bf16, precondition, relative_ends, top_step).
+                corner_steps, lr, crop, crop_share, seed, bf16, precondition, relative_ends, top_step, loss_net).
 
         Returns:
             the :class:`~adjustable_style.prepare.Preparation` (``meta["seconds"]`` is "0" when it was found).
@@ -369,7 +372,9 @@ class Stylizer:
         if found is not None:
             return Preparation(found.ends.float().cpu(), *key, {**found.meta, "seconds": "0"})
         t0 = time.time()
-        loss = self.exported.loss_module()
+        if fit.loss_net not in self._fit_losses:
+            self._fit_losses[fit.loss_net] = prep_mod.fit_loss(self.exported.loss_module(), fit)
+        loss = self._fit_losses[fit.loss_net]
         with prep_mod.fit_autocast(self.device, fit):  # the painting's Gram matrices stay float32
             targets = loss.style_targets(self.style_image(style).to(self.device))
         ends = prep_mod.fit_ends(
@@ -382,6 +387,7 @@ class Stylizer:
             "crop": str(fit.crop_side(max(c.shape[-2:]))),  # the crops' side at this size
             "seed": str(fit.seed),
             "precondition": str(int(fit.precondition)),
+            "loss_net": "lowrank" if isinstance(loss.vgg, LowRankVGG19) else "vgg19",
             "size": "x".join(map(str, c.shape[-2:])),
             "style": _name(style),
             "photo": _name(content),

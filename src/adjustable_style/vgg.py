@@ -234,3 +234,76 @@ def _file_state(path: Path, keys: list[str]) -> dict[str, torch.Tensor]:
     if missing:
         raise InputError(f"{path} is not a VGG19 weights file: no weights for {', '.join(missing[:3])}…")
     return {f"{k}.{p}": sd[f"{k}.{p}"] for k in keys for p in ("weight", "bias")}
+
+
+LOWRANK_DIR = Path(__file__).resolve().parent / "assets" / "loss_networks" / "vgg19_lowrank"
+_FACTORED = tuple(f"{b}_{i}" for b in (3, 4) for i in (1, 2, 3, 4))
+
+
+class LowRankVGG19(nn.Module):
+    """VGG19 up to ``relu4_4`` at about half the arithmetic: a cheaper loss network for fitting, with the same layers.
+
+    Up to ``relu2_2`` it is the given VGG19 itself. Each 3×3 convolution of blocks 3 and 4 (three quarters of
+    VGG19's multiply-adds up to ``relu4_4``) is factored into a 3×3 convolution to a few channels (64 in block 3,
+    128 in block 4) and a 1×1 convolution back to VGG19's width, initialised from the top principal directions of
+    VGG19's own responses (Zhang et al., 2015) and distilled on photos, paintings and stylizations to match
+    VGG19's features and Gram matrices (``scripts/research/distill_vgg.py``). Every layer keeps VGG19's channels
+    and scale, so Gram matrices, losses and a model's loss EMA keep their meaning; 2.1× fewer multiply-adds to
+    ``relu4_4``. The factors fit VGG19's original (Caffe) weights only.
+
+    Args:
+        vgg: the VGG19 (Caffe weights, max pooling) it shares its first two blocks with; it must reach
+            ``relu2_2``.
+        weights: the factors' file (``down.3_1.weight`` …, ``up.3_1.weight``, ``up.3_1.bias`` …).
+
+    Raises:
+        InputError: ``vgg`` does not have the weights or pooling the factors were distilled from.
+
+    Example:
+        >>> lowrank = LowRankVGG19(VGG19Features(max_layer="relu4_4"))  # doctest: +SKIP
+        >>> sorted(lowrank(torch.rand(1, 3, 64, 64), ["relu2_2", "relu4_4"]))  # doctest: +SKIP
+        ['relu2_2', 'relu4_4']
+    """
+
+    def __init__(self, vgg: VGG19Features, weights: str | Path = LOWRANK_DIR / "model.safetensors") -> None:
+        super().__init__()
+        if not suits_lowrank(vgg):
+            raise InputError(
+                f"the low-rank VGG19 was distilled from VGG19's original weights with max pooling, not from "
+                f"{vgg.weights_source!r} with {vgg.pooling} pooling; fit with the full VGG19"
+            )
+        self.vgg = vgg
+        self.pooling = vgg.pooling
+        self.layer_names: tuple[str, ...] = VGG19_LAYERS[: VGG19_LAYERS.index("relu4_4") + 1]
+        state = load_file(str(weights))
+        for n in _FACTORED:
+            self.register_buffer(f"down{n}", state[f"down.{n}.weight"].float().contiguous(), persistent=False)
+            self.register_buffer(f"up{n}", state[f"up.{n}.weight"].float().contiguous(), persistent=False)
+            self.register_buffer(f"bias{n}", state[f"up.{n}.bias"].float().contiguous(), persistent=False)
+        self.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
+        """The named activations (``relu1_1`` … ``relu4_4``) of images (B, 3, H, W) in [0, 1], as
+        :meth:`VGG19Features.forward` gives them."""
+        wanted = set(layers)
+        for name in wanted:
+            if check_layer(name) not in self.layer_names:
+                raise ValueError(f"layer {name} is deeper than the low-rank VGG19's relu4_4")
+        shallow = {n for n in wanted if n[4] in "12"}
+        out = self.vgg(x, shallow | {"relu2_2"})
+        h, out = out["relu2_2"], {k: v for k, v in out.items() if k in wanted}
+        for n in _FACTORED:
+            if len(out) == len(wanted):
+                break
+            if n.endswith("_1"):
+                h = F.max_pool2d(h, 2)
+            h = F.conv2d(h, getattr(self, f"down{n}").to(h.dtype), padding=1)
+            h = F.relu(F.conv2d(h, getattr(self, f"up{n}").to(h.dtype), getattr(self, f"bias{n}").to(h.dtype)))
+            if f"relu{n}" in wanted:
+                out[f"relu{n}"] = h
+        return out
+
+
+def suits_lowrank(vgg: nn.Module) -> bool:
+    """Whether :class:`LowRankVGG19` can stand in for ``vgg`` (VGG19's Caffe weights, max pooling)."""
+    return isinstance(vgg, VGG19Features) and vgg.weights_source == "caffe" and vgg.pooling == "max"

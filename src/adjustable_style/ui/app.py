@@ -17,7 +17,7 @@ makes each slower), except the live preview:
 * "Tune the sliders to this painting" → fits a slider adapter for the current painting (minutes on a CPU, with a
   progress bar, on its own ``"tune"`` line so renders go on meanwhile), then re-renders with it;
 * "Prepare the sliders for this photo and painting" → fits the sliders' ends to the pair at the preview's and the
-  full render's size (:meth:`~adjustable_style.stylizer.Stylizer.prepare`; about 20 s on a CPU with the quick
+  full render's size (:meth:`~adjustable_style.stylizer.Stylizer.prepare`; about 10 s on a CPU with the quick
   fit, as the button says, on the same ``"tune"`` line), then re-renders.
 
 Example:
@@ -88,8 +88,8 @@ def build_app(
         n_variations: images drawn by the "Variations" button.
         adapter_dir: where the "Tune" button saves the adapters it fits (None: memory only).
         adapt_steps: optimisation steps of one tuning (``adjustable-style adapt --steps``).
-        prepare_fit: the fit of the "Prepare" button: ``"quick"`` (about 20 s on a CPU for the preview's and the
-            full render's size), ``"medium"`` (about 50 s), ``"full"`` (about 90 s) or a number of the full fit's
+        prepare_fit: the fit of the "Prepare" button: ``"quick"`` (about 10 s on a CPU for the preview's and the
+            full render's size), ``"medium"`` (about 40 s), ``"full"`` (about 90 s) or a number of the full fit's
             steps; the button says about how long (:func:`~adjustable_style.prepare.estimated_seconds`).
 
     Returns:
