@@ -17,7 +17,7 @@ makes each slower), except the live preview:
 * "Tune the sliders to this painting" → fits a slider adapter for the current painting (minutes on a CPU, with a
   progress bar, on its own ``"tune"`` line so renders go on meanwhile), then re-renders with it;
 * "Prepare the sliders for this photo and painting" → fits the sliders' ends to the pair at the preview's and the
-  full render's size (:meth:`~adjustable_style.stylizer.Stylizer.prepare`; about 10 s on a CPU with the quick
+  full render's size (:meth:`~adjustable_style.stylizer.Stylizer.prepare`; about 13 s on a CPU with the quick
   fit, as the button says, on the same ``"tune"`` line), then re-renders.
 
 Example:
@@ -88,7 +88,7 @@ def build_app(
         n_variations: images drawn by the "Variations" button.
         adapter_dir: where the "Tune" button saves the adapters it fits (None: memory only).
         adapt_steps: optimisation steps of one tuning (``adjustable-style adapt --steps``).
-        prepare_fit: the fit of the "Prepare" button: ``"quick"`` (about 10 s on a CPU for the preview's and the
+        prepare_fit: the fit of the "Prepare" button: ``"quick"`` (about 13 s on a CPU for the preview's and the
             full render's size), ``"medium"`` (about 40 s), ``"full"`` (about 90 s) or a number of the full fit's
             steps; the button says about how long (:func:`~adjustable_style.prepare.estimated_seconds`).
 
@@ -111,7 +111,10 @@ def build_app(
     )
     sliders = len(stylizer.style_layers)
     seconds = sum(estimated_seconds(preset(prepare_fit), n, sliders) for n in studio.prepare_sizes)
-    prepare_time = f"about {round(seconds, -1):.0f} s" if seconds < 100 else f"about {seconds / 60:.0f} min"
+    if seconds < 100:  # whole seconds below 20 s, tens above
+        prepare_time = f"about {round(seconds, 0 if seconds < 20 else -1):.0f} s"
+    else:
+        prepare_time = f"about {seconds / 60:.0f} min"
     photos, paintings = example_images()
     # Start on the pair that ships inside the package (small, so the first render is quick).
     photos.sort(key=lambda p: p.name != "photo_cat.jpg")
