@@ -6,10 +6,12 @@ convolution of blocks 3 and 4 into a 3×3 one to ``--rank3`` / ``--rank4`` chann
 width, initialised from the top principal directions of VGG19's responses (Zhang et al., "Accelerating very deep
 convolutional networks", 2015), then distilled on 128-px crops of the split's train photos, train paintings and the
 default model's stylizations of them at random α (what the fit sees), to match VGG19's features and Gram matrices.
-Every layer keeps its meaning, so Gram matrices, losses and the model's loss EMA do too.
+Every layer keeps its meaning, so Gram matrices, losses and the model's loss EMA do too. ``--first 1_2`` factors
+``conv1_2`` and block 2 as well (``--rank1``, ``--rank2``; then relu2_2 is approximate too).
 
-    python scripts/research/distill_vgg.py --out /work/long_run/distill --minutes 45
-    python scripts/research/distill_vgg.py --out DIR --eval-only    # gradient agreement on held-out pairs
+    python scripts/research/distill_vgg.py --out /work/long_run/distill --minutes 40 --lr 3e-5   # the shipped factors
+    python scripts/research/distill_vgg.py --out DIR --eval-only    # each layer's gradient w.r.t. γ, β vs VGG19's
+    python scripts/research/distill_vgg.py --out DIR --eval-ends    # each slider end's objective gradient - middle's
 """
 
 from __future__ import annotations
@@ -44,15 +46,26 @@ class LowRankVGG(nn.Module):
 
     ``forward(x, layers)`` takes [0, 1] RGB like :class:`VGG19Features` and returns the named layers."""
 
-    def __init__(self, teacher: VGG19Features, rank3: int = 64, rank4: int = 128) -> None:
+    def __init__(
+        self,
+        teacher: VGG19Features,
+        rank3: int = 64,
+        rank4: int = 128,
+        first: str = "3_1",
+        rank1: int = 24,
+        rank2: int = 48,
+    ) -> None:
         super().__init__()
         self.teacher = [teacher]  # not a submodule: its buffers are not ours to save
-        self.names = [f"{b}_{i}" for b in (3, 4) for i in (1, 2, 3, 4)]
+        convs = [n.removeprefix("relu") for n in VGG19_LAYERS[: VGG19_LAYERS.index("relu4_4") + 1]]
+        self.names = convs[convs.index(first) :]  # the factored convolutions; the teacher's own before them
+        self.prefix = f"relu{convs[convs.index(first) - 1]}"
+        ranks = {"1": rank1, "2": rank2, "3": rank3, "4": rank4}
         self.down = nn.ModuleDict()
         self.up = nn.ModuleDict()
         for n in self.names:
             cin, cout = getattr(teacher, f"conv{n}_weight").shape[1], getattr(teacher, f"conv{n}_weight").shape[0]
-            r = rank3 if n[0] == "3" else rank4
+            r = ranks[n[0]]
             self.down[n] = nn.Conv2d(cin, r, 3, padding=1, bias=False)
             self.up[n] = nn.Conv2d(r, cout, 1)
         self.layer_names = tuple(VGG19_LAYERS[: VGG19_LAYERS.index("relu4_4") + 1])
@@ -61,7 +74,7 @@ class LowRankVGG(nn.Module):
     def init_from(self, x: torch.Tensor) -> None:
         """Each layer's 1×1 convolution spans the top principal directions of the teacher's responses on ``x``."""
         t = self.teacher[0]
-        h = t(x, ["relu2_2"])["relu2_2"].float()
+        h = t(x, [self.prefix])[self.prefix].float()
         for n in self.names:
             if n.endswith("_1"):
                 h = F.max_pool2d(h, 2)
@@ -78,7 +91,8 @@ class LowRankVGG(nn.Module):
             h = F.relu(y + b[None, :, None, None])  # the teacher's own input to the next layer
 
     def tail(self, r22: torch.Tensor, layers=("relu3_4", "relu4_4")) -> dict[str, torch.Tensor]:
-        out, h = {"relu2_2": r22}, r22
+        """The factored layers from the teacher's ``self.prefix`` activations ``r22``."""
+        out, h = {self.prefix: r22}, r22
         for n in self.names:
             if n.endswith("_1"):
                 h = F.max_pool2d(h, 2)
@@ -90,8 +104,9 @@ class LowRankVGG(nn.Module):
 
     def forward(self, x: torch.Tensor, layers) -> dict[str, torch.Tensor]:
         wanted = set(layers)
-        r22 = self.teacher[0](x, ["relu2_2"])["relu2_2"]
-        out = self.tail(r22, tuple(wanted))
+        shallow = [k for k in wanted if VGG19_LAYERS.index(k) < VGG19_LAYERS.index(self.prefix)]
+        t = self.teacher[0](x, [*shallow, self.prefix])
+        out = {**t, **self.tail(t[self.prefix], tuple(wanted))}
         return {k: v for k, v in out.items() if k in wanted}
 
 
@@ -148,14 +163,15 @@ class Samples:
 def distill_loss(student: LowRankVGG, teacher: VGG19Features, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
     deep = [f"relu{n}" for n in student.names]
     with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
-        t = teacher(x, ["relu2_2", *deep])
+        t = teacher(x, [student.prefix, *deep])
     t = {k: v.float() for k, v in t.items()}
     with torch.autocast("cpu", torch.bfloat16):
-        s = student.tail(t["relu2_2"])
+        s = student.tail(t[student.prefix], tuple(deep))
     parts = {}
-    inner = [k for k in deep if k not in ("relu3_4", "relu4_4")]
+    outputs = [k for k in LAYERS if k in deep]
+    inner = [k for k in deep if k not in outputs]
     parts["feat_inner"] = sum((s[k].float() - t[k]).pow(2).mean() / t[k].pow(2).mean() for k in inner) / len(inner)
-    for k in ("relu3_4", "relu4_4"):
+    for k in outputs:
         sf = s[k].float()
         parts[f"feat_{k}"] = (sf - t[k]).pow(2).mean() / t[k].pow(2).mean()
         gs, gt = gram(sf), gram(t[k])
@@ -169,7 +185,7 @@ def train(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     st = Stylizer.load("default", device="cpu")
     teacher = st.model.vgg
-    student = LowRankVGG(teacher, args.rank3, args.rank4)
+    student = LowRankVGG(teacher, args.rank3, args.rank4, args.first, args.rank1, args.rank2)
     ckpt = out / "student.safetensors"
     step = 0
     if ckpt.exists():
@@ -215,7 +231,7 @@ def evaluate(args: argparse.Namespace) -> None:
     (what the fit follows), on held-out photos × paintings at α = 0.5, 128-px crops."""
     st = Stylizer.load("default", device="cpu")
     teacher = st.model.vgg
-    student = LowRankVGG(teacher, args.rank3, args.rank4)
+    student = LowRankVGG(teacher, args.rank3, args.rank4, args.first, args.rank1, args.rank2)
     student.load_state_dict(load_file(Path(args.out) / "student.safetensors"))
     m = st.model
     g = random.Random(1)
@@ -261,7 +277,7 @@ def evaluate_ends(args: argparse.Namespace) -> None:
     st = Stylizer.load("default", device="cpu")
     base = st.exported.loss_module()
     teacher = base.vgg
-    student = LowRankVGG(teacher, args.rank3, args.rank4)
+    student = LowRankVGG(teacher, args.rank3, args.rank4, args.first, args.rank1, args.rank2)
     student.load_state_dict(load_file(Path(args.out) / "student.safetensors"))
     m = st.model
     ema = base.ema.clamp_min(1e-12).reshape(1, -1)
@@ -307,6 +323,11 @@ if __name__ == "__main__":
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--rank3", type=int, default=64)
     ap.add_argument("--rank4", type=int, default=128)
+    ap.add_argument(
+        "--first", default="3_1", help="the first factored convolution (3_1: blocks 3-4; 1_2: from conv1_2)"
+    )
+    ap.add_argument("--rank1", type=int, default=24)
+    ap.add_argument("--rank2", type=int, default=48)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval-only", action="store_true")
     ap.add_argument("--eval-ends", action="store_true")

@@ -16,6 +16,10 @@ Weight sources:
   (``features.0.weight`` …) or our own keys (``conv1_1.weight`` …); loaded with ``weights_only=True``.
   Such files are assumed to be torchvision-style (RGB, mean/std) unless ``preprocess="caffe"``.
 * ``"random"``: Kaiming-initialised, seeded; for fast unit tests only.
+
+:class:`LowRankVGG19` stands in for the Caffe VGG19 up to ``relu4_4`` at about half the arithmetic, for fits that
+need many gradients fast (the quick and medium pair preparations); its factors ship in
+``assets/loss_networks/vgg19_lowrank`` with VGG19's attribution.
 """
 
 from __future__ import annotations
