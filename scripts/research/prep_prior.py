@@ -8,6 +8,11 @@ any fit, or as the fit's starting point (fewer steps for the same result?).
     # evaluate with the prior: alone (no fit), or as the start of a shorter fit (the rest passes to evaluate)
     python scripts/research/prep_prior.py evaluate --prior F --mode alone --space z -- --pairs 16 ...
     python scripts/research/prep_prior.py evaluate --prior F --mode start --set steps=2 -- --pairs 16 ...
+    # a screen on the collected (training) pairs: each row's cosine of a variant's fit with the collected fit
+    python scripts/research/prep_prior.py proxy --prior F --pairs 12 --set lr=0.05
+    # a screen on the collected pairs in what the picture does: each slider's change between its ends in VGG
+    # statistics, a variant's fit against the collected (medium) fit's; --own adds the model's own sliders
+    python scripts/research/prep_prior.py agree --prior F --pairs 24 --set lr=0.05 [--own]
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from safetensors.torch import load_file, save_file
 
 import adjustable_style.prepare as prep_mod
 from adjustable_style.evaluation.splits import DEFAULT_SPLIT, REPO_ROOT, choose_pairs, shared_data_dir
+from adjustable_style.image import resize
 from adjustable_style.stylizer import Stylizer
 
 
@@ -76,6 +82,84 @@ def show(args: argparse.Namespace) -> None:
             print(f"  row {r}: cos {cos[:, r].median():.3f}  |pair| {norm[r]:.3f}  |mean| {m[r].norm():.3f}")
 
 
+def _variant_fits(args: argparse.Namespace, st: Stylizer, n: int):
+    """The variant (``args.preset`` with ``args.set``) fitted on the first ``args.pairs`` of the ``n`` collected
+    pairs: yields (index, photo, painting's embedding, E, seconds)."""
+    overrides = {k: _value(getattr(prep_mod.PRESETS["quick"], k), v) for k, v in (kv.split("=") for kv in args.set)}
+    settings = dataclasses.replace(prep_mod.PRESETS[args.preset], **overrides)
+    loss = prep_mod.fit_loss(st.exported.loss_module(), settings)
+    for i, (c, s) in enumerate(train_pairs(n, args.seed)[: args.pairs]):
+        img = resize(st.image(c, "content"), max_size=args.size)
+        emb = st.embed(s)
+        t0 = time.time()
+        with prep_mod.fit_autocast(st.device, settings):
+            targets = loss.style_targets(st.style_image(s).to(st.device))
+        e = prep_mod.fit_ends(st.model, loss, img, emb, targets, st.alpha_range, settings)
+        yield i, img, emb, e, time.time() - t0
+        st.clear_cache()
+
+
+def proxy(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    d = load_file(args.prior)
+    st = Stylizer.load()
+    cos, secs = [], []
+    for i, _, _, e, sec in _variant_fits(args, st, d["ends"].shape[0]):
+        secs.append(sec)
+        cos.append(torch.nn.functional.cosine_similarity(e, d["ends"][i], dim=1))
+    med = torch.stack(cos).median(0).values
+    print(f"{args.set}: {sum(secs) / len(secs):.1f} s a pair")
+    print("  median cosine per row (M, then bottom/top per slider, corners):", " ".join(f"{v:.2f}" for v in med))
+    print(f"  ends' mean {med[1:-2].mean():.3f}")
+
+
+def agree(args: argparse.Namespace) -> None:
+    from adjustable_style.evaluation.slider_effect import vgg_statistics
+
+    torch.set_num_threads(args.threads)
+    d = load_file(args.prior)
+    st = Stylizer.load()
+    cols = prep_mod.style_columns(st.model)
+    lo, hi = st.alpha_range
+    mid = torch.ones(len(st.model.schema.keys))
+    mid[cols] = (lo + hi) / 2
+    ends_a = []
+    for j in cols:
+        for v in (lo, hi):
+            a = mid.clone()
+            a[j] = v
+            ends_a.append(a)
+    ends_a = torch.stack(ends_a)
+
+    def changes(img, emb, e):
+        with torch.inference_mode():
+            gamma, beta = st.model.cin_params(ends_a, emb.expand(len(ends_a), -1))
+            if e is not None:
+                sh = prep_mod.end_shift(ends_a, e, cols, st.alpha_range)
+                gamma, beta = gamma + sh[:, : gamma.shape[1]], beta + sh[:, gamma.shape[1] :]
+            out = st.model.net(img.expand(len(ends_a), -1, -1, -1), gamma, beta).float()
+        stats = vgg_statistics(st, out)
+        flat = torch.cat([stats[n] for n in stats], 1)
+        return [flat[2 * i + 1] - flat[2 * i] for i in range(len(cols))]
+
+    def cosines(xs, ys):
+        return [float(torch.nn.functional.cosine_similarity(x, y, dim=0)) for x, y in zip(xs, ys)]
+
+    cos, own, secs = [], [], []
+    for i, img, emb, e, sec in _variant_fits(args, st, d["ends"].shape[0]):
+        secs.append(sec)
+        ref = changes(img, emb, d["ends"][i])
+        cos.append(cosines(changes(img, emb, e), ref))
+        if args.own:
+            own.append(cosines(changes(img, emb, None), ref))
+    med, mean = torch.tensor(cos).median(0).values, torch.tensor(cos).mean(0)
+    print(f"{args.set}: {sum(secs) / len(secs):.1f} s a pair")
+    print("  each slider's change against the collected fit's, median cosine:")
+    print("  variant", " ".join(f"{v:.3f}" for v in med), " mean", " ".join(f"{v:.3f}" for v in mean))
+    if own:
+        print("  own    ", " ".join(f"{v:.3f}" for v in torch.tensor(own).median(0).values))
+
+
 def _value(like, text: str):
     if isinstance(like, tuple):
         return tuple(float(x) for x in text.split(","))
@@ -122,9 +206,32 @@ def main() -> None:
     e.add_argument("--stat", choices=("mean", "median"), default="mean")
     e.add_argument("--gain", type=float, default=1.0, help="multiply the prior")
     e.add_argument("--set", nargs="*", default=[], help="quick preset overrides, K=V")
+    x = sub.add_parser("proxy")
+    x.add_argument("--prior", required=True)
+    x.add_argument("--pairs", type=int, default=12)
+    x.add_argument("--seed", type=int, default=0)
+    x.add_argument("--size", type=int, default=256)
+    x.add_argument("--preset", default="quick")
+    x.add_argument("--threads", type=int, default=1)
+    x.add_argument("--set", nargs="*", default=[])
+    g = sub.add_parser("agree")
+    g.add_argument("--prior", required=True)
+    g.add_argument("--pairs", type=int, default=24)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--size", type=int, default=256)
+    g.add_argument("--preset", default="quick")
+    g.add_argument("--threads", type=int, default=1)
+    g.add_argument("--set", nargs="*", default=[])
+    g.add_argument("--own", action="store_true")
     args, rest = ap.parse_known_args()
     rest = [r for r in rest if r != "--"]
-    {"collect": lambda: collect(args), "show": lambda: show(args), "evaluate": lambda: evaluate(args, rest)}[args.cmd]()
+    {
+        "collect": lambda: collect(args),
+        "show": lambda: show(args),
+        "evaluate": lambda: evaluate(args, rest),
+        "proxy": lambda: proxy(args),
+        "agree": lambda: agree(args),
+    }[args.cmd]()
 
 
 if __name__ == "__main__":
