@@ -22,7 +22,7 @@ def main() -> None:
     ap.add_argument("--bf16", choices=("on", "off"), default="on")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--size", type=int, default=256)
-    ap.add_argument("--preset", default="full", help="the named fit (quick, full)")
+    ap.add_argument("--preset", default="full", help="the named fit (quick, medium, full)")
     ap.add_argument("--steps", type=int, default=None, help="overrides of the preset's settings")
     ap.add_argument("--corner-steps", type=int, default=None)
     ap.add_argument("--crop", type=int, default=None)
