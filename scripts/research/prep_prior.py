@@ -85,8 +85,7 @@ def show(args: argparse.Namespace) -> None:
 def _variant_fits(args: argparse.Namespace, st: Stylizer, n: int):
     """The variant (``args.preset`` with ``args.set``) fitted on the first ``args.pairs`` of the ``n`` collected
     pairs: yields (index, photo, painting's embedding, E, seconds)."""
-    overrides = {k: _value(getattr(prep_mod.PRESETS["quick"], k), v) for k, v in (kv.split("=") for kv in args.set)}
-    settings = dataclasses.replace(prep_mod.PRESETS[args.preset], **overrides)
+    settings = _with_overrides(args.preset, args.set)
     loss = prep_mod.fit_loss(st.exported.loss_module(), settings)
     for i, (c, s) in enumerate(train_pairs(n, args.seed)[: args.pairs]):
         img = resize(st.image(c, "content"), max_size=args.size)
@@ -120,16 +119,7 @@ def agree(args: argparse.Namespace) -> None:
     d = load_file(args.prior)
     st = Stylizer.load()
     cols = prep_mod.style_columns(st.model)
-    lo, hi = st.alpha_range
-    mid = torch.ones(len(st.model.schema.keys))
-    mid[cols] = (lo + hi) / 2
-    ends_a = []
-    for j in cols:
-        for v in (lo, hi):
-            a = mid.clone()
-            a[j] = v
-            ends_a.append(a)
-    ends_a = torch.stack(ends_a)
+    ends_a = prep_mod.end_alphas(st.model, st.alpha_range)[1:-2]  # each slider at its bottom, then its top
 
     def changes(img, emb, e):
         with torch.inference_mode():
@@ -168,11 +158,16 @@ def _value(like, text: str):
     return type(like)(text)
 
 
+def _with_overrides(name: str, items: list[str]) -> prep_mod.PrepareSettings:
+    """The named fit's settings with ``K=V`` overrides, each value parsed as the field's type."""
+    base = prep_mod.PRESETS[name]
+    return dataclasses.replace(base, **{k: _value(getattr(base, k), v) for k, v in (kv.split("=") for kv in items)})
+
+
 def evaluate(args: argparse.Namespace, rest: list[str]) -> None:
     p = prior(args.prior, args.space, args.stat)
     fit = prep_mod.fit_ends
-    overrides = {k: _value(getattr(prep_mod.PRESETS["quick"], k), v) for k, v in (kv.split("=") for kv in args.set)}
-    prep_mod.PRESETS["quick"] = dataclasses.replace(prep_mod.PRESETS["quick"], **overrides)
+    prep_mod.PRESETS["quick"] = _with_overrides("quick", args.set)
 
     def with_prior(model, loss, content, embedding, style_targets, alpha_range, settings, progress=None):
         scale = prep_mod.column_scale(model, embedding, alpha_range, settings.seed).cpu() if args.space == "z" else 1
@@ -206,23 +201,17 @@ def main() -> None:
     e.add_argument("--stat", choices=("mean", "median"), default="mean")
     e.add_argument("--gain", type=float, default=1.0, help="multiply the prior")
     e.add_argument("--set", nargs="*", default=[], help="quick preset overrides, K=V")
-    x = sub.add_parser("proxy")
-    x.add_argument("--prior", required=True)
-    x.add_argument("--pairs", type=int, default=12)
-    x.add_argument("--seed", type=int, default=0)
-    x.add_argument("--size", type=int, default=256)
-    x.add_argument("--preset", default="quick")
-    x.add_argument("--threads", type=int, default=1)
-    x.add_argument("--set", nargs="*", default=[])
-    g = sub.add_parser("agree")
-    g.add_argument("--prior", required=True)
-    g.add_argument("--pairs", type=int, default=24)
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--size", type=int, default=256)
-    g.add_argument("--preset", default="quick")
-    g.add_argument("--threads", type=int, default=1)
-    g.add_argument("--set", nargs="*", default=[])
-    g.add_argument("--own", action="store_true")
+    for name, pairs in (("proxy", 12), ("agree", 24)):
+        x = sub.add_parser(name)
+        x.add_argument("--prior", required=True)
+        x.add_argument("--pairs", type=int, default=pairs)
+        x.add_argument("--seed", type=int, default=0)
+        x.add_argument("--size", type=int, default=256)
+        x.add_argument("--preset", default="quick")
+        x.add_argument("--threads", type=int, default=1)
+        x.add_argument("--set", nargs="*", default=[])
+        if name == "agree":
+            x.add_argument("--own", action="store_true")
     args, rest = ap.parse_known_args()
     rest = [r for r in rest if r != "--"]
     {
