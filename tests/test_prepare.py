@@ -21,6 +21,7 @@ from adjustable_style.prepare import (
     end_weights,
     estimated_seconds,
     load_preparation,
+    orthogonal_step,
     preset,
     store_dir,
 )
@@ -72,16 +73,17 @@ def test_preparation_strengthens_every_slider(prepared: tuple) -> None:
 def test_prepared_sliders_move_their_own_loss_down_the_whole_way(prepared: tuple) -> None:
     """Swept from 0 to 1 (the others at 0.5), each prepared slider's own loss falls across the whole range: its
     upper half too, which the quick fit gets right only because each end learns what it needs beyond the middle
-    (fitted like the middle, `relu2_2`'s loss rises 8.6 % from 0.75 to 1 on this pair; with relative ends it is flat
-    there, +1.0 % against the low-rank VGG19 and −3 % against VGG19 itself)."""
+    (fitted like the middle, `relu2_2`'s loss rises 8.6 % from 0.75 to 1 on this pair; with relative ends it is
+    nearly flat there: +0.9 % against the low-rank VGG19, +2.7 % with `relu2_2`'s and `relu3_4`'s ends stepping
+    orthogonally to the other layers' gradients, as the quick fit's do, and −3 % against VGG19 itself)."""
     sp = prepared[0]
     keys = list(sp.schema.keys)
     for layer in sp.style_layers:
         others = {n: 0.5 for n in sp.style_layers if n != layer}
         images, _ = sp.sweep(CAT, KANDINSKY, layer, steps=5, max_size=SIZE, weights=others)
         own = layer_losses(sp, images, CAT, KANDINSKY)[:, keys.index(f"style/{layer}")].tolist()
-        assert all(b < 1.02 * a for a, b in zip(own, own[1:])), (layer, own)
-        assert own[-1] < 0.97 * own[2] < 0.97 * own[0], (layer, own)
+        assert all(b < 1.04 * a for a, b in zip(own, own[1:])), (layer, own)
+        assert own[-1] < own[2] < 0.97 * own[0], (layer, own)  # relu2_2's upper half: −1.8 % on this pair
 
 
 def test_preparation_applies_to_its_pair_only(st: Stylizer, prepared: tuple) -> None:
@@ -202,6 +204,8 @@ def test_presets_name_the_fits() -> None:
     medium = preset("medium")  # between the two: more steps than quick on larger crops, fewer than full
     assert medium.precondition and quick.steps < medium.steps < PRESETS["full"].steps
     assert quick.crop_side(256) < medium.crop_side(256) < preset("full").crop_side(256)
+    # quick's fine sliders step orthogonally to the other layers' gradients; the longer fits need not
+    assert quick.orthogonal_ends == ("relu2_2", "relu3_4") and not PRESETS["full"].orthogonal_ends
     # quick and medium fit against the low-rank VGG19, full against VGG19 itself
     assert [PRESETS[n].loss_net for n in ("quick", "medium", "full")] == ["lowrank", "lowrank", "vgg19"]
     seconds = {name: estimated_seconds(fit, 256) for name, fit in PRESETS.items()}
@@ -267,3 +271,37 @@ def test_top_step_sizes_the_top_ends_only() -> None:
     assert torch.equal(one[[0, 1, 3, 4, 5, 6]], rows["1.0"][[0, 1, 3, 4, 5, 6]])
     with pytest.raises(InputError, match="relu9_9, not a style layer"):
         Stylizer.load("default", device="cpu").prepare(CAT, MONET, max_size=96, steps=1, top_step={"relu9_9": 0.5})
+
+
+def test_orthogonal_step_leaves_the_other_layers_losses_to_first_order() -> None:
+    """A listed slider's ends step orthogonally to the other sliders' layer gradients (so, to first order, the
+    other layers' losses do not change), keep their component along their own layer's gradient, and every other
+    row of the step is returned unchanged; projecting twice changes nothing more."""
+    g = torch.Generator().manual_seed(0)
+    step, grads = torch.randn(7, 40, generator=g), torch.randn(3, 40, generator=g)
+    out = orthogonal_step(step, grads, [0])
+    assert (out[1:3] @ grads[1:].T).abs().max() < 1e-5 * step.abs().max() * grads.abs().max()
+    assert (out[1:3] @ grads[0]).abs().min() > 0.1 * (step[1:3] @ grads[0]).abs().min()
+    assert torch.equal(out[[0, 3, 4, 5, 6]], step[[0, 3, 4, 5, 6]])
+    assert torch.allclose(orthogonal_step(out, grads, [0]), out, atol=1e-5)
+    both = orthogonal_step(step, grads, [0, 1])
+    assert (both[3:5] @ grads[[0, 2]].T).abs().max() < 1e-4 and torch.equal(both[5:], step[5:])
+
+
+def test_orthogonal_ends_change_only_the_listed_sliders_rows() -> None:
+    """On a real pair, ``orthogonal_ends`` changes the first step of the listed slider's ends (E's rows 1, 2 for
+    relu2_2) and no other row; an unknown layer or a wrong type is a one-line error."""
+    rows = {}
+    for names in ((), ("relu2_2",)):
+        s = Stylizer.load("default", device="cpu")
+        rows[names] = s.prepare(
+            CAT, MONET, max_size=96, preset="full", steps=1, corner_steps=0, bf16=False, orthogonal_ends=names
+        ).ends
+    plain, ortho = rows[()], rows[("relu2_2",)]
+    assert not torch.allclose(ortho[1:3], plain[1:3], atol=1e-4)
+    assert torch.equal(ortho[[0, 3, 4, 5, 6]], plain[[0, 3, 4, 5, 6]])  # the first step: each row its own gradient
+    with pytest.raises(InputError, match="relu9_9, not a style layer"):
+        Stylizer.load("default", device="cpu").prepare(CAT, MONET, max_size=96, steps=1, orthogonal_ends=("relu9_9",))
+    with pytest.raises(InputError, match="orthogonal_ends must be style layer names"):
+        PrepareSettings(orthogonal_ends=3)
+    assert PrepareSettings(orthogonal_ends="relu2_2").orthogonal_ends == ("relu2_2",)

@@ -4,6 +4,7 @@ step and in all, for a named fit, with bfloat16 autocast or float32 and a given 
     python scripts/research/prep_cost.py --bf16 on --threads 1
     python scripts/research/prep_cost.py --preset quick --size 1024
     python scripts/research/prep_cost.py --preset quick --loss-net vgg19,lowrank --repeat 3   # side by side
+    python scripts/research/prep_cost.py --preset quick --plain-ends --repeat 3   # with and without orthogonal ends
     OMP_WAIT_POLICY=PASSIVE python scripts/research/prep_cost.py --bf16 on --threads 2
 """
 
@@ -28,15 +29,17 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--loss-net", default=None, help="vgg19, lowrank, or both comma-separated (default: the preset's)")
+    ap.add_argument("--plain-ends", action="store_true", help="alternate with the preset's orthogonal_ends off")
     ap.add_argument("--repeat", type=int, default=1, help="fits per loss network, alternating; prints the median")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     st = Stylizer.load()
     overrides = {k: v for k in ("steps", "corner_steps", "crop", "lr") if (v := getattr(args, k)) is not None}
     nets = args.loss_net.split(",") if args.loss_net else [None]
-    seconds: dict[str | None, list[float]] = {n: [] for n in nets}
+    runs = [(net, ends) for net in nets for ends in ((None, ()) if args.plain_ends else (None,))]
+    seconds: dict[tuple, list[float]] = {r: [] for r in runs}
     for _ in range(args.repeat):
-        for net in nets:
+        for net, ends in runs:
             st.remove_preparations()
             ticks: list[float] = []
             t0 = time.time()
@@ -49,17 +52,21 @@ def main() -> None:
                 progress=lambda i, n, obj, ticks=ticks: ticks.append(time.time()),
                 **overrides,
                 **({"loss_net": net} if net else {}),
+                **({"orthogonal_ends": ends} if ends is not None else {}),
             )
-            seconds[net].append(time.time() - t0)
+            seconds[net, ends].append(time.time() - t0)
             steps = [b - a for a, b in zip([t0, *ticks], ticks)]
+            plain = ", plain ends" if ends == () else ""
             print(
-                f"{args.preset} ({prep.meta['loss_net']}), bf16 {args.bf16}, {args.threads} thread(s), "
-                f"{prep.meta['size']} px: {seconds[net][-1]:.1f} s in all; steps {' '.join(f'{s:.2f}' for s in steps)}"
+                f"{args.preset} ({prep.meta['loss_net']}{plain}), bf16 {args.bf16}, {args.threads} thread(s), "
+                f"{prep.meta['size']} px: {seconds[net, ends][-1]:.1f} s in all; "
+                f"steps {' '.join(f'{s:.2f}' for s in steps)}"
                 " s (the first includes the style's targets and the embedding)",
                 flush=True,
             )
-    for net, s in seconds.items():
-        print(f"median {net or args.preset}: {sorted(s)[len(s) // 2]:.2f} s over {len(s)}")
+    for (net, ends), s in seconds.items():
+        name = (net or args.preset) + (", plain ends" if ends == () else "")
+        print(f"median {name}: {sorted(s)[len(s) // 2]:.2f} s over {len(s)}")
 
 
 if __name__ == "__main__":

@@ -26,17 +26,20 @@ much closer (docs/magenta_finetune.md, "Preparing a pair"). A preparation is tha
   optimum is nearly the photo; and corners fitted while the sum they correct still moves ended worse than they
   started).
 
-Three named fits (:data:`PRESETS`, :func:`preset`): ``quick``, the default, takes 3 steps on the middle and the ends
-and 1 on the corners, on crops of half the photo's longer side (128 to 256 px), at lr 0.06, with each γ, β column's
-step sized by how far Λ itself moves that column when the sliders move (:func:`column_scale`; without it, so few and
-so large steps sent a slider the wrong way on some pairs), and each end's row learning only what its point needs
-beyond the middle (``relative_ends``; without it a slider's upper half turned back up on half the pairs).
-``medium`` takes 7 + 2 such steps at lr 0.05 on crops of three quarters of the photo (192 to 256 px), about 4 times
-the cost: its sliders agree with the exact optimum as closely as the full fit's at half its cost. ``full``
-takes 10 + 6 steps on crops of up to 256 px at lr 0.03, plain Adam, with relative ends as well (with each end's row
-learning from its point's whole objective its sliders lowered their own losses less and `relu4_4`'s less at the
-photo's scale), and gets closer to the exact optimum, at about 8 times the cost at 256 px. Smaller crops or fewer
-steps were measured to lose the sliders' direction on some pairs (docs/magenta_finetune.md).
+Three named fits (:data:`PRESETS`, :func:`preset`): ``quick``, the default, takes 3 steps on the middle and the ends and
+1 on the corners, on crops of half the photo's longer side (128 to 256 px), at lr 0.06, with each γ, β column's step
+sized by how far Λ itself moves that column when the sliders move (:func:`column_scale`; without it, so few and so large
+steps sent a slider the wrong way on some pairs), and each end's row learning only what its point needs beyond the
+middle (``relative_ends``; without it a slider's upper half turned back up on half the pairs), and the ``relu2_2`` and
+``relu3_4`` sliders' ends stepping orthogonally to the other style layers' gradients (``orthogonal_ends``: to first
+order those ends' steps leave the other style losses where they are; with it the ``relu2_2`` slider's change points more
+nearly the way the exact optimum's does, at no extra cost). ``medium`` takes 7 + 2 steps with the same step sizes and
+relative ends (no orthogonal ends: with seven steps they cost agreement) at lr 0.05 on crops of three quarters of the
+photo (192 to 256 px), about 4 times the cost: its sliders agree with the exact optimum as closely as the full fit's at
+half its cost. ``full`` takes 10 + 6 steps on crops of up to 256 px at lr 0.03, plain Adam, with relative ends as well
+(with each end's row learning from its point's whole objective its sliders lowered their own losses less and `relu4_4`'s
+less at the photo's scale), and gets closer to the exact optimum, at about 8 times the cost at 256 px. Smaller crops or
+fewer steps were measured to lose the sliders' direction on some pairs (docs/magenta_finetune.md).
 
 ``quick`` and ``medium`` measure their losses with :class:`~adjustable_style.vgg.LowRankVGG19` (``loss_net``):
 VGG19 with blocks 3 and 4 factored into low-rank convolutions distilled from it, the same layers and the same
@@ -65,7 +68,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -117,6 +120,11 @@ class PrepareSettings:
             :class:`~adjustable_style.vgg.LowRankVGG19` (the same layers at about half the arithmetic; used only
             where the model's VGG19 has the original weights, else VGG19 itself). The same objective either way:
             the model's schema, weights and loss EMA.
+        orthogonal_ends: style sliders (layer names) whose ends' rows, in the first stage, step only orthogonally
+            to the other style sliders' layer gradients (:func:`orthogonal_step`): to first order such a step leaves
+            the other style losses where they are. A few sign-like Adam steps otherwise move every layer's
+            statistics with the slider's own (the exact optimum of the slider's weights moves the other layers'
+            statistics about half as far), and the fine slider's change points less the exact optimum's way.
     """
 
     steps: int = 10
@@ -130,6 +138,7 @@ class PrepareSettings:
     relative_ends: bool = True
     top_step: float | dict[str, float] = 1.0
     loss_net: str = "vgg19"
+    orthogonal_ends: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_int("steps", self.steps, low=1)
@@ -142,6 +151,10 @@ class PrepareSettings:
         if not 0 < check_number("crop_share", self.crop_share, 0.0, 1.0):
             raise InputError(f"crop_share must be in (0, 1], got {self.crop_share!r}")
         check_int("seed", self.seed)
+        names = (self.orthogonal_ends,) if isinstance(self.orthogonal_ends, str) else self.orthogonal_ends
+        if not isinstance(names, (tuple, list)) or not all(isinstance(n, str) for n in names):
+            raise InputError(f"orthogonal_ends must be style layer names, got {self.orthogonal_ends!r}")
+        object.__setattr__(self, "orthogonal_ends", tuple(names))
         if self.loss_net not in LOSS_NETS:
             raise InputError(f"loss_net must be {' or '.join(map(repr, LOSS_NETS))}, got {self.loss_net!r}")
         for name in ("bf16", "precondition", "relative_ends"):
@@ -168,12 +181,15 @@ class PrepareSettings:
 
 
 PRESETS = {
-    "quick": PrepareSettings(3, 1, lr=0.06, crop_share=0.5, precondition=True, loss_net="lowrank"),
+    "quick": PrepareSettings(
+        3, 1, lr=0.06, crop_share=0.5, precondition=True, loss_net="lowrank", orthogonal_ends=("relu2_2", "relu3_4")
+    ),
     "medium": PrepareSettings(7, 2, lr=0.05, crop_share=0.75, precondition=True, loss_net="lowrank"),
     "full": PrepareSettings(),
 }
 """The named fits: ``quick`` (3 + 1 steps on crops of half the photo, 128–256 px, each column's step sized by how
-far Λ moves it, against the low-rank VGG19; ~2.6 s per pair at 256 px on one CPU core), ``medium`` (7 + 2 such steps
+far Λ moves it, the ``relu2_2`` and ``relu3_4`` sliders' ends stepping orthogonally to the other layers' gradients,
+against the low-rank VGG19; ~2.6 s per pair at 256 px on one CPU core), ``medium`` (7 + 2 such steps
 on crops of three quarters of the photo, 192 px at 256 px; ~11 s) and ``full`` (10 + 6 plain Adam steps on crops of
 up to 256 px, the whole photo at 256 px, against VGG19 itself; ~35 s)."""
 
@@ -341,15 +357,42 @@ def column_scale(
     return s / s.pow(2).mean().sqrt()
 
 
+def _style_layers(model: AdjustableStyleModel, named: Iterable[str], what: str) -> list[str]:
+    """The model's style sliders' layers in the schema's order; an :class:`InputError` for a name in ``named`` that
+    is not one of them (``what``: the setting that named it)."""
+    layers = [model.schema.keys[j].removeprefix("style/") for j in style_columns(model)]
+    unknown = sorted(set(named) - set(layers))
+    if unknown:
+        raise InputError(f"{what} names {', '.join(unknown)}, not a style layer of this model ({', '.join(layers)})")
+    return layers
+
+
 def top_steps(model: AdjustableStyleModel, top_step: float | dict[str, float]) -> torch.Tensor:
     """(L,) each style slider's top-end step (:attr:`PrepareSettings.top_step`), in the schema's order."""
-    layers = [model.schema.keys[j].removeprefix("style/") for j in style_columns(model)]
+    layers = _style_layers(model, top_step if isinstance(top_step, dict) else (), "top_step")
     if not isinstance(top_step, dict):
         return torch.full((len(layers),), float(top_step))
-    unknown = sorted(set(top_step) - set(layers))
-    if unknown:
-        raise InputError(f"top_step names {', '.join(unknown)}, not a style layer of this model ({', '.join(layers)})")
     return torch.tensor([float(top_step.get(n, 1.0)) for n in layers])
+
+
+def orthogonal_step(step: torch.Tensor, layer_grads: torch.Tensor, sliders: Sequence[int]) -> torch.Tensor:
+    """The first stage's step of E's rows (M, then each style slider's bottom and top end; any coordinates) with
+    the ends of each slider in ``sliders`` projected onto the orthogonal complement of the other sliders' layer
+    gradients ``layer_grads`` (L, 2·C, in the same coordinates): to first order, that step of the slider's ends
+    leaves every other style loss at its ends where it was. The other rows are returned as they are.
+
+    Example:
+        >>> g = torch.eye(3, 4)  # three sliders whose layers' gradients are the first three axes
+        >>> orthogonal_step(torch.ones(7, 4), g, [0])[1:3].tolist()  # slider 0's ends lose axes 1 and 2
+        [[1.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 1.0]]
+    """
+    out = step.clone()
+    for i in sliders:
+        others = torch.cat([layer_grads[:i], layer_grads[i + 1 :]]).float()
+        q, _ = torch.linalg.qr(others.T)  # (2·C, L − 1), orthonormal columns spanning the other gradients
+        ends = step[1 + 2 * i : 3 + 2 * i].float()
+        out[1 + 2 * i : 3 + 2 * i] = (ends - (ends @ q) @ q.T).to(step.dtype)
+    return out
 
 
 def _crops(content: torch.Tensor, n: int, side: int, g: torch.Generator) -> list[torch.Tensor]:
@@ -410,6 +453,8 @@ def fit_ends(
         (slice(0, n - 2), st.steps),  # M and the single sliders' ends, fitted at their own points
         (slice(n - 2, n), st.corner_steps),  # the corner terms, at the two corners
     ]
+    layers = _style_layers(model, st.orthogonal_ends, "orthogonal_ends")
+    orthogonal = [i for i, n in enumerate(layers) if n in st.orthogonal_ends]
     done = 0
     with frozen_weights(model):  # only E learns
         for rows, steps in stages:
@@ -419,7 +464,9 @@ def fit_ends(
             if rows.start == 0:
                 size[2::2] *= top_steps(model, st.top_step).to(dev).reshape(-1, 1)  # rows M, (bottom, top) per slider
             free = (e_rows[rows] / size).requires_grad_(True)
-            relative = st.relative_ends and rows.start == 0  # the middle is point 0 of this batch
+            first = rows.start == 0  # the middle is point 0 of this batch, then each slider's bottom and top end
+            relative = st.relative_ends and first
+            project = orthogonal if first else []
             opt = torch.optim.Adam([free], lr=st.lr)
             ab, wb, gb, bb = a[rows], w[rows], gamma[rows], beta[rows]
             b = ab.shape[0]
@@ -432,7 +479,7 @@ def fit_ends(
                 tg = Targets({k: v.expand(b, *v.shape[1:]) for k, v in feats.items()}, style_targets)
                 rows_e = torch.cat([e_rows[: rows.start], free * size, e_rows[rows.stop :]])
                 shift = wb @ rows_e  # each fitted point's offset
-                if relative:
+                if relative or project:
                     shift.retain_grad()
                 dg, db = shift.chunk(2, 1)
                 with fast:
@@ -442,7 +489,12 @@ def fit_ends(
                 obj.backward()
                 if relative:  # an end's row learns only what its point needs beyond what the middle needs
                     free.grad[1:] -= shift.grad[0] * size[1:]
+                before = free.detach().clone() if project else None
                 opt.step()
+                if project:  # each slider's layer gradient: its top end's point gradient minus its bottom end's
+                    grads = shift.grad * scale
+                    with torch.no_grad():
+                        free.copy_(before + orthogonal_step(free - before, grads[2::2] - grads[1::2], project))
                 done += 1
                 if progress is not None:
                     progress(done, total, float(obj.detach()))
