@@ -122,9 +122,9 @@ class PrepareSettings:
             the model's schema, weights and loss EMA.
         orthogonal_ends: style sliders (layer names) whose ends' rows, in the first stage, step only orthogonally
             to the other style sliders' layer gradients (:func:`orthogonal_step`): to first order such a step leaves
-            the other style losses where they are. A few sign-like Adam steps otherwise move every layer's
-            statistics with the slider's own (the exact optimum of the slider's weights moves the other layers'
-            statistics about half as far), and the fine slider's change points less the exact optimum's way.
+            the other style losses where they are. Otherwise a few sign-like Adam steps move the other layers'
+            losses with the slider's own, and the fine slider's change points less the exact optimum's way; with
+            more steps the other loss terms hold them by themselves, and the projection costs agreement.
     """
 
     steps: int = 10
@@ -187,11 +187,11 @@ PRESETS = {
     "medium": PrepareSettings(7, 2, lr=0.05, crop_share=0.75, precondition=True, loss_net="lowrank"),
     "full": PrepareSettings(),
 }
-"""The named fits: ``quick`` (3 + 1 steps on crops of half the photo, 128–256 px, each column's step sized by how
-far Λ moves it, the ``relu2_2`` and ``relu3_4`` sliders' ends stepping orthogonally to the other layers' gradients,
-against the low-rank VGG19; ~2.6 s per pair at 256 px on one CPU core), ``medium`` (7 + 2 such steps
-on crops of three quarters of the photo, 192 px at 256 px; ~11 s) and ``full`` (10 + 6 plain Adam steps on crops of
-up to 256 px, the whole photo at 256 px, against VGG19 itself; ~35 s)."""
+"""The named fits: ``quick`` (3 + 1 steps on crops of half the photo, 128–256 px, each column's step sized by how far Λ
+moves it, the ``relu2_2`` and ``relu3_4`` sliders' ends stepping orthogonally to the other layers' gradients, against
+the low-rank VGG19; ~2.6 s per pair at 256 px on one CPU core), ``medium`` (7 + 2 steps sized the same way, without
+orthogonal ends, on crops of three quarters of the photo, 192 px at 256 px; ~11 s) and ``full`` (10 + 6 plain Adam steps
+on crops of up to 256 px, the whole photo at 256 px, against VGG19 itself; ~35 s)."""
 
 SECONDS_PER_MEGAPIXEL = 9.6
 """A fit's time per million pixels of the images it sends through T and VGG (forward and backward), on one core of

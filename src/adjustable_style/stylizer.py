@@ -354,7 +354,8 @@ class Stylizer:
             preset: ``"quick"`` (~3 s at 256 px on one CPU core), ``"medium"`` (~11 s), ``"full"`` (~35 s), or a
                 number of first-stage steps of the full fit (:func:`~adjustable_style.prepare.preset`).
             settings: overrides of the preset's :class:`~adjustable_style.prepare.PrepareSettings` (steps,
-                corner_steps, lr, crop, crop_share, seed, bf16, precondition, relative_ends, top_step, loss_net).
+                corner_steps, lr, crop, crop_share, seed, bf16, precondition, relative_ends, top_step, loss_net,
+                orthogonal_ends).
 
         Returns:
             the :class:`~adjustable_style.prepare.Preparation` (``meta["seconds"]`` is "0" when it was found).
