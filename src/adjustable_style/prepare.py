@@ -360,7 +360,7 @@ def column_scale(
 def _style_layers(model: AdjustableStyleModel, named: Iterable[str], what: str) -> list[str]:
     """The model's style sliders' layers in the schema's order; an :class:`InputError` for a name in ``named`` that
     is not one of them (``what``: the setting that named it)."""
-    layers = [model.schema.keys[j].removeprefix("style/") for j in style_columns(model)]
+    layers = list(model.schema.style)  # the order of the style columns of α
     unknown = sorted(set(named) - set(layers))
     if unknown:
         raise InputError(f"{what} names {', '.join(unknown)}, not a style layer of this model ({', '.join(layers)})")
