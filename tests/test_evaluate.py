@@ -272,6 +272,7 @@ def test_slider_effect_on_a_real_pair(
         for scale in ("style_size", "content_scale"):
             assert r[scale]["own_ratio"] > 0 and len(r[scale]["losses"]) == 3
             assert math.isnan(r[scale]["rho"]) or -1.0 <= r[scale]["rho"] <= 1.0
+            assert 0 < r[scale]["reference_own_ratio"] < 1  # L-BFGS lowers the loss it weighs more
         assert r["content_scale"]["style_size_px"] != r["style_size"]["style_size_px"]
         assert max(r["content_scale"]["style_size_px"]) == 64  # longer side = the content's
         assert r["ends_change_255"] > 0.1, f"slider {r['slider']}: its two ends render the same picture"

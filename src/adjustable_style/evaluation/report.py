@@ -70,6 +70,8 @@ _EFFECT_COLUMNS = {
     "rho_style_size": "ρ (style size)",
     "own_ratio_content_scale": "own ratio (content scale)",
     "rho_content_scale": "ρ (content scale)",
+    "reference_own_ratio_style_size": "L-BFGS own ratio (style size)",
+    "reference_own_ratio_content_scale": "L-BFGS own ratio (content scale)",
 }
 
 

@@ -13,7 +13,8 @@ the top of the trained range and every other style slider in the middle.
   slider in the middle), and the mean pairwise pixel difference of six seeded variations, in /255.
 - **Two scales**: each slider is swept and its own layer's loss measured with the style image at the model's style
   size (as the training loss sees it) and at the content's scale (style longer side = content longer side); the
-  own-layer ratio L(top) / L(bottom) and Spearman's ρ(α, L) at each scale (ρ = −1: the loss falls steadily).
+  own-layer ratio L(top) / L(bottom) and Spearman's ρ(α, L) at each scale (ρ = −1: the loss falls steadily), and
+  the exact reference's own-layer ratio at each scale (how far the optimum of the same weights lowers that loss).
 
 The references depend only on the pair, the weights, the size, the L-BFGS steps and the model's loss (VGG and EMA),
 not on the sliders under test, so they are kept in a cache folder (:func:`reference_dir`) and a second evaluation
@@ -227,6 +228,9 @@ def slider_effect(
                         )
                     )
                 ref_ends = torch.cat(ref)
+                for scale in SCALES:
+                    own = _raw_losses(st, ref_ends, content, grams[scale])[:, j].double()
+                    row[scale]["reference_own_ratio"] = ratio(float(own[1]), float(own[0]))
                 sm, sr = vgg_statistics(st, ends), vgg_statistics(st, ref_ends)
                 row["agreement"] = _agreement(
                     {n: s[1] - s[0] for n, s in sm.items()}, {n: s[1] - s[0] for n, s in sr.items()}
@@ -276,6 +280,8 @@ def slider_effect(
             s["cosine"] = nanmedian([r["agreement"]["cosine"] for r in sel])
             s["magnitude_ratio"] = nanmedian([r["agreement"]["magnitude_ratio"] for r in sel])
             s["reference_ends_change_255"] = nanmedian([r["reference_ends_change_255"] for r in sel])
+            for scale in SCALES:
+                s[f"reference_own_ratio_{scale}"] = nanmedian([r[scale]["reference_own_ratio"] for r in sel])
         summary[layer] = s
     return {
         "values_low_high": [lo, hi],
