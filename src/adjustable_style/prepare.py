@@ -26,14 +26,17 @@ much closer (docs/magenta_finetune.md, "Preparing a pair"). A preparation is tha
   optimum is nearly the photo; and corners fitted while the sum they correct still moves ended worse than they
   started).
 
-Three named fits (:data:`PRESETS`, :func:`preset`): ``quick``, the default, takes 3 steps on the middle and the ends and
-1 on the corners, on crops of half the photo's longer side (128 to 256 px), at lr 0.06, with each γ, β column's step
-sized by how far Λ itself moves that column when the sliders move (:func:`column_scale`; without it, so few and so large
-steps sent a slider the wrong way on some pairs), and each end's row learning only what its point needs beyond the
-middle (``relative_ends``; without it a slider's upper half turned back up on half the pairs), and the ``relu2_2`` and
-``relu3_4`` sliders' ends stepping orthogonally to the other style layers' gradients (``orthogonal_ends``: to first
-order those ends' steps leave the other style losses where they are; with it the ``relu2_2`` slider's change points more
-nearly the way the exact optimum's does, at no extra cost). ``medium`` takes 7 + 2 steps with the same step sizes and
+Three named fits (:data:`PRESETS`, :func:`preset`): ``quick``, the default, takes 2 steps on the middle and the ends and
+1 on the corners, on crops of five eighths of the photo's longer side (160 px at 256 px; 128 to 256 px), at lr 0.06,
+with each γ, β column's step sized by how far Λ itself moves that column when the sliders move (:func:`column_scale`;
+without it, so few and so large steps sent a slider the wrong way on some pairs), each end's row learning only what its
+point needs beyond the middle (``relative_ends``; without it a slider's upper half turned back up on half the pairs),
+and the sliders' ends stepping orthogonally to other style layers' gradients (``orthogonal_ends``: to first order those
+ends' steps leave those layers' losses where they are, and each slider's change points more nearly the way the exact
+optimum's does, at no extra cost): ``relu2_2``'s and ``relu3_4``'s to both other layers', ``relu4_4``'s to
+``relu2_2``'s only (kept off ``relu3_4``'s as well, whose gradient it largely shares, it lost agreement). Two steps on
+160-px crops cost about what three on 128-px crops did; the larger crops are what ``relu4_4`` (16 × 16 positions on a
+128-px crop) needs to turn the right way above the middle. ``medium`` takes 7 + 2 steps with the same step sizes and
 relative ends (no orthogonal ends: with seven steps they cost agreement) at lr 0.05 on crops of three quarters of the
 photo (192 to 256 px), about 4 times the cost: its sliders agree with the exact optimum as closely as the full fit's at
 half its cost. ``full`` takes 10 + 6 steps on crops of up to 256 px at lr 0.03, plain Adam, with relative ends as well
@@ -53,8 +56,8 @@ gain), so a preparation belongs to one photo at one size and one painting: it is
 
 T and VGG run in bfloat16 autocast where the hardware computes it natively (Gram matrices and the objective in
 float32), about twice as fast as float32 on a CPU with AVX-512 BF16. Cost on one core of a 2-core x86 CPU (AMD
-EPYC, AVX-512 BF16) at 256 px: ~2.6 s for ``quick``, ~11 s for ``medium``, ~35 s for ``full`` (against VGG19
-itself quick takes 3.9 s and medium 17 s; full in float32: 64–72 s, on both cores: 19–26 s).
+EPYC, AVX-512 BF16) at 256 px: ~2.9 s for ``quick``, ~11 s for ``medium``, ~35 s for ``full`` (against VGG19
+itself quick takes 4.2 s and medium 17 s; full in float32: 64–72 s, on both cores: 19–26 s).
 
 A preparation lives in memory (:meth:`~adjustable_style.stylizer.Stylizer.prepare`) and, when asked, in the per-user
 store (:func:`store_dir`), so that the next run on the same pair starts at once.
@@ -68,7 +71,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -93,6 +96,23 @@ LOSS_NETS = ("vgg19", "lowrank")
 
 class PreparationError(InputError):
     """A preparation file that cannot be used with this model; the message says why and what to do."""
+
+
+def _orthogonal_spec(spec: object) -> tuple[str, ...] | dict[str, tuple[str, ...]]:
+    """:attr:`PrepareSettings.orthogonal_ends` in its stored form (a tuple of names, or a dict of tuples of names), or
+    an :class:`InputError`."""
+
+    def names(v: object) -> tuple[str, ...] | None:
+        v = (v,) if isinstance(v, str) else v
+        return tuple(v) if isinstance(v, (tuple, list)) and all(isinstance(n, str) for n in v) else None
+
+    if isinstance(spec, dict):
+        out = {k: names(v) for k, v in spec.items()}
+        if all(isinstance(k, str) and v and k not in v for k, v in out.items()):
+            return out  # type: ignore[return-value]
+    elif (out := names(spec)) is not None:
+        return out
+    raise InputError(f"orthogonal_ends must be style layer names, or {{slider: [other layers]}}, got {spec!r}")
 
 
 @dataclass(frozen=True)
@@ -122,9 +142,11 @@ class PrepareSettings:
             the model's schema, weights and loss EMA.
         orthogonal_ends: style sliders (layer names) whose ends' rows, in the first stage, step only orthogonally
             to the other style sliders' layer gradients (:func:`orthogonal_step`): to first order such a step leaves
-            the other style losses where they are. Otherwise a few sign-like Adam steps move the other layers'
-            losses with the slider's own, and the fine slider's change points less the exact optimum's way; with
-            more steps the other loss terms hold them by themselves, and the projection costs agreement.
+            the other style losses where they are; or ``{slider: layers}``, each listed slider's ends stepping
+            orthogonally to those layers' gradients only. Otherwise a few sign-like Adam steps move the other layers'
+            losses with the slider's own, and the slider's change points less the exact optimum's way; with
+            more steps (the medium fit's seven) the other loss terms hold them by themselves, and the projection
+            costs agreement.
     """
 
     steps: int = 10
@@ -138,7 +160,7 @@ class PrepareSettings:
     relative_ends: bool = True
     top_step: float | dict[str, float] = 1.0
     loss_net: str = "vgg19"
-    orthogonal_ends: tuple[str, ...] = ()
+    orthogonal_ends: tuple[str, ...] | dict[str, tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
         check_int("steps", self.steps, low=1)
@@ -151,10 +173,7 @@ class PrepareSettings:
         if not 0 < check_number("crop_share", self.crop_share, 0.0, 1.0):
             raise InputError(f"crop_share must be in (0, 1], got {self.crop_share!r}")
         check_int("seed", self.seed)
-        names = (self.orthogonal_ends,) if isinstance(self.orthogonal_ends, str) else self.orthogonal_ends
-        if not isinstance(names, (tuple, list)) or not all(isinstance(n, str) for n in names):
-            raise InputError(f"orthogonal_ends must be style layer names, got {self.orthogonal_ends!r}")
-        object.__setattr__(self, "orthogonal_ends", tuple(names))
+        object.__setattr__(self, "orthogonal_ends", _orthogonal_spec(self.orthogonal_ends))
         if self.loss_net not in LOSS_NETS:
             raise InputError(f"loss_net must be {' or '.join(map(repr, LOSS_NETS))}, got {self.loss_net!r}")
         for name in ("bf16", "precondition", "relative_ends"):
@@ -182,21 +201,31 @@ class PrepareSettings:
 
 PRESETS = {
     "quick": PrepareSettings(
-        3, 1, lr=0.06, crop_share=0.5, precondition=True, loss_net="lowrank", orthogonal_ends=("relu2_2", "relu3_4")
+        2,
+        1,
+        lr=0.06,
+        crop_share=0.625,
+        precondition=True,
+        loss_net="lowrank",
+        orthogonal_ends={
+            "relu2_2": ("relu3_4", "relu4_4"),
+            "relu3_4": ("relu2_2", "relu4_4"),
+            "relu4_4": ("relu2_2",),
+        },
     ),
     "medium": PrepareSettings(7, 2, lr=0.05, crop_share=0.75, precondition=True, loss_net="lowrank"),
     "full": PrepareSettings(),
 }
-"""The named fits: ``quick`` (3 + 1 steps on crops of half the photo, 128–256 px, each column's step sized by how far Λ
-moves it, the ``relu2_2`` and ``relu3_4`` sliders' ends stepping orthogonally to the other layers' gradients, against
-the low-rank VGG19; ~2.6 s per pair at 256 px on one CPU core), ``medium`` (7 + 2 steps sized the same way, without
+"""The named fits: ``quick`` (2 + 1 steps on crops of five eighths of the photo, 128–256 px, each column's step sized by
+how far Λ moves it, the sliders' ends stepping orthogonally to other layers' gradients, against the low-rank VGG19;
+~2.9 s per pair at 256 px on one CPU core), ``medium`` (7 + 2 steps sized the same way, without
 orthogonal ends, on crops of three quarters of the photo, 192 px at 256 px; ~11 s) and ``full`` (10 + 6 plain Adam steps
 on crops of up to 256 px, the whole photo at 256 px, against VGG19 itself; ~35 s)."""
 
 SECONDS_PER_MEGAPIXEL = 9.6
 """A fit's time per million pixels of the images it sends through T and VGG (forward and backward), on one core of
-the CPU the README's timings come from (AMD EPYC, AVX-512 BF16, bfloat16 autocast): a quick step at 256 px is 7 crops
-of 128 px in 1.1 s. For :func:`estimated_seconds`."""
+the CPU the README's timings come from (AMD EPYC, AVX-512 BF16, bfloat16 autocast): a first-stage step of 7 crops
+of 128 px against VGG19 takes 1.1 s. For :func:`estimated_seconds`."""
 
 LOWRANK_COST = 0.65
 """A step's time with the low-rank VGG19 (:attr:`PrepareSettings.loss_net`) relative to VGG19's, on the same CPU
@@ -367,6 +396,19 @@ def _style_layers(model: AdjustableStyleModel, named: Iterable[str], what: str) 
     return layers
 
 
+def orthogonal_plan(
+    model: AdjustableStyleModel, spec: tuple[str, ...] | dict[str, tuple[str, ...]]
+) -> dict[int, list[int]]:
+    """:attr:`PrepareSettings.orthogonal_ends` as slider indices (the schema's order): for each listed slider, the
+    sliders whose layer gradients its ends step orthogonally to (a tuple of names: every other style slider)."""
+    spec = _orthogonal_spec(spec)
+    named = [*spec, *(n for v in spec.values() for n in v)] if isinstance(spec, dict) else spec
+    layers = _style_layers(model, named, "orthogonal_ends")
+    if not isinstance(spec, dict):
+        spec = {n: tuple(m for m in layers if m != n) for n in spec}
+    return {layers.index(n): [layers.index(m) for m in others] for n, others in spec.items() if others}
+
+
 def top_steps(model: AdjustableStyleModel, top_step: float | dict[str, float]) -> torch.Tensor:
     """(L,) each style slider's top-end step (:attr:`PrepareSettings.top_step`), in the schema's order."""
     layers = _style_layers(model, top_step if isinstance(top_step, dict) else (), "top_step")
@@ -375,21 +417,24 @@ def top_steps(model: AdjustableStyleModel, top_step: float | dict[str, float]) -
     return torch.tensor([float(top_step.get(n, 1.0)) for n in layers])
 
 
-def orthogonal_step(step: torch.Tensor, layer_grads: torch.Tensor, sliders: Sequence[int]) -> torch.Tensor:
+def orthogonal_step(
+    step: torch.Tensor, layer_grads: torch.Tensor, against: Mapping[int, Sequence[int]]
+) -> torch.Tensor:
     """The first stage's step of E's rows (M, then each style slider's bottom and top end; any coordinates) with
-    the ends of each slider in ``sliders`` projected onto the orthogonal complement of the other sliders' layer
-    gradients ``layer_grads`` (L, 2·C, in the same coordinates): to first order, that step of the slider's ends
-    leaves every other style loss at its ends where it was. The other rows are returned as they are.
+    the ends of each slider i in ``against`` projected onto the orthogonal complement of the layer gradients
+    ``layer_grads`` (L, 2·C, in the same coordinates) of the sliders ``against[i]``: to first order, that step of
+    slider i's ends leaves those sliders' losses at its ends where they were. The other rows are returned as they are.
 
     Example:
         >>> g = torch.eye(3, 4)  # three sliders whose layers' gradients are the first three axes
-        >>> orthogonal_step(torch.ones(7, 4), g, [0])[1:3].tolist()  # slider 0's ends lose axes 1 and 2
+        >>> orthogonal_step(torch.ones(7, 4), g, {0: [1, 2]})[1:3].tolist()  # slider 0's ends lose axes 1 and 2
         [[1.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 1.0]]
+        >>> orthogonal_step(torch.ones(7, 4), g, {2: [0]})[5:7].tolist()  # slider 2's ends lose axis 0 only
+        [[0.0, 1.0, 1.0, 1.0], [0.0, 1.0, 1.0, 1.0]]
     """
     out = step.clone()
-    for i in sliders:
-        others = torch.cat([layer_grads[:i], layer_grads[i + 1 :]]).float()
-        q, _ = torch.linalg.qr(others.T)  # (2·C, L − 1), orthonormal columns spanning the other gradients
+    for i, others in against.items():
+        q, _ = torch.linalg.qr(layer_grads[list(others)].float().T)  # orthonormal columns spanning their gradients
         ends = step[1 + 2 * i : 3 + 2 * i].float()
         out[1 + 2 * i : 3 + 2 * i] = (ends - (ends @ q) @ q.T).to(step.dtype)
     return out
@@ -453,8 +498,7 @@ def fit_ends(
         (slice(0, n - 2), st.steps),  # M and the single sliders' ends, fitted at their own points
         (slice(n - 2, n), st.corner_steps),  # the corner terms, at the two corners
     ]
-    layers = _style_layers(model, st.orthogonal_ends, "orthogonal_ends")
-    orthogonal = [i for i, n in enumerate(layers) if n in st.orthogonal_ends]
+    orthogonal = orthogonal_plan(model, st.orthogonal_ends)
     done = 0
     with frozen_weights(model):  # only E learns
         for rows, steps in stages:
@@ -466,7 +510,7 @@ def fit_ends(
             free = (e_rows[rows] / size).requires_grad_(True)
             first = rows.start == 0  # the middle is point 0 of this batch, then each slider's bottom and top end
             relative = st.relative_ends and first
-            project = orthogonal if first else []
+            project = orthogonal if first else {}
             opt = torch.optim.Adam([free], lr=st.lr)
             ab, wb, gb, bb = a[rows], w[rows], gamma[rows], beta[rows]
             b = ab.shape[0]
