@@ -5,12 +5,15 @@ step and in all, for a named fit, with bfloat16 autocast or float32 and a given 
     python scripts/research/prep_cost.py --preset quick --size 1024
     python scripts/research/prep_cost.py --preset quick --loss-net vgg19,lowrank --repeat 3   # side by side
     python scripts/research/prep_cost.py --preset quick --plain-ends --repeat 3   # with and without orthogonal ends
+    python scripts/research/prep_cost.py --preset quick --repeat 5 \
+        --versus '{"steps": 3, "crop_share": 0.5, "orthogonal_ends": ["relu2_2", "relu3_4"]}'   # against other settings
     OMP_WAIT_POLICY=PASSIVE python scripts/research/prep_cost.py --bf16 on --threads 2
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import torch
@@ -30,16 +33,23 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--loss-net", default=None, help="vgg19, lowrank, or both comma-separated (default: the preset's)")
     ap.add_argument("--plain-ends", action="store_true", help="alternate with the preset's orthogonal_ends off")
+    ap.add_argument("--versus", default=None, help="alternate with these settings (JSON) over the preset's")
     ap.add_argument("--repeat", type=int, default=1, help="fits per loss network, alternating; prints the median")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     st = Stylizer.load()
     overrides = {k: v for k in ("steps", "corner_steps", "crop", "lr") if (v := getattr(args, k)) is not None}
     nets = args.loss_net.split(",") if args.loss_net else [None]
-    runs = [(net, ends) for net in nets for ends in ((None, ()) if args.plain_ends else (None,))]
+    runs: list[tuple] = [(net, ends) for net in nets for ends in ((None, ()) if args.plain_ends else (None,))]
+    versus = json.loads(args.versus) if args.versus else None
+    if versus:
+        runs.append(("versus", None))
     seconds: dict[tuple, list[float]] = {r: [] for r in runs}
     for _ in range(args.repeat):
         for net, ends in runs:
+            other = versus if net == "versus" else {}
+            if net == "versus":
+                net = None
             st.remove_preparations()
             ticks: list[float] = []
             t0 = time.time()
@@ -50,22 +60,24 @@ def main() -> None:
                 bf16=args.bf16 == "on",
                 preset=args.preset,
                 progress=lambda i, n, obj, ticks=ticks: ticks.append(time.time()),
-                **overrides,
+                **{**overrides, **other},
                 **({"loss_net": net} if net else {}),
                 **({"orthogonal_ends": ends} if ends is not None else {}),
             )
-            seconds[net, ends].append(time.time() - t0)
+            key = ("versus", None) if other else (net, ends)
+            seconds[key].append(time.time() - t0)
             steps = [b - a for a, b in zip([t0, *ticks], ticks)]
-            plain = ", plain ends" if ends == () else ""
+            plain = ", plain ends" if ends == () else f", {json.dumps(other)}" if other else ""
             print(
                 f"{args.preset} ({prep.meta['loss_net']}{plain}), bf16 {args.bf16}, {args.threads} thread(s), "
-                f"{prep.meta['size']} px: {seconds[net, ends][-1]:.1f} s in all; "
+                f"{prep.meta['size']} px: {seconds[key][-1]:.1f} s in all; "
                 f"steps {' '.join(f'{s:.2f}' for s in steps)}"
                 " s (the first includes the style's targets and the embedding)",
                 flush=True,
             )
     for (net, ends), s in seconds.items():
-        name = (net or args.preset) + (", plain ends" if ends == () else "")
+        name = (net if net and net != "versus" else args.preset) + (", plain ends" if ends == () else "")
+        name += f", {args.versus}" if net == "versus" else ""
         print(f"median {name}: {sorted(s)[len(s) // 2]:.2f} s over {len(s)}")
 
 
