@@ -56,7 +56,7 @@ gain), so a preparation belongs to one photo at one size and one painting: it is
 
 T and VGG run in bfloat16 autocast where the hardware computes it natively (Gram matrices and the objective in
 float32), about twice as fast as float32 on a CPU with AVX-512 BF16. Cost on one core of a 2-core x86 CPU (AMD
-EPYC, AVX-512 BF16) at 256 px: ~2.9 s for ``quick``, ~11 s for ``medium``, ~35 s for ``full`` (against VGG19
+EPYC, AVX-512 BF16) at 256 px: ~2.8 s for ``quick``, ~11 s for ``medium``, ~35 s for ``full`` (against VGG19
 itself quick takes 4.2 s and medium 17 s; full in float32: 64–72 s, on both cores: 19–26 s).
 
 A preparation lives in memory (:meth:`~adjustable_style.stylizer.Stylizer.prepare`) and, when asked, in the per-user
@@ -218,7 +218,7 @@ PRESETS = {
 }
 """The named fits: ``quick`` (2 + 1 steps on crops of five eighths of the photo, 128–256 px, each column's step sized by
 how far Λ moves it, the sliders' ends stepping orthogonally to other layers' gradients, against the low-rank VGG19;
-~2.9 s per pair at 256 px on one CPU core), ``medium`` (7 + 2 steps sized the same way, without
+~2.8 s per pair at 256 px on one CPU core), ``medium`` (7 + 2 steps sized the same way, without
 orthogonal ends, on crops of three quarters of the photo, 192 px at 256 px; ~11 s) and ``full`` (10 + 6 plain Adam steps
 on crops of up to 256 px, the whole photo at 256 px, against VGG19 itself; ~35 s)."""
 
