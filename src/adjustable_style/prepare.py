@@ -399,9 +399,9 @@ def _style_layers(model: AdjustableStyleModel, named: Iterable[str], what: str) 
 def orthogonal_plan(
     model: AdjustableStyleModel, spec: tuple[str, ...] | dict[str, tuple[str, ...]]
 ) -> dict[int, list[int]]:
-    """:attr:`PrepareSettings.orthogonal_ends` as slider indices (the schema's order): for each listed slider, the
-    sliders whose layer gradients its ends step orthogonally to (a tuple of names: every other style slider)."""
-    spec = _orthogonal_spec(spec)
+    """:attr:`PrepareSettings.orthogonal_ends` (in the form the settings store it) as slider indices (the schema's
+    order): for each listed slider, the sliders whose layer gradients its ends step orthogonally to (a tuple of names:
+    every other style slider)."""
     named = [*spec, *(n for v in spec.values() for n in v)] if isinstance(spec, dict) else spec
     layers = _style_layers(model, named, "orthogonal_ends")
     if not isinstance(spec, dict):
