@@ -40,16 +40,16 @@ def main() -> None:
     st = Stylizer.load()
     overrides = {k: v for k in ("steps", "corner_steps", "crop", "lr") if (v := getattr(args, k)) is not None}
     nets = args.loss_net.split(",") if args.loss_net else [None]
-    runs: list[tuple] = [(net, ends) for net in nets for ends in ((None, ()) if args.plain_ends else (None,))]
-    versus = json.loads(args.versus) if args.versus else None
-    if versus:
-        runs.append(("versus", None))
-    seconds: dict[tuple, list[float]] = {r: [] for r in runs}
+    runs: dict[str, dict] = {}  # name -> settings over the preset's, fitted in turn
+    for net in nets:
+        for plain in (False, True) if args.plain_ends else (False,):
+            name = (net or args.preset) + (", plain ends" if plain else "")
+            runs[name] = {**({"loss_net": net} if net else {}), **({"orthogonal_ends": ()} if plain else {})}
+    if args.versus:
+        runs[f"{args.preset}, {args.versus}"] = json.loads(args.versus)
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(args.repeat):
-        for net, ends in runs:
-            other = versus if net == "versus" else {}
-            if net == "versus":
-                net = None
+        for name, settings in runs.items():
             st.remove_preparations()
             ticks: list[float] = []
             t0 = time.time()
@@ -60,24 +60,18 @@ def main() -> None:
                 bf16=args.bf16 == "on",
                 preset=args.preset,
                 progress=lambda i, n, obj, ticks=ticks: ticks.append(time.time()),
-                **{**overrides, **other},
-                **({"loss_net": net} if net else {}),
-                **({"orthogonal_ends": ends} if ends is not None else {}),
+                **{**overrides, **settings},
             )
-            key = ("versus", None) if other else (net, ends)
-            seconds[key].append(time.time() - t0)
+            seconds[name].append(time.time() - t0)
             steps = [b - a for a, b in zip([t0, *ticks], ticks)]
-            plain = ", plain ends" if ends == () else f", {json.dumps(other)}" if other else ""
             print(
-                f"{args.preset} ({prep.meta['loss_net']}{plain}), bf16 {args.bf16}, {args.threads} thread(s), "
-                f"{prep.meta['size']} px: {seconds[key][-1]:.1f} s in all; "
+                f"{name} ({prep.meta['loss_net']}), bf16 {args.bf16}, {args.threads} thread(s), "
+                f"{prep.meta['size']} px: {seconds[name][-1]:.1f} s in all; "
                 f"steps {' '.join(f'{s:.2f}' for s in steps)}"
                 " s (the first includes the style's targets and the embedding)",
                 flush=True,
             )
-    for (net, ends), s in seconds.items():
-        name = (net if net and net != "versus" else args.preset) + (", plain ends" if ends == () else "")
-        name += f", {args.versus}" if net == "versus" else ""
+    for name, s in seconds.items():
         print(f"median {name}: {sorted(s)[len(s) // 2]:.2f} s over {len(s)}")
 
 
