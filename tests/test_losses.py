@@ -96,6 +96,20 @@ def test_gram_is_float32_under_bf16_autocast() -> None:
     assert ours_err < naive_err / 100
 
 
+def test_low_precision_gram_rounds_bfloat16_only() -> None:
+    """``low_precision=True`` multiplies bfloat16 features as they are: float32 out, within bfloat16's rounding of
+    the exact Gram of those same features (not bit-equal to it), and gradients flow; float32 features are
+    unaffected."""
+    x = torch.rand(2, 8, 12, 12, generator=torch.Generator().manual_seed(0)) * 50
+    xb = x.bfloat16().requires_grad_(True)
+    low, exact = gram(xb, low_precision=True), gram(xb.detach())
+    assert low.dtype == torch.float32 and not torch.equal(low, exact)
+    assert float((low.detach() - exact).abs().max() / exact.abs().max()) < 1e-2
+    low.sum().backward()
+    assert xb.grad is not None and xb.grad.abs().sum() > 0
+    assert torch.equal(gram(x, low_precision=True), gram(x))
+
+
 def test_losses_are_float32_for_half_inputs() -> None:
     a, b = torch.rand(2, 3, 4, 4).bfloat16(), torch.rand(2, 3, 4, 4).bfloat16()
     assert content_loss(a, b).dtype == torch.float32

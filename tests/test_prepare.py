@@ -207,10 +207,16 @@ def test_presets_name_the_fits() -> None:
     # quick's sliders step orthogonally to other layers' gradients (relu4_4 to relu2_2's only); the longer fits need not
     assert quick.orthogonal_ends["relu4_4"] == ("relu2_2",) and len(quick.orthogonal_ends["relu2_2"]) == 2
     assert not PRESETS["full"].orthogonal_ends
+    # quick gives relu4_4's ends a step of their own and its corners crops of half the photo (128 px at 256 px),
+    # and rounds the deeper layers' Gram matrices in bfloat16 (relu2_2's aim suffered from it)
+    assert quick.solo_ends == ("relu4_4",) and not PRESETS["medium"].solo_ends
+    assert "relu2_2" not in quick.low_precision_gram and not PRESETS["full"].low_precision_gram
+    assert [quick.crop_side(n, corners=True) for n in (96, 256, 384)] == [96, 128, 192]
+    assert preset("full").crop_side(256, corners=True) == 256
     # quick and medium fit against the low-rank VGG19, full against VGG19 itself
     assert [PRESETS[n].loss_net for n in ("quick", "medium", "full")] == ["lowrank", "lowrank", "vgg19"]
     seconds = {name: estimated_seconds(fit, 256) for name, fit in PRESETS.items()}
-    assert 2 < seconds["quick"] < 4 < seconds["medium"] < seconds["full"] < 60, seconds  # measured: 2.8, 11, 35 s
+    assert 2 < seconds["quick"] < 4 < seconds["medium"] < seconds["full"] < 60, seconds  # measured: 2.9, 11, 35 s
     assert seconds["quick"] < estimated_seconds(replace(quick, loss_net="vgg19"), 256)
     assert estimated_seconds(quick, 1024) > 2 * seconds["quick"]  # crops of five eighths of the photo, up to 256 px
     for bad, says in (("slow", "quick or medium or full"), ("0", "steps >= 1"), (-2, "steps >= 1")):
@@ -237,6 +243,10 @@ def test_a_quick_fit_does_not_stand_in_for_a_full_one(tmp_path: Path) -> None:
     assert PRESETS["quick"].covered_by(done, 96) and not replace(PRESETS["quick"], loss_net="vgg19").covered_by(
         done, 96
     )
+    # as many shared steps without the solo step asked for: fitted again; more shared steps serve
+    assert quick.meta["solo_ends"] == "relu4_4" and PRESETS["quick"].covered_by(quick.meta, 96)
+    assert not PRESETS["quick"].covered_by({**quick.meta, "solo_ends": ""}, 96)
+    assert PRESETS["quick"].covered_by({**quick.meta, "solo_ends": "", "steps": "3"}, 96)
 
 
 def test_column_scale_follows_what_the_sliders_move(st: Stylizer) -> None:
@@ -313,3 +323,32 @@ def test_orthogonal_ends_change_only_the_listed_sliders_rows() -> None:
             PrepareSettings(orthogonal_ends=bad)
     assert PrepareSettings(orthogonal_ends="relu2_2").orthogonal_ends == ("relu2_2",)
     assert PrepareSettings(orthogonal_ends={"relu4_4": "relu2_2"}).orthogonal_ends == {"relu4_4": ("relu2_2",)}
+
+
+def test_solo_ends_step_only_their_sliders_rows() -> None:
+    """``solo_ends`` gives the listed sliders' ends one more step of their own after the shared steps: on a real pair
+    it changes relu4_4's ends (E's rows 5, 6) and no other row; the crops of the corner steps follow their own
+    share of the photo. Bad values are one-line errors."""
+    fits = {}
+    for solo in ((), ("relu4_4",)):
+        s = Stylizer.load("default", device="cpu")
+        fits[solo] = s.prepare(
+            CAT, MONET, max_size=160, preset="quick", corner_steps=0, bf16=False, solo_ends=solo, crop_share=0.8
+        )
+    plain, solo = fits[()].ends, fits[("relu4_4",)].ends
+    assert torch.equal(plain[:5], solo[:5]) and not solo[-2:].any()
+    change = (solo[5:7] - plain[5:7]).abs().amax(1)
+    assert float(change.min()) > 0.1 * float(plain[5:7].abs().amax())  # a step of Adam's size, not a rounding
+    assert fits[("relu4_4",)].meta["solo_ends"] == "relu4_4" and fits[()].meta["solo_ends"] == ""
+    with pytest.raises(InputError, match="relu9_9, not a style layer"):
+        Stylizer.load("default", device="cpu").prepare(CAT, MONET, max_size=96, steps=1, solo_ends=("relu9_9",))
+    for name in ("solo_ends", "low_precision_gram"):
+        for bad in (3, ("relu4_4", "relu4_4"), {"relu4_4": 1}):
+            with pytest.raises(InputError, match=f"{name} must be distinct style layer names"):
+                PrepareSettings(**{name: bad})
+    with pytest.raises(InputError, match="relu9_9, not a style layer"):
+        Stylizer.load("default", device="cpu").prepare(CAT, MONET, max_size=96, steps=1, low_precision_gram="relu9_9")
+    for bad in (0, 1.5, "half"):
+        with pytest.raises(InputError, match="corner_crop_share"):
+            PrepareSettings(corner_crop_share=bad)
+    assert PrepareSettings(solo_ends="relu4_4").solo_ends == ("relu4_4",)

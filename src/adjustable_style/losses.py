@@ -15,7 +15,7 @@ layer's weight, whatever the scale of the VGG features, instead of a magic numbe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -31,11 +31,14 @@ def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
     return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
-def gram(features: torch.Tensor) -> torch.Tensor:
-    """Gram matrix G = Fᵀ F / (H·W), computed in float32 even under autocast.
+def gram(features: torch.Tensor, low_precision: bool = False) -> torch.Tensor:
+    """Gram matrix G = Fᵀ F / (H·W), computed in float32 even under autocast (unless ``low_precision``).
 
     Args:
         features: (B, C, H, W).
+        low_precision: multiply bfloat16 features as they are, the product rounded to bfloat16 (~0.4 % per entry):
+            on a CPU with native bfloat16 about 0.06 s per layer of a quick pair fit at 256 px. Float32 features are
+            unaffected.
 
     Returns:
         (B, C, C) float32 (float64 for float64 input).
@@ -47,6 +50,9 @@ def gram(features: torch.Tensor) -> torch.Tensor:
     if features.ndim != 4:
         raise ValueError(f"features must have shape (B, C, H, W), got {tuple(features.shape)}")
     b, c, h, w = features.shape
+    if low_precision and features.dtype == torch.bfloat16:
+        f = features.reshape(b, c, h * w)
+        return torch.bmm(f, f.transpose(1, 2)).float() / (h * w)
     # Products of large activations overflow fp16 and lose precision in bf16: leave autocast for this op.
     with torch.autocast(device_type=features.device.type, enabled=False):
         f = _at_least_float32(features.reshape(b, c, h * w))  # (B, C, HW)
@@ -195,11 +201,14 @@ class PerceptualLoss(nn.Module):
         return Targets(self.content_targets(content), self.style_targets(style))
 
     # -- losses ---------------------------------------------------------------------------------------------
-    def raw_losses(self, output: torch.Tensor, targets: Targets) -> torch.Tensor:
-        """Unscaled per-layer losses of ``output`` (B, 3, H, W): (B, L) in the schema's order."""
+    def raw_losses(
+        self, output: torch.Tensor, targets: Targets, low_precision_gram: Collection[str] = ()
+    ) -> torch.Tensor:
+        """Unscaled per-layer losses of ``output`` (B, 3, H, W): (B, L) in the schema's order (the style layers in
+        ``low_precision_gram`` with :func:`gram`'s ``low_precision``)."""
         feats = self.vgg(output, self.schema.all_layers)
         cols = [content_loss(feats[n], targets.content[n]) for n in self.schema.content]
-        cols += [style_loss(gram(feats[n]), targets.style[n]) for n in self.schema.style]
+        cols += [style_loss(gram(feats[n], n in low_precision_gram), targets.style[n]) for n in self.schema.style]
         return torch.stack(cols, dim=1)
 
     def scales(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -21,7 +21,8 @@ much closer (docs/magenta_finetune.md, "Preparing a pair"). A preparation is tha
   weights (eq. 9: Σ_l α_l · L_l / EMA_l with the model's stored loss EMA, the objective ``optimize`` and the
   adapters use). First M and the single sliders' ends, all in one batch: M learns from the middle and the ends,
   each end's row from what its point needs beyond the middle (``relative_ends``; or from its point's whole
-  objective), so that the ends differ by what their sliders do. Then the corner terms C alone, with M and D fixed
+  objective), so that the ends differ by what their sliders do; optionally one more step for some sliders' ends
+  alone (``solo_ends``). Then the corner terms C alone, with M and D fixed
   (the corners' objectives pulled M and the ends far off when they shared the fit: with every style weight 0 the
   optimum is nearly the photo; and corners fitted while the sum they correct still moves ended worse than they
   started).
@@ -33,16 +34,20 @@ without it, so few and so large steps sent a slider the wrong way on some pairs)
 point needs beyond the middle (``relative_ends``; without it a slider's upper half turned back up on half the pairs),
 and the sliders' ends stepping orthogonally to other style layers' gradients (``orthogonal_ends``: to first order those
 ends' steps leave those layers' losses where they are, and each slider's change points more nearly the way the exact
-optimum's does, at no extra cost): ``relu2_2``'s and ``relu3_4``'s to both other layers', ``relu4_4``'s to
-``relu2_2``'s only (kept off ``relu3_4``'s as well, whose gradient it largely shares, it lost agreement). Two steps on
-160-px crops cost about what three on 128-px crops did; the larger crops are what ``relu4_4`` (16 × 16 positions on a
-128-px crop) needs to turn the right way above the middle. ``medium`` takes 7 + 2 steps with the same step sizes and
-relative ends (no orthogonal ends: with seven steps they cost agreement) at lr 0.05 on crops of three quarters of the
-photo (192 to 256 px), about 4 times the cost: its sliders agree with the exact optimum as closely as the full fit's at
-half its cost. ``full`` takes 10 + 6 steps on crops of up to 256 px at lr 0.03, plain Adam, with relative ends as well
-(with each end's row learning from its point's whole objective its sliders lowered their own losses less and `relu4_4`'s
-less at the photo's scale), and gets closer to the exact optimum, at about 8 times the cost at 256 px. Smaller crops or
-fewer steps were measured to lose the sliders' direction on some pairs (docs/magenta_finetune.md).
+optimum's does, at no extra cost): ``relu2_2``'s and ``relu3_4``'s to both other layers', ``relu4_4``'s to ``relu2_2``'s
+only (kept off ``relu3_4``'s as well, whose gradient it largely shares, it lost agreement). Two steps on 160-px crops
+cost about what three on 128-px crops did; the larger crops are what ``relu4_4`` (16 × 16 positions on a 128-px crop)
+needs to turn the right way above the middle. ``relu4_4``'s ends then take a third step on their own (``solo_ends``: two
+images instead of seven; its agreement and own ratio were limited by the fit's work, not by its crops), paid for by the
+corner step's smaller crops (``corner_crop_share``, 128 px at 256 px) and by ``relu3_4``'s and ``relu4_4``'s Gram
+matrices taken from bfloat16 features as they are (``low_precision_gram``). ``medium`` takes 7 + 2 steps with the same
+step sizes and relative ends (no orthogonal ends: with seven steps they cost agreement) at lr 0.05 on crops of three
+quarters of the photo (192 to 256 px), about 4 times the cost: its sliders agree with the exact optimum as closely as
+the full fit's at half its cost. ``full`` takes 10 + 6 steps on crops of up to 256 px at lr 0.03, plain Adam, with
+relative ends as well (with each end's row learning from its point's whole objective its sliders lowered their own
+losses less and `relu4_4`'s less at the photo's scale), and gets closer to the exact optimum, at about 8 times the cost
+at 256 px. Smaller crops or fewer steps were measured to lose the sliders' direction on some pairs
+(docs/magenta_finetune.md).
 
 ``quick`` and ``medium`` measure their losses with :class:`~adjustable_style.vgg.LowRankVGG19` (``loss_net``):
 VGG19 with blocks 3 and 4 factored into low-rank convolutions distilled from it, the same layers and the same
@@ -56,7 +61,7 @@ gain), so a preparation belongs to one photo at one size and one painting: it is
 
 T and VGG run in bfloat16 autocast where the hardware computes it natively (Gram matrices and the objective in
 float32), about twice as fast as float32 on a CPU with AVX-512 BF16. Cost on one core of a 2-core x86 CPU (AMD
-EPYC, AVX-512 BF16) at 256 px: ~2.8 s for ``quick``, ~11 s for ``medium``, ~35 s for ``full`` (against VGG19
+EPYC, AVX-512 BF16) at 256 px: ~2.9 s for ``quick``, ~11 s for ``medium``, ~35 s for ``full`` (against VGG19
 itself quick takes 4.2 s and medium 17 s; full in float32: 64–72 s, on both cores: 19–26 s).
 
 A preparation lives in memory (:meth:`~adjustable_style.stylizer.Stylizer.prepare`) and, when asked, in the per-user
@@ -147,6 +152,16 @@ class PrepareSettings:
             losses with the slider's own, and the slider's change points less the exact optimum's way; with
             more steps (the medium fit's seven) the other loss terms hold them by themselves, and the projection
             costs agreement.
+        solo_ends: style sliders whose ends take one more first-stage step after the shared ones, on their own two
+            points and a new crop (M and the other rows stay; the relative rule uses the middle's gradient from
+            the last shared step): two images instead of the shared step's 3 + 2·L.
+        corner_crop_share: the corner steps' crops as a share of the photo's longer side (at least 128 px; ``None``:
+            ``crop_share``).
+        low_precision_gram: style layers whose Gram matrices at the fitted points are multiplied from bfloat16
+            features as they are where the fit runs in bfloat16 (:func:`~adjustable_style.losses.gram`; ~0.06 s per
+            layer of the quick fit at 256 px; the painting's targets stay float32). The rounding moves Adam's few
+            sign-like steps a little: ``relu2_2``'s slider aimed worse with its own Gram rounded, slightly with the
+            others'.
     """
 
     steps: int = 10
@@ -161,6 +176,9 @@ class PrepareSettings:
     top_step: float | dict[str, float] = 1.0
     loss_net: str = "vgg19"
     orthogonal_ends: tuple[str, ...] | dict[str, tuple[str, ...]] = ()
+    solo_ends: tuple[str, ...] = ()
+    corner_crop_share: float | None = None
+    low_precision_gram: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_int("steps", self.steps, low=1)
@@ -174,6 +192,16 @@ class PrepareSettings:
             raise InputError(f"crop_share must be in (0, 1], got {self.crop_share!r}")
         check_int("seed", self.seed)
         object.__setattr__(self, "orthogonal_ends", _orthogonal_spec(self.orthogonal_ends))
+        for name in ("solo_ends", "low_precision_gram"):
+            v = getattr(self, name)
+            v = (v,) if isinstance(v, str) else v
+            if not isinstance(v, (tuple, list)) or not all(isinstance(n, str) for n in v) or len(set(v)) < len(v):
+                raise InputError(f"{name} must be distinct style layer names, got {getattr(self, name)!r}")
+            object.__setattr__(self, name, tuple(v))
+        if self.corner_crop_share is not None and not 0 < check_number(
+            "corner_crop_share", self.corner_crop_share, 0.0, 1.0
+        ):
+            raise InputError(f"corner_crop_share must be in (0, 1] or None, got {self.corner_crop_share!r}")
         if self.loss_net not in LOSS_NETS:
             raise InputError(f"loss_net must be {' or '.join(map(repr, LOSS_NETS))}, got {self.loss_net!r}")
         for name in ("bf16", "precondition", "relative_ends"):
@@ -181,10 +209,11 @@ class PrepareSettings:
             if not isinstance(v, bool) and not (name == "bf16" and v is None):
                 raise InputError(f"{name} must be True or False{' or None' if name == 'bf16' else ''}, got {v!r}")
 
-    def crop_side(self, longer: int) -> int:
-        """The side of the fit's crops of a photo whose longer side is ``longer`` px (``longer`` itself: the whole
-        photo)."""
-        return min(self.crop, longer, max(128, math.ceil(self.crop_share * longer)))
+    def crop_side(self, longer: int, corners: bool = False) -> int:
+        """The side of the fit's crops (``corners``: of the corner steps' crops) of a photo whose longer side is
+        ``longer`` px (``longer`` itself: the whole photo)."""
+        share = self.corner_crop_share if corners and self.corner_crop_share is not None else self.crop_share
+        return min(self.crop, longer, max(128, math.ceil(share * longer)))
 
     def covered_by(self, meta: dict[str, str], longer: int) -> bool:
         """Whether a stored preparation with this ``meta``, of a photo whose longer side is ``longer`` px, was fitted
@@ -196,6 +225,9 @@ class PrepareSettings:
             return True  # nothing to judge by: keep what the user has
         if self.loss_net == "vgg19" and meta.get("loss_net", "vgg19") != "vgg19":
             return False
+        solo_done = set(filter(None, meta.get("solo_ends", "").split(",")))
+        if done[0] == self.steps and not set(self.solo_ends) <= solo_done:
+            return False  # as many shared steps, without the solo steps asked for (more shared steps serve)
         return all(d >= w for d, w in zip(done, (self.steps, self.corner_steps, self.crop_side(longer))))
 
 
@@ -212,13 +244,17 @@ PRESETS = {
             "relu3_4": ("relu2_2", "relu4_4"),
             "relu4_4": ("relu2_2",),
         },
+        solo_ends=("relu4_4",),
+        corner_crop_share=0.5,
+        low_precision_gram=("relu3_4", "relu4_4"),
     ),
     "medium": PrepareSettings(7, 2, lr=0.05, crop_share=0.75, precondition=True, loss_net="lowrank"),
     "full": PrepareSettings(),
 }
 """The named fits: ``quick`` (2 + 1 steps on crops of five eighths of the photo, 128–256 px, each column's step sized by
-how far Λ moves it, the sliders' ends stepping orthogonally to other layers' gradients, against the low-rank VGG19;
-~2.8 s per pair at 256 px on one CPU core), ``medium`` (7 + 2 steps sized the same way, without
+how far Λ moves it, the sliders' ends stepping orthogonally to other layers' gradients, then a step for ``relu4_4``'s
+ends alone; the corner step on crops of half the photo; against the low-rank VGG19; ~2.9 s per pair at 256 px on one
+CPU core), ``medium`` (7 + 2 steps sized the same way, without
 orthogonal ends, on crops of three quarters of the photo, 192 px at 256 px; ~11 s) and ``full`` (10 + 6 plain Adam steps
 on crops of up to 256 px, the whole photo at 256 px, against VGG19 itself; ~35 s)."""
 
@@ -241,11 +277,16 @@ def estimated_seconds(settings: PrepareSettings, longer: int, sliders: int = 3) 
         >>> round(estimated_seconds(PRESETS["quick"], 256))
         3
     """
-    side = settings.crop_side(longer)  # at most the photo's longer side
-    area = side * min(side, math.ceil(0.75 * longer))
-    images = settings.steps * (1 + 2 * sliders) + settings.corner_steps * 2  # the middle and the ends; two corners
+
+    def area(side: int) -> int:  # side: at most the photo's longer side
+        return side * min(side, math.ceil(0.75 * longer))
+
+    solo = 2 * len(settings.solo_ends)
+    pixels = (settings.steps * (1 + 2 * sliders) + solo) * area(settings.crop_side(longer))  # the middle and the ends
+    pixels += settings.corner_steps * 2 * area(settings.crop_side(longer, corners=True))  # two corners
     cost = LOWRANK_COST if settings.loss_net == "lowrank" else 1.0
-    return 0.6 + images * area * SECONDS_PER_MEGAPIXEL * cost / 1e6
+    cost *= 1 - 0.025 * len(settings.low_precision_gram)  # measured 0.92–0.94 on the quick fit with all three
+    return 0.6 + pixels * SECONDS_PER_MEGAPIXEL * cost / 1e6
 
 
 DEFAULT_PRESET = "quick"
@@ -467,9 +508,9 @@ def fit_ends(
     device, fitted from ``start`` (an E of the same shape; default zeros: Λ's own output). The model's weights do
     not change.
 
-    Two stages: ``steps`` Adam steps on the middle and the single sliders' ends (M, D; one batch), then
-    ``corner_steps`` on the two corner terms C with M and D fixed (fitted together, the corners chase a sum that
-    is still moving and end worse than where they started)."""
+    Two stages: ``steps`` Adam steps on the middle and the single sliders' ends (M, D; one batch), and one more
+    on the ``solo_ends`` sliders' ends alone, then ``corner_steps`` on the two corner terms C with M and D fixed
+    (fitted together, the corners chase a sum that is still moving and end worse than where they started)."""
     check_model(model)
     if not bool(loss.ema_initialized):
         raise InputError("preparing a pair needs a model whose loss EMA was updated in training (eq. 9's normalisers)")
@@ -480,10 +521,15 @@ def fit_ends(
     w = end_weights(a, style_columns(model), alpha_range)  # (n, n): each fitted point's offset is w @ E
     ema = loss.ema.to(dev).clamp_min(1e-12).reshape(1, -1)
     g = torch.Generator().manual_seed(st.seed)
-    total = st.steps + st.corner_steps
-    side = st.crop_side(max(content.shape[-2:]))
-    whole = max(content.shape[-2:]) <= side
-    crops = [content] * total if whole else _crops(content, total, side, g)
+    _style_layers(model, st.low_precision_gram, "low_precision_gram")
+    layers = _style_layers(model, st.solo_ends, "solo_ends")
+    solo = [r for k, name in enumerate(layers) if name in st.solo_ends for r in (1 + 2 * k, 2 + 2 * k)]  # E's rows
+    first_steps = st.steps + (1 if solo else 0)
+    total = first_steps + st.corner_steps
+    longer = max(content.shape[-2:])
+    crops = []  # one per step, in order
+    for count, side in ((first_steps, st.crop_side(longer)), (st.corner_steps, st.crop_side(longer, True))):
+        crops += [content] * count if side >= longer else _crops(content, count, side, g)
     fast = fit_autocast(dev, st)
     content_feats: dict[int, dict[str, torch.Tensor]] = {}  # per distinct crop, of one copy
     with torch.no_grad():
@@ -495,7 +541,7 @@ def fit_ends(
     scale = column_scale(model, embedding, alpha_range, st.seed) if st.precondition else torch.ones(1, device=dev)
     scale = scale.reshape(1, -1)
     stages = [
-        (slice(0, n - 2), st.steps),  # M and the single sliders' ends, fitted at their own points
+        (slice(0, n - 2), first_steps),  # M and the single sliders' ends, fitted at their own points (+ solo)
         (slice(n - 2, n), st.corner_steps),  # the corner terms, at the two corners
     ]
     orthogonal = orthogonal_plan(model, st.orthogonal_ends)
@@ -512,32 +558,41 @@ def fit_ends(
             relative = st.relative_ends and first
             project = orthogonal if first else {}
             opt = torch.optim.Adam([free], lr=st.lr)
-            ab, wb, gb, bb = a[rows], w[rows], gamma[rows], beta[rows]
-            b = ab.shape[0]
-            for _ in range(steps):
+            b = rows.stop - rows.start
+            for step in range(steps):
+                alone = first and step == st.steps  # the solo step: the solo sliders' ends, the other rows kept
+                pts = solo if alone else list(range(b))  # the points this step fits (rows of this stage)
                 crop = crops[done].to(dev)
                 if id(crops[done]) not in content_feats:
                     with fast:
                         content_feats[id(crops[done])] = loss.content_targets(crop)
                 feats = content_feats[id(crops[done])]
-                tg = Targets({k: v.expand(b, *v.shape[1:]) for k, v in feats.items()}, style_targets)
+                tg = Targets({k: v.expand(len(pts), *v.shape[1:]) for k, v in feats.items()}, style_targets)
                 rows_e = torch.cat([e_rows[: rows.start], free * size, e_rows[rows.stop :]])
-                shift = wb @ rows_e  # each fitted point's offset
+                at = [rows.start + i for i in pts]
+                shift = w[at] @ rows_e  # each fitted point's offset
                 if relative or project:
                     shift.retain_grad()
                 dg, db = shift.chunk(2, 1)
                 with fast:
-                    raw = loss.raw_losses(model.net(crop.expand(b, -1, -1, -1), gb + dg, bb + db), tg)
-                obj = (ab * raw.float() / ema).sum(1).mean()
+                    out = model.net(crop.expand(len(pts), -1, -1, -1), gamma[at] + dg, beta[at] + db)
+                    raw = loss.raw_losses(out, tg, st.low_precision_gram)
+                obj = (a[at] * raw.float() / ema).sum(1).mean()
                 opt.zero_grad()
                 obj.backward()
-                if relative:  # an end's row learns only what its point needs beyond what the middle needs
-                    free.grad[1:] -= shift.grad[0] * size[1:]
-                before = free.detach().clone() if project else None
+                if relative and not alone:  # an end's row learns only what its point needs beyond the middle's
+                    middle = shift.grad[0].clone()  # (b: the batch's size, which the objective's mean divides by)
+                    free.grad[1:] -= middle * size[1:]
+                elif relative:  # the middle's gradient from the last shared step, per point of this batch
+                    free.grad[pts] -= middle * (b / len(pts)) * size[pts]
+                before = free.detach().clone()
                 opt.step()
-                if project:  # each slider's layer gradient: its top end's point gradient minus its bottom end's
-                    grads = shift.grad * scale
-                    with torch.no_grad():
+                with torch.no_grad():
+                    if alone:  # Adam's momentum would move the other rows too
+                        kept = [i for i in range(b) if i not in pts]
+                        free[kept] = before[kept]
+                    elif project:  # each slider's layer gradient: its top end's point gradient minus its bottom's
+                        grads = shift.grad * scale
                         free.copy_(before + orthogonal_step(free - before, grads[2::2] - grads[1::2], project))
                 done += 1
                 if progress is not None:
