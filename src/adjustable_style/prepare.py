@@ -209,6 +209,12 @@ class PrepareSettings:
             if not isinstance(v, bool) and not (name == "bf16" and v is None):
                 raise InputError(f"{name} must be True or False{' or None' if name == 'bf16' else ''}, got {v!r}")
 
+    @property
+    def total_steps(self) -> int:
+        """The steps a fit takes (what its progress counts): the shared ones, one more where sliders' ends take their
+        own (``solo_ends``), then the corners'."""
+        return self.steps + (1 if self.solo_ends else 0) + self.corner_steps
+
     def crop_side(self, longer: int, corners: bool = False) -> int:
         """The side of the fit's crops (``corners``: of the corner steps' crops) of a photo whose longer side is
         ``longer`` px (``longer`` itself: the whole photo)."""
@@ -524,8 +530,8 @@ def fit_ends(
     _style_layers(model, st.low_precision_gram, "low_precision_gram")
     layers = _style_layers(model, st.solo_ends, "solo_ends")
     solo = [r for k, name in enumerate(layers) if name in st.solo_ends for r in (1 + 2 * k, 2 + 2 * k)]  # E's rows
-    first_steps = st.steps + (1 if solo else 0)
-    total = first_steps + st.corner_steps
+    total = st.total_steps
+    first_steps = total - st.corner_steps
     longer = max(content.shape[-2:])
     crops = []  # one per step, in order
     for count, side in ((first_steps, st.crop_side(longer)), (st.corner_steps, st.crop_side(longer, True))):

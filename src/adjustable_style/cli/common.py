@@ -252,7 +252,8 @@ def prepare_pair(st: Stylizer, args: argparse.Namespace, content: Path, style: P
         say(args, f"sliders prepared for {content.name} × {style.name} earlier (stored)")
         return
     fit = preset(args.prepare)
-    say(args, f"preparing the sliders for {content.name} × {style.name} ({fit.steps} + {fit.corner_steps} steps) …")
+    steps = f"{fit.steps} + {fit.corner_steps} steps" + "".join(f", one more for {n}'s ends" for n in fit.solo_ends)
+    say(args, f"preparing the sliders for {content.name} × {style.name} ({steps}) …")
     prep = st.prepare(content, style, max_size=max_size, preset=args.prepare)
     say(
         args,
