@@ -587,9 +587,9 @@ def fit_ends(
                 opt.zero_grad()
                 obj.backward()
                 if relative and not alone:  # an end's row learns only what its point needs beyond the middle's
-                    middle = shift.grad[0].clone()  # (b: the batch's size, which the objective's mean divides by)
+                    middle = shift.grad[0].clone()  # over this batch's b points (the objective is their mean)
                     free.grad[1:] -= middle * size[1:]
-                elif relative:  # the middle's gradient from the last shared step, per point of this batch
+                elif relative:  # the middle's gradient from the last shared step, rescaled to this batch's mean
                     free.grad[pts] -= middle * (b / len(pts)) * size[pts]
                 before = free.detach().clone()
                 opt.step()
