@@ -103,19 +103,20 @@ class PreparationError(InputError):
     """A preparation file that cannot be used with this model; the message says why and what to do."""
 
 
+def _names(v: object) -> tuple[str, ...] | None:
+    """Layer names given as one string or a tuple or list of strings, as a tuple; ``None`` for anything else."""
+    v = (v,) if isinstance(v, str) else v
+    return tuple(v) if isinstance(v, (tuple, list)) and all(isinstance(n, str) for n in v) else None
+
+
 def _orthogonal_spec(spec: object) -> tuple[str, ...] | dict[str, tuple[str, ...]]:
     """:attr:`PrepareSettings.orthogonal_ends` in its stored form (a tuple of names, or a dict of tuples of names), or
     an :class:`InputError`."""
-
-    def names(v: object) -> tuple[str, ...] | None:
-        v = (v,) if isinstance(v, str) else v
-        return tuple(v) if isinstance(v, (tuple, list)) and all(isinstance(n, str) for n in v) else None
-
     if isinstance(spec, dict):
-        out = {k: names(v) for k, v in spec.items()}
+        out = {k: _names(v) for k, v in spec.items()}
         if all(isinstance(k, str) and v and k not in v for k, v in out.items()):
             return out  # type: ignore[return-value]
-    elif (out := names(spec)) is not None:
+    elif (out := _names(spec)) is not None:
         return out
     raise InputError(f"orthogonal_ends must be style layer names, or {{slider: [other layers]}}, got {spec!r}")
 
@@ -193,11 +194,10 @@ class PrepareSettings:
         check_int("seed", self.seed)
         object.__setattr__(self, "orthogonal_ends", _orthogonal_spec(self.orthogonal_ends))
         for name in ("solo_ends", "low_precision_gram"):
-            v = getattr(self, name)
-            v = (v,) if isinstance(v, str) else v
-            if not isinstance(v, (tuple, list)) or not all(isinstance(n, str) for n in v) or len(set(v)) < len(v):
+            v = _names(getattr(self, name))
+            if v is None or len(set(v)) < len(v):
                 raise InputError(f"{name} must be distinct style layer names, got {getattr(self, name)!r}")
-            object.__setattr__(self, name, tuple(v))
+            object.__setattr__(self, name, v)
         if self.corner_crop_share is not None and not 0 < check_number(
             "corner_crop_share", self.corner_crop_share, 0.0, 1.0
         ):
