@@ -327,8 +327,8 @@ def test_orthogonal_ends_change_only_the_listed_sliders_rows() -> None:
 
 def test_solo_ends_step_only_their_sliders_rows() -> None:
     """``solo_ends`` gives the listed sliders' ends one more step of their own after the shared steps: on a real pair
-    it changes relu4_4's ends (E's rows 5, 6) and no other row; the crops of the corner steps follow their own
-    share of the photo. Bad values are one-line errors."""
+    it changes relu4_4's ends (E's rows 5, 6) and no other row (the corners' crop sides: the presets test). Bad
+    values are one-line errors."""
     fits = {}
     for solo in ((), ("relu4_4",)):
         s = Stylizer.load("default", device="cpu")
