@@ -110,6 +110,22 @@ def test_low_precision_gram_rounds_bfloat16_only() -> None:
     assert torch.equal(gram(x, low_precision=True), gram(x))
 
 
+def test_gram_reads_channels_last_features_as_they_are() -> None:
+    """Channels-last features (what VGG returns for a channels-last input) give the Gram matrix of the same values,
+    float32 and bfloat16 alike, and gradients in the input's layout; a 1-pixel map (both layouts at once) too."""
+    x = torch.rand(2, 8, 6, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 3
+    cl = x.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    assert not cl.is_contiguous()
+    assert torch.allclose(gram(cl), gram(x), rtol=1e-12, atol=0)
+    assert torch.autograd.gradcheck(gram, (cl,))
+    xb = x.bfloat16()
+    xl = xb.contiguous(memory_format=torch.channels_last)
+    assert (gram(xl) - gram(xb)).abs().max() < 1e-5 * gram(xb).abs().max()
+    assert (gram(xl, low_precision=True) - gram(xb)).abs().max() < 1e-2 * gram(xb).abs().max()
+    one = x[:, :, :1, :1]
+    assert torch.allclose(gram(one.contiguous(memory_format=torch.channels_last)), gram(one))
+
+
 def test_losses_are_float32_for_half_inputs() -> None:
     a, b = torch.rand(2, 3, 4, 4).bfloat16(), torch.rand(2, 3, 4, 4).bfloat16()
     assert content_loss(a, b).dtype == torch.float32

@@ -207,9 +207,12 @@ def test_presets_name_the_fits() -> None:
     # quick's sliders step orthogonally to other layers' gradients (relu4_4 to relu2_2's only); the longer fits need not
     assert quick.orthogonal_ends["relu4_4"] == ("relu2_2",) and len(quick.orthogonal_ends["relu2_2"]) == 2
     assert not PRESETS["full"].orthogonal_ends
-    # quick gives relu4_4's ends a step of their own and its corners crops of half the photo (128 px at 256 px),
-    # and rounds the deeper layers' Gram matrices in bfloat16 (relu2_2's aim suffered from it)
+    # quick gives relu4_4's ends two larger steps of their own, relu2_2's top end a smaller step, its corners crops
+    # of half the photo (128 px at 256 px), and rounds the deeper layers' Gram matrices in bfloat16 (relu2_2's aim
+    # suffered from it)
     assert quick.solo_ends == ("relu4_4",) and not PRESETS["medium"].solo_ends
+    assert (quick.solo_steps, quick.solo_step, quick.total_steps) == (2, 1.5, 5)
+    assert quick.top_step == {"relu2_2": 0.7}
     assert "relu2_2" not in quick.low_precision_gram and not PRESETS["full"].low_precision_gram
     assert [quick.crop_side(n, corners=True) for n in (96, 256, 384)] == [96, 128, 192]
     assert preset("full").crop_side(256, corners=True) == 256
@@ -247,6 +250,9 @@ def test_a_quick_fit_does_not_stand_in_for_a_full_one(tmp_path: Path) -> None:
     assert quick.meta["solo_ends"] == "relu4_4" and PRESETS["quick"].covered_by(quick.meta, 96)
     assert not PRESETS["quick"].covered_by({**quick.meta, "solo_ends": ""}, 96)
     assert PRESETS["quick"].covered_by({**quick.meta, "solo_ends": "", "steps": "3"}, 96)
+    # ... or with fewer solo steps than asked for (fits stored before the count was kept had one)
+    assert quick.meta["solo_steps"] == "2"
+    assert not PRESETS["quick"].covered_by({k: v for k, v in quick.meta.items() if k != "solo_steps"}, 96)
 
 
 def test_column_scale_follows_what_the_sliders_move(st: Stylizer) -> None:
@@ -326,20 +332,28 @@ def test_orthogonal_ends_change_only_the_listed_sliders_rows() -> None:
 
 
 def test_solo_ends_step_only_their_sliders_rows() -> None:
-    """``solo_ends`` gives the listed sliders' ends one more step of their own after the shared steps: on a real pair
-    it changes relu4_4's ends (E's rows 5, 6) and no other row (the corners' crop sides: the presets test). Bad
-    values are one-line errors."""
-    fits = {}
-    for solo in ((), ("relu4_4",)):
-        s = Stylizer.load("default", device="cpu")
-        fits[solo] = s.prepare(
-            CAT, MONET, max_size=160, preset="quick", corner_steps=0, bf16=False, solo_ends=solo, crop_share=0.8
-        )
-    plain, solo = fits[()].ends, fits[("relu4_4",)].ends
+    """``solo_ends`` gives the listed sliders' ends ``solo_steps`` more steps of their own after the shared steps, of
+    ``solo_step`` times Adam's size: on a real pair they change relu4_4's ends (E's rows 5, 6) and no other row (the
+    corners' crop sides: the presets test). Bad values are one-line errors."""
+    s = Stylizer.load("default", device="cpu")
+
+    def fit(**kw: object) -> torch.Tensor:
+        s.remove_preparations()
+        common = dict(preset="quick", corner_steps=0, bf16=False, crop_share=0.8, top_step=1.0, solo_step=1.0)
+        return s.prepare(CAT, MONET, max_size=160, **{**common, "solo_steps": 1, **kw}).ends  # type: ignore[arg-type]
+
+    plain, solo = fit(solo_ends=()), fit(solo_ends=("relu4_4",))
     assert torch.equal(plain[:5], solo[:5]) and not solo[-2:].any()
     change = (solo[5:7] - plain[5:7]).abs().amax(1)
     assert float(change.min()) > 0.1 * float(plain[5:7].abs().amax())  # a step of Adam's size, not a rounding
-    assert fits[("relu4_4",)].meta["solo_ends"] == "relu4_4" and fits[()].meta["solo_ends"] == ""
+    # a step 1.5 times the size: Adam's update (same moments) scaled by the learning rate, exactly
+    larger = fit(solo_ends=("relu4_4",), solo_step=1.5)
+    assert torch.equal(larger[:5], plain[:5])
+    assert torch.allclose(larger[5:7] - plain[5:7], 1.5 * (solo[5:7] - plain[5:7]), rtol=1e-4, atol=1e-6)
+    two = fit(solo_ends=("relu4_4",), solo_steps=2)  # a second step, on a crop of its own
+    assert torch.equal(two[:5], plain[:5]) and float((two[5:7] - solo[5:7]).abs().amax()) > 0.5 * float(change.min())
+    meta = s.prepare(CAT, MONET, max_size=96, steps=1, corner_steps=0, solo_ends=("relu4_4",), solo_steps=3).meta
+    assert (meta["solo_ends"], meta["solo_steps"]) == ("relu4_4", "3")
     with pytest.raises(InputError, match="relu9_9, not a style layer"):
         Stylizer.load("default", device="cpu").prepare(CAT, MONET, max_size=96, steps=1, solo_ends=("relu9_9",))
     for name in ("solo_ends", "low_precision_gram"):
@@ -351,4 +365,7 @@ def test_solo_ends_step_only_their_sliders_rows() -> None:
     for bad in (0, 1.5, "half"):
         with pytest.raises(InputError, match="corner_crop_share"):
             PrepareSettings(corner_crop_share=bad)
+    for name, bad in (("solo_steps", 0), ("solo_steps", 1.5), ("solo_step", 0), ("solo_step", -1.0)):
+        with pytest.raises(InputError, match=name):
+            PrepareSettings(**{name: bad})
     assert PrepareSettings(solo_ends="relu4_4").solo_ends == ("relu4_4",)

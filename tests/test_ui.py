@@ -362,8 +362,8 @@ def test_prepare_fits_the_sliders_to_the_pair(tmp_path: Path, studio: Studio) ->
     message = page.prepare(str(PHOTO), str(monet), progress=lambda i, n, obj: ticks.append(i))
     assert message.startswith("sliders prepared for this photo and painting") and "kept" in message, message
     fit = preset(DEFAULT_PRESET)
-    per_size = fit.total_steps  # the single sliders' stage (with relu4_4's own step), then the corners' own stage
-    assert per_size == fit.steps + 1 + fit.corner_steps
+    per_size = fit.total_steps  # the single sliders' stage (with relu4_4's own steps), then the corners' own stage
+    assert per_size == fit.steps + fit.solo_steps + fit.corner_steps
     assert ticks == list(range(1, 2 * per_size + 1)) and len(list(store.iterdir())) == 2  # preview and full size
     after, status = page.preview(str(PHOTO), str(monet), 1.0, False, 1.0, 0.5, 0.5)
     assert "sliders prepared for this photo and painting" in status

@@ -21,7 +21,7 @@ much closer (docs/magenta_finetune.md, "Preparing a pair"). A preparation is tha
   weights (eq. 9: Σ_l α_l · L_l / EMA_l with the model's stored loss EMA, the objective ``optimize`` and the
   adapters use). First M and the single sliders' ends, all in one batch: M learns from the middle and the ends,
   each end's row from what its point needs beyond the middle (``relative_ends``; or from its point's whole
-  objective), so that the ends differ by what their sliders do; optionally one more step for some sliders' ends
+  objective), so that the ends differ by what their sliders do; optionally more steps for some sliders' ends
   alone (``solo_ends``). Then the corner terms C alone, with M and D fixed
   (the corners' objectives pulled M and the ends far off when they shared the fit: with every style weight 0 the
   optimum is nearly the photo; and corners fitted while the sum they correct still moves ended worse than they
@@ -37,10 +37,13 @@ ends' steps leave those layers' losses where they are, and each slider's change 
 optimum's does, at no extra cost): ``relu2_2``'s and ``relu3_4``'s to both other layers', ``relu4_4``'s to ``relu2_2``'s
 only (kept off ``relu3_4``'s as well, whose gradient it largely shares, it lost agreement). Two steps on 160-px crops
 cost about what three on 128-px crops did; the larger crops are what ``relu4_4`` (16 × 16 positions on a 128-px crop)
-needs to turn the right way above the middle. ``relu4_4``'s ends then take a third step on their own (``solo_ends``: two
-images instead of seven; its agreement and own ratio were limited by the fit's work, not by its crops), paid for by the
-corner step's smaller crops (``corner_crop_share``, 128 px at 256 px) and by ``relu3_4``'s and ``relu4_4``'s Gram
-matrices taken from bfloat16 features as they are (``low_precision_gram``). ``medium`` takes 7 + 2 steps with the same
+needs to turn the right way above the middle. ``relu4_4``'s ends then take two more steps on their own (``solo_ends``,
+``solo_steps``: two images a step instead of seven; its own ratio was limited by the fit's work, not by its crops),
+1.5 times the size of the shared ones (``solo_step``), and ``relu2_2``'s top end steps 0.7 times as far as the others
+(``top_step``: the exact optimum moves less between a slider's middle and its top than below it; ``relu2_2``'s change
+then points more nearly its way and lowers its loss further at the photo's scale). The corner step takes smaller crops
+(``corner_crop_share``, 128 px at 256 px), and ``relu3_4``'s and ``relu4_4``'s Gram matrices come from bfloat16
+features as they are (``low_precision_gram``). ``medium`` takes 7 + 2 steps with the same
 step sizes and relative ends (no orthogonal ends: with seven steps they cost agreement) at lr 0.05 on crops of three
 quarters of the photo (192 to 256 px), about 4 times the cost: its sliders agree with the exact optimum as closely as
 the full fit's at half its cost. ``full`` takes 10 + 6 steps on crops of up to 256 px at lr 0.03, plain Adam, with
@@ -60,9 +63,10 @@ gain), so a preparation belongs to one photo at one size and one painting: it is
 (:func:`image_digest`), and another photo, size or painting simply does not find it.
 
 T and VGG run in bfloat16 autocast where the hardware computes it natively (Gram matrices and the objective in
-float32), about twice as fast as float32 on a CPU with AVX-512 BF16. Cost on one core of a 2-core x86 CPU (AMD
-EPYC, AVX-512 BF16) at 256 px: ~2.9 s for ``quick``, ~11 s for ``medium``, ~35 s for ``full`` (against VGG19
-itself quick takes 4.2 s and medium 17 s; full in float32: 64–72 s, on both cores: 19–26 s).
+float32), about twice as fast as float32 on a CPU with AVX-512 BF16, and VGG on channels-last tensors. Cost on one
+core at 256 px: ~1.9 s for ``quick`` on a Xeon with AMX (Sapphire Rapids); on an AMD EPYC (AVX-512 BF16) the
+previous quick fit, one solo step and channels-first VGG, took 2.9 s, ``medium`` ~11 s, ``full`` ~35 s (against VGG19
+itself quick took 4.2 s and medium 17 s; full in float32: 64–72 s, on both cores: 19–26 s).
 
 A preparation lives in memory (:meth:`~adjustable_style.stylizer.Stylizer.prepare`) and, when asked, in the per-user
 store (:func:`store_dir`), so that the next run on the same pair starts at once.
@@ -153,9 +157,11 @@ class PrepareSettings:
             losses with the slider's own, and the slider's change points less the exact optimum's way; with
             more steps (the medium fit's seven) the other loss terms hold them by themselves, and the projection
             costs agreement.
-        solo_ends: style sliders whose ends take one more first-stage step after the shared ones, on their own two
-            points and a new crop (M and the other rows stay; the relative rule uses the middle's gradient from
-            the last shared step): two images instead of the shared step's 3 + 2·L.
+        solo_ends: style sliders whose ends take ``solo_steps`` more first-stage steps after the shared ones, on
+            their own two points and a new crop each (M and the other rows stay; the relative rule uses the middle's
+            gradient from the last shared step): two images a step instead of the shared step's 3 + 2·L.
+        solo_steps: how many steps the ``solo_ends`` take alone (≥ 1).
+        solo_step: the solo steps' Adam step, relative to ``lr``.
         corner_crop_share: the corner steps' crops as a share of the photo's longer side (at least 128 px; ``None``:
             ``crop_share``).
         low_precision_gram: style layers whose Gram matrices at the fitted points are multiplied from bfloat16
@@ -178,12 +184,17 @@ class PrepareSettings:
     loss_net: str = "vgg19"
     orthogonal_ends: tuple[str, ...] | dict[str, tuple[str, ...]] = ()
     solo_ends: tuple[str, ...] = ()
+    solo_steps: int = 1
+    solo_step: float = 1.0
     corner_crop_share: float | None = None
     low_precision_gram: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_int("steps", self.steps, low=1)
         check_int("corner_steps", self.corner_steps, low=0)
+        check_int("solo_steps", self.solo_steps, low=1)
+        if not 0 < check_number("solo_step", self.solo_step, 0.0, math.inf):
+            raise InputError(f"solo_step must be positive, got {self.solo_step!r}")
         check_number("lr", self.lr, 0.0, math.inf)
         check_int("crop", self.crop, low=64)
         steps = self.top_step.values() if isinstance(self.top_step, dict) else [self.top_step]
@@ -211,9 +222,9 @@ class PrepareSettings:
 
     @property
     def total_steps(self) -> int:
-        """The steps a fit takes (what its progress counts): the shared ones, one more where sliders' ends take their
-        own (``solo_ends``), then the corners'."""
-        return self.steps + (1 if self.solo_ends else 0) + self.corner_steps
+        """The steps a fit takes (what its progress counts): the shared ones, the solo ones where sliders' ends take
+        their own (``solo_ends``), then the corners'."""
+        return self.steps + (self.solo_steps if self.solo_ends else 0) + self.corner_steps
 
     def crop_side(self, longer: int, corners: bool = False) -> int:
         """The side of the fit's crops (``corners``: of the corner steps' crops) of a photo whose longer side is
@@ -227,12 +238,14 @@ class PrepareSettings:
         than fitted again), against VGG19 itself where these settings ask for it."""
         try:
             done = int(meta["steps"]), int(meta.get("corner_steps", 0)), int(meta["crop"])
+            solo_count = int(meta.get("solo_steps", 1))  # fits stored before the setting took one
         except (KeyError, ValueError):
             return True  # nothing to judge by: keep what the user has
         if self.loss_net == "vgg19" and meta.get("loss_net", "vgg19") != "vgg19":
             return False
         solo_done = set(filter(None, meta.get("solo_ends", "").split(",")))
-        if done[0] == self.steps and not set(self.solo_ends) <= solo_done:
+        short = not set(self.solo_ends) <= solo_done or bool(self.solo_ends and solo_count < self.solo_steps)
+        if done[0] == self.steps and short:
             return False  # as many shared steps, without the solo steps asked for (more shared steps serve)
         return all(d >= w for d, w in zip(done, (self.steps, self.corner_steps, self.crop_side(longer))))
 
@@ -250,7 +263,10 @@ PRESETS = {
             "relu3_4": ("relu2_2", "relu4_4"),
             "relu4_4": ("relu2_2",),
         },
+        top_step={"relu2_2": 0.7},
         solo_ends=("relu4_4",),
+        solo_steps=2,
+        solo_step=1.5,
         corner_crop_share=0.5,
         low_precision_gram=("relu3_4", "relu4_4"),
     ),
@@ -258,9 +274,9 @@ PRESETS = {
     "full": PrepareSettings(),
 }
 """The named fits: ``quick`` (2 + 1 steps on crops of five eighths of the photo, 128–256 px, each column's step sized by
-how far Λ moves it, the sliders' ends stepping orthogonally to other layers' gradients, then a step for ``relu4_4``'s
-ends alone; the corner step on crops of half the photo; against the low-rank VGG19; ~2.9 s per pair at 256 px on one
-CPU core), ``medium`` (7 + 2 steps sized the same way, without
+how far Λ moves it, ``relu2_2``'s top end 0.7 times as far, the sliders' ends stepping orthogonally to other layers'
+gradients, then two larger steps for ``relu4_4``'s ends alone; the corner step on crops of half the photo; against the
+low-rank VGG19; ~2–3 s per pair at 256 px on one CPU core), ``medium`` (7 + 2 steps sized the same way, without
 orthogonal ends, on crops of three quarters of the photo, 192 px at 256 px; ~11 s) and ``full`` (10 + 6 plain Adam steps
 on crops of up to 256 px, the whole photo at 256 px, against VGG19 itself; ~35 s)."""
 
@@ -287,7 +303,7 @@ def estimated_seconds(settings: PrepareSettings, longer: int, sliders: int = 3) 
     def area(side: int) -> int:  # side: at most the photo's longer side
         return side * min(side, math.ceil(0.75 * longer))
 
-    solo = 2 * len(settings.solo_ends)
+    solo = 2 * len(settings.solo_ends) * settings.solo_steps
     pixels = (settings.steps * (1 + 2 * sliders) + solo) * area(settings.crop_side(longer))  # the middle and the ends
     pixels += settings.corner_steps * 2 * area(settings.crop_side(longer, corners=True))  # two corners
     cost = LOWRANK_COST if settings.loss_net == "lowrank" else 1.0
@@ -487,6 +503,13 @@ def orthogonal_step(
     return out
 
 
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in channels-last layout: VGG's convolutions, max pooling and Gram matrices
+    (:func:`~adjustable_style.losses.gram` takes either layout without a copy) run faster so, with the same results up
+    to rounding (the quick fit 1.4× on one core of a Xeon with AMX; VGG alone 8–10 % on an EPYC)."""
+    return x.contiguous(memory_format=torch.channels_last)
+
+
 def _crops(content: torch.Tensor, n: int, side: int, g: torch.Generator) -> list[torch.Tensor]:
     h, w = content.shape[-2:]
     ch, cw = min(side, h), min(side, w)
@@ -566,12 +589,15 @@ def fit_ends(
             opt = torch.optim.Adam([free], lr=st.lr)
             b = rows.stop - rows.start
             for step in range(steps):
-                alone = first and step == st.steps  # the solo step: the solo sliders' ends, the other rows kept
+                alone = first and step >= st.steps  # a solo step: the solo sliders' ends, the other rows kept
+                if alone and step == st.steps:
+                    for group in opt.param_groups:
+                        group["lr"] = st.lr * st.solo_step
                 pts = solo if alone else list(range(b))  # the points this step fits (rows of this stage)
                 crop = crops[done].to(dev)
                 if id(crops[done]) not in content_feats:
                     with fast:
-                        content_feats[id(crops[done])] = loss.content_targets(crop)
+                        content_feats[id(crops[done])] = loss.content_targets(_channels_last(crop))
                 feats = content_feats[id(crops[done])]
                 tg = Targets({k: v.expand(len(pts), *v.shape[1:]) for k, v in feats.items()}, style_targets)
                 rows_e = torch.cat([e_rows[: rows.start], free * size, e_rows[rows.stop :]])
@@ -582,7 +608,7 @@ def fit_ends(
                 dg, db = shift.chunk(2, 1)
                 with fast:
                     out = model.net(crop.expand(len(pts), -1, -1, -1), gamma[at] + dg, beta[at] + db)
-                    raw = loss.raw_losses(out, tg, st.low_precision_gram)
+                    raw = loss.raw_losses(_channels_last(out), tg, st.low_precision_gram)
                 obj = (a[at] * raw.float() / ema).sum(1).mean()
                 opt.zero_grad()
                 obj.backward()

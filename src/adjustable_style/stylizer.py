@@ -355,7 +355,7 @@ class Stylizer:
                 number of first-stage steps of the full fit (:func:`~adjustable_style.prepare.preset`).
             settings: overrides of the preset's :class:`~adjustable_style.prepare.PrepareSettings` (steps,
                 corner_steps, lr, crop, crop_share, seed, bf16, precondition, relative_ends, top_step, loss_net,
-                orthogonal_ends, solo_ends, corner_crop_share, low_precision_gram).
+                orthogonal_ends, solo_ends, solo_steps, solo_step, corner_crop_share, low_precision_gram).
 
         Returns:
             the :class:`~adjustable_style.prepare.Preparation` (``meta["seconds"]`` is "0" when it was found).
@@ -390,6 +390,7 @@ class Stylizer:
             "precondition": str(int(fit.precondition)),
             "loss_net": "lowrank" if isinstance(loss.vgg, LowRankVGG19) else "vgg19",
             "solo_ends": ",".join(fit.solo_ends),
+            "solo_steps": str(fit.solo_steps),
             "size": "x".join(map(str, c.shape[-2:])),
             "style": _name(style),
             "photo": _name(content),

@@ -252,7 +252,8 @@ def prepare_pair(st: Stylizer, args: argparse.Namespace, content: Path, style: P
         say(args, f"sliders prepared for {content.name} × {style.name} earlier (stored)")
         return
     fit = preset(args.prepare)
-    steps = f"{fit.steps} + {fit.corner_steps} steps" + "".join(f", one more for {n}'s ends" for n in fit.solo_ends)
+    solo = "".join(f", {fit.solo_steps} more for {n}'s ends" for n in fit.solo_ends)
+    steps = f"{fit.steps} + {fit.corner_steps} steps{solo}"
     say(args, f"preparing the sliders for {content.name} × {style.name} ({steps}) …")
     prep = st.prepare(content, style, max_size=max_size, preset=args.prepare)
     say(
