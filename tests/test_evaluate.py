@@ -18,10 +18,12 @@ from adjustable_style.evaluation import splits as splits_module
 from adjustable_style.evaluation.comparisons import against_peer
 from adjustable_style.evaluation.pairs import Pair
 from adjustable_style.evaluation.readme import README_BEGIN, README_END, update_readme
+from adjustable_style.evaluation.report import _fit
 from adjustable_style.evaluation.slider_effect import slider_effect
 from adjustable_style.evaluation.splits import DATA_ENV
 from adjustable_style.evaluation.stats import rankdata
 from adjustable_style.image import load_image
+from adjustable_style.prepare import PRESETS
 from adjustable_style.stylizer import Stylizer
 
 # ------------------------------------------------------------------------------------------------- Spearman
@@ -371,3 +373,16 @@ def test_evaluate_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     _one_line_error(capsys, "eval:begin")
     assert readme.read_text() == "# no markers\n"
     assert not (tmp_path / "out").exists()
+
+
+def test_the_report_names_each_fit_with_its_solo_steps() -> None:
+    """The report's line on how the pairs were prepared counts the solo steps of the fit that has them (quick), and
+    reads results written before they were recorded."""
+    q = PRESETS["quick"]
+    quick = {"fit": "quick", "steps": q.steps, "corner_steps": q.corner_steps, "crop": 160}
+    solo = {"solo_ends": list(q.solo_ends), "solo_steps": q.solo_steps}
+    assert _fit({**quick, **solo}) == "quick fit: 2 + 1 steps, 2 more for relu4_4's ends, on crops of at most 160 px"
+    assert _fit(quick) == "quick fit: 2 + 1 steps on crops of at most 160 px"
+    assert _fit({"fit": "medium", "steps": 7, "corner_steps": 2, "solo_ends": [], "solo_steps": 0}) == (
+        "medium fit: 7 + 2 steps"
+    )

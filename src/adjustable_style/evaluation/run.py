@@ -170,6 +170,8 @@ def run_evaluation(settings: EvalSettings, log: Callable[[str], None] | None = N
                 "fit": str(settings.prepare),
                 "steps": fit.steps,
                 "corner_steps": fit.corner_steps,
+                "solo_ends": list(fit.solo_ends),
+                "solo_steps": fit.solo_steps if fit.solo_ends else 0,
                 "crop": fit.crop_side(settings.size),
                 "seconds": seconds,
             }
