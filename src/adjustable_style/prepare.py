@@ -292,6 +292,16 @@ LOWRANK_COST = 0.65
 (measured 0.67 for the quick fit's steps, 0.63 for the medium fit's)."""
 
 
+def solo_phrase(solo_ends: Iterable[str], solo_steps: int) -> str:
+    """How a fit's solo steps read in messages and reports: ``", 2 more for relu4_4's ends"`` (empty without any).
+
+    Example:
+        >>> solo_phrase(PRESETS["quick"].solo_ends, PRESETS["quick"].solo_steps)
+        ", 2 more for relu4_4's ends"
+    """
+    return "".join(f", {solo_steps} more for {n}'s ends" for n in solo_ends)
+
+
 def estimated_seconds(settings: PrepareSettings, longer: int, sliders: int = 3) -> float:
     """About how long a fit with ``settings`` takes on one CPU core (:data:`SECONDS_PER_MEGAPIXEL`) for a 4:3 photo
     whose longer side is ``longer`` px, for a model with ``sliders`` style sliders, the painting's targets and

@@ -14,7 +14,7 @@ from ..checks import InputError
 from ..image import IMAGE_EXTENSIONS, is_image_file, writable_parent
 from ..layers import check_layer, parse_weights
 from ..model_files import DEFAULT_MODEL_DIR, resolve_model
-from ..prepare import DEFAULT_PRESET, PRESETS, preset
+from ..prepare import DEFAULT_PRESET, PRESETS, preset, solo_phrase
 from ..stylizer import Stylizer
 from ..tiling import DEFAULT_MEMORY_LIMIT_GB
 
@@ -252,8 +252,7 @@ def prepare_pair(st: Stylizer, args: argparse.Namespace, content: Path, style: P
         say(args, f"sliders prepared for {content.name} × {style.name} earlier (stored)")
         return
     fit = preset(args.prepare)
-    solo = "".join(f", {fit.solo_steps} more for {n}'s ends" for n in fit.solo_ends)
-    steps = f"{fit.steps} + {fit.corner_steps} steps{solo}"
+    steps = f"{fit.steps} + {fit.corner_steps} steps{solo_phrase(fit.solo_ends, fit.solo_steps)}"
     say(args, f"preparing the sliders for {content.name} × {style.name} ({steps}) …")
     prep = st.prepare(content, style, max_size=max_size, preset=args.prepare)
     say(

@@ -15,6 +15,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..prepare import solo_phrase
 from ..sheet import format_weights
 from .stats import nanmean
 
@@ -239,7 +240,7 @@ def summary_markdown(results: dict[str, Any], link: Callable[[str], str]) -> lis
 def _fit(prepared: dict[str, Any]) -> str:
     """How the pairs were prepared, e.g. "quick fit: 2 + 1 steps, 2 more for relu4_4's ends, on crops of at most
     160 px"."""
-    solo = "".join(f", {prepared['solo_steps']} more for {n}'s ends" for n in prepared.get("solo_ends", ()))
+    solo = solo_phrase(prepared.get("solo_ends", ()), prepared.get("solo_steps", 1))
     steps = f"{prepared['steps']} + {prepared.get('corner_steps', 6)} steps{solo}"
     crop = f"{',' if solo else ''} on crops of at most {prepared['crop']} px" if "crop" in prepared else ""
     return f"{prepared['fit']} fit: {steps}{crop}" if "fit" in prepared else steps
