@@ -253,6 +253,12 @@ def cases(f: dict[str, Path]) -> list[Case]:
         ),
         Case("sweep", "`-n 1`", ("sweep", *pair, "-o", png, *run, "--layer", "relu2_2", "-n", "1"), "-n must be >= 2"),
         Case(
+            "sweep",
+            "`--prepare` with `--no-prepare`",
+            ("sweep", *pair, "--layer", "all", "-o", png, "--prepare", "--no-prepare"),
+            "contradict",
+        ),
+        Case(
             "evaluate",
             "`--model` checkpoint holding code",
             ("evaluate", "--model", str(f["evil_ckpt"]), "-o", str(out / "e")),

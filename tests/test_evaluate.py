@@ -239,15 +239,32 @@ def test_evaluate_end_to_end(
 def test_evaluate_prepared_pairs(
     shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_thread, capsys
 ) -> None:
-    """--prepare fits the sliders to every pair before the sections measure them, and the report says so."""
+    """Like the commands that render one pair, evaluate prepares every pair (the quick fit) before the sections
+    measure it, and the report says so; --prepare names another fit, --prepare none measures the model's own
+    sliders."""
     monkeypatch.setenv(DATA_ENV, str(shared_data))
     out = tmp_path / "eval"
-    extra = ["--gatys-pairs", "0", "--no-peer", "--no-slider-effect", "--prepare", "1", "-q"]
-    assert main(["evaluate", *TINY, "-o", str(out), *extra]) == 0, capsys.readouterr().err
-    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
-    assert results["prepared"]["steps"] == 1 and len(results["prepared"]["seconds"]) == 1
-    assert results["prepared"]["seconds"][0] > 0
-    assert "Every pair was prepared first" in (out / "report.md").read_text(encoding="utf-8")
+    extra = ["--gatys-pairs", "0", "--no-peer", "--no-slider-effect", "-q"]
+    for flags, fit in (([], "quick"), (["--prepare", "1"], "1"), (["--prepare", "none"], None)):
+        assert main(["evaluate", *TINY, "-o", str(out), *extra, *flags]) == 0, capsys.readouterr().err
+        results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+        report = (out / "report.md").read_text(encoding="utf-8")
+        if fit is None:
+            assert "prepared" not in results and "Every pair was prepared first" not in report
+            continue
+        assert results["prepared"]["fit"] == fit and len(results["prepared"]["seconds"]) == 1
+        assert results["prepared"]["steps"] == (1 if fit == "1" else PRESETS[fit].steps)
+        assert results["prepared"]["seconds"][0] > 0
+        assert "Every pair was prepared first" in report
+
+
+def test_evaluate_prepares_as_the_commands_do() -> None:
+    """The default preparation is the quick fit for a model on a base network, none for one trained from scratch or
+    with adapters given; a named fit is kept, "none" is none."""
+    assert EvalSettings().fit(has_base=True) == "quick" and EvalSettings().fit(has_base=False) == ""
+    assert EvalSettings(adapters="adapters").fit(has_base=True) == ""
+    assert EvalSettings(prepare="none").fit(has_base=True) == ""
+    assert EvalSettings(prepare="medium").fit(has_base=False) == "medium"
 
 
 def test_slider_effect_on_a_real_pair(

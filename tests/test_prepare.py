@@ -127,7 +127,8 @@ def test_store_keeps_and_finds_a_preparation(st: Stylizer, tmp_path: Path) -> No
 
 
 def test_cli_prepare(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
-    """stylize --prepare fits and stores; the next run finds it without --prepare; --no-adapter ignores it."""
+    """stylize prepares a pair by default (the quick fit) and stores it; the next run finds it; --prepare names
+    another fit; --no-prepare and --no-adapter give the model's own sliders."""
     monkeypatch.setenv("ADJUSTABLE_STYLE_CACHE", str(tmp_path / "cache"))
 
     def run(name: str, *extra: str) -> np.ndarray:
@@ -136,17 +137,43 @@ def test_cli_prepare(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: py
         assert main([*args, "--style-weights", "relu2_2=1,relu3_4=0.5,relu4_4=0.5", *extra]) == 0
         return np.asarray(Image.open(out), dtype=np.float64)
 
-    fitted = run("fitted.png", "--prepare")  # the quick fit
-    assert "prepared in" in capsys.readouterr().out
+    fitted = run("fitted.png")  # the quick fit, by default
+    out = capsys.readouterr().out
+    assert "prepared in" in out and "--no-prepare skips it" in out
     assert len(list((tmp_path / "cache" / "prepared").glob("*/*.safetensors"))) == 1
     found = run("found.png")
-    assert "sliders prepared for photo_cat.jpg" in capsys.readouterr().out
-    plain = run("plain.png", "--no-adapter")
-    assert "prepared" not in capsys.readouterr().out
-    assert np.array_equal(fitted, found) and np.abs(fitted - plain).mean() > 0.1
-    bad = ["stylize", str(CAT), str(MONET), "-o", str(tmp_path / "x.png"), "--prepare", "--no-adapter"]
-    assert main(bad) == 1
-    assert "contradict" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
+    assert "sliders prepared for photo_cat.jpg × painting_monet_water_lilies.jpg earlier" in capsys.readouterr().out
+    named = run("named.png", "--prepare", "quick")
+    assert "earlier (stored)" in capsys.readouterr().out
+    plain = run("plain.png", "--no-prepare")
+    assert "sliders prepared" not in capsys.readouterr().out
+    assert np.array_equal(run("no_adapter.png", "--no-adapter"), plain)
+    assert "sliders prepared" not in capsys.readouterr().out
+    assert np.array_equal(fitted, found) and np.array_equal(fitted, named) and np.abs(fitted - plain).mean() > 0.1
+    for flags in (["--prepare", "--no-adapter"], ["--prepare", "--no-prepare"]):
+        bad = ["stylize", str(CAT), str(MONET), "-o", str(tmp_path / "x.png"), *flags]
+        assert main(bad) == 1
+        assert "contradict" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
+
+
+def test_cli_prepares_one_pair_at_full_strength(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Without --prepare, a style strength below 1 (which the fit is not for) and folders of images (a fit per pair)
+    run the model's own sliders; with --prepare, folders are prepared pair by pair."""
+    monkeypatch.setenv("ADJUSTABLE_STYLE_CACHE", str(tmp_path / "cache"))
+    base = ["--size", "64", "--backend", "torch"]
+    assert main(["stylize", str(CAT), str(MONET), "-o", str(tmp_path / "half.png"), "--strength", "0.5", *base]) == 0
+    assert "preparing the sliders" not in capsys.readouterr().out
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / CAT.name).write_bytes(CAT.read_bytes())
+    assert main(["stylize", str(photos), str(MONET), "-o", str(tmp_path / "plain"), *base]) == 0
+    assert "preparing the sliders" not in capsys.readouterr().out and (tmp_path / "plain" / "photo_cat.png").is_file()
+    assert not (tmp_path / "cache" / "prepared").exists()
+    assert main(["stylize", str(photos), str(MONET), "-o", str(tmp_path / "fitted"), *base, "--prepare"]) == 0
+    assert "prepared in" in capsys.readouterr().out
+    assert len(list((tmp_path / "cache" / "prepared").glob("*/*.safetensors"))) == 1
 
 
 def test_an_unreadable_stored_preparation_is_ignored(tmp_path: Path) -> None:

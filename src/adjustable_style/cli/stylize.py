@@ -16,6 +16,7 @@ from .common import (
     at_least,
     check_adapter_for,
     check_output,
+    default_fit,
     existing,
     images_in,
     load_stylizer,
@@ -46,7 +47,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         out = check_output(args.output)
         st = load_stylizer(args)
         check_adapter_for(st, args, style)
-        prepare_pair(st, args, content, style, max_size)
+        prepare_pair(st, args, content, style, max_size, default_fit(st, args, style))
         save_image(st.stylize(content, style, **kw), out)
         say(args, f"wrote {out}")
         return 0
@@ -82,7 +83,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         for s in good_styles:
             name = f"{c_names[c]}__{s_names[s]}.png" if style.is_dir() else f"{c_names[c]}.png"
             try:
-                prepare_pair(st, args, c, s, max_size)
+                prepare_pair(st, args, c, s, max_size, args.prepare)  # folders: only when asked
                 save_image(st.stylize(c, s, **kw), out_dir / name)
                 written += 1
             except ImageError as e:
@@ -113,7 +114,7 @@ def cmd_variations(args: argparse.Namespace) -> int:
     warn_if_style_ignored(args)
     st = load_stylizer(args)
     check_adapter_for(st, args, style)
-    prepare_pair(st, args, content, style, max_size)
+    prepare_pair(st, args, content, style, max_size, default_fit(st, args, style))
     images, alphas = st.variations(
         content,
         style,
@@ -150,7 +151,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     warn_if_style_ignored(args)
     st = load_stylizer(args)
     check_adapter_for(st, args, style)
-    prepare_pair(st, args, content, style, max_size)
+    prepare_pair(st, args, content, style, max_size, default_fit(st, args, style))
     swept = st.style_layers if args.layer == "all" else (args.layer,)
     given.pop(args.layer, None)  # the swept layer takes the sweep's values
     base = {n: SWEEP_OTHERS for n in st.style_layers if n not in swept} | given
@@ -211,7 +212,7 @@ def add_parsers(sub) -> None:
     p.add_argument("-o", "--output", required=True, help="output image, or folder in folder mode")
     p.add_argument("--style-weights", default=None, metavar="L=W,...", help=WEIGHTS_HELP)
     model_args(p, 1024)
-    prepare_arg(p)
+    prepare_arg(p, "with folders of images, only when given")
     p.set_defaults(func=cmd_stylize)
 
     p = sub.add_parser(

@@ -158,16 +158,17 @@ def run_evaluation(settings: EvalSettings, log: Callable[[str], None] | None = N
         say(f"[{name}] done in {timing[name]:.1f} s")
         return value
 
-    if settings.prepare:
+    fit_name = settings.fit(st.has_base)
+    if fit_name:
 
         def prepare_all() -> dict[str, Any]:
             seconds = []
             for p in pairs:
-                prep = st.prepare(p.content, p.style_path, max_size=None, preset=settings.prepare)
+                prep = st.prepare(p.content, p.style_path, max_size=None, preset=fit_name)
                 seconds.append(float(prep.meta["seconds"]))
-            fit = preset(settings.prepare)
+            fit = preset(fit_name)
             return {
-                "fit": str(settings.prepare),
+                "fit": str(fit_name),
                 "steps": fit.steps,
                 "corner_steps": fit.corner_steps,
                 "solo_ends": list(fit.solo_ends),

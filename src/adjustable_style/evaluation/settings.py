@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..checks import InputError, check_int
-from ..prepare import preset
+from ..prepare import DEFAULT_PRESET, preset
 
 FORMAT = "adjustable-style-eval"
 FORMAT_VERSION = 1
@@ -53,8 +53,10 @@ class EvalSettings:
             was fitted for. None: the model's own sliders.
         prepare: a pair preparation fitted for every pair before it is measured
             (:meth:`~adjustable_style.stylizer.Stylizer.prepare`, at ``size``; the Gatys section's smaller renders
-            are not prepared): ``"quick"``, ``"full"`` or a number of the full fit's steps
-            (:func:`~adjustable_style.prepare.preset`); ``""``: the model's own sliders.
+            are not prepared): ``"quick"``, ``"medium"``, ``"full"`` or a number of the full fit's steps
+            (:func:`~adjustable_style.prepare.preset`); ``"auto"`` (the default): the quick fit, as the commands
+            that render one pair run it, where the model has a base network and no adapters are given; ``""`` or
+            ``"none"``: the model's own sliders.
     """
 
     model: str = "default"
@@ -74,11 +76,17 @@ class EvalSettings:
     device: str = "auto"
     peer: bool = True
     adapters: str | None = None
-    prepare: str = ""
+    prepare: str = "auto"
     slider_effect: bool = True
     slider_pairs: int = 4
     reference_steps: int = 50
     reference_cache: bool = True
+
+    def fit(self, has_base: bool) -> str:
+        """The preparation to run for a model with or without a base network: a fit's name or steps, or ``""``."""
+        if self.prepare == "auto":
+            return DEFAULT_PRESET if has_base and self.adapters is None else ""
+        return "" if self.prepare == "none" else self.prepare
 
     def check(self) -> None:
         """Raise :class:`EvalError` naming the first bad setting (by its command-line flag)."""
@@ -98,7 +106,7 @@ class EvalSettings:
                 check_int(f"--{name.replace('_', '-')}", getattr(self, name), low=low)
         except InputError as e:
             raise EvalError(str(e)) from None
-        if self.prepare:
+        if self.prepare not in ("", "none", "auto"):
             try:
                 preset(self.prepare)
             except InputError as e:

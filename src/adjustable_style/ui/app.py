@@ -16,9 +16,11 @@ makes each slower), except the live preview:
 * "Variations" → a gallery of seeded random weights; clicking one loads its weights into the sliders;
 * "Tune the sliders to this painting" → fits a slider adapter for the current painting (minutes on a CPU, with a
   progress bar, on its own ``"tune"`` line so renders go on meanwhile), then re-renders with it;
-* "Prepare the sliders for this photo and painting" → fits the sliders' ends to the pair at the preview's and the
-  full render's size (:meth:`~adjustable_style.stylizer.Stylizer.prepare`; about 13 s on a CPU with the quick
-  fit, as the button says, on the same ``"tune"`` line), then re-renders.
+* a new photo or painting (upload, example, the first page load), with "prepare the sliders for each new photo and
+  painting" ticked (the default) → after the full render with the model's own sliders, fits the sliders to the pair
+  at the preview's and the full render's size (:meth:`~adjustable_style.stylizer.Stylizer.prepare`; about 6 s on a
+  CPU with the quick fit, as the box says; nothing for a pair prepared before), on the ``"tune"`` line, then
+  renders again. The "Prepare" button does the same on demand (with the box unticked, or for another fit).
 
 Example:
     >>> from adjustable_style.stylizer import Stylizer
@@ -77,6 +79,7 @@ def build_app(
     adapter_dir: str | Path | None = None,
     adapt_steps: int = 60,
     prepare_fit: str | int = DEFAULT_PRESET,
+    auto_prepare: bool = True,
 ) -> "gradio.Blocks":
     """Build the page (not started) over one loaded :class:`~adjustable_style.stylizer.Stylizer`.
 
@@ -88,9 +91,12 @@ def build_app(
         n_variations: images drawn by the "Variations" button.
         adapter_dir: where the "Tune" button saves the adapters it fits (None: memory only).
         adapt_steps: optimisation steps of one tuning (``adjustable-style adapt --steps``).
-        prepare_fit: the fit of the "Prepare" button: ``"quick"`` (about 13 s on a CPU for the preview's and the
-            full render's size), ``"medium"`` (about 40 s), ``"full"`` (about 90 s) or a number of the full fit's
-            steps; the button says about how long (:func:`~adjustable_style.prepare.estimated_seconds`).
+        prepare_fit: the fit of the "Prepare" button and of automatic preparation: ``"quick"`` (about 6 s on a CPU
+            for the preview's and the full render's size), ``"medium"`` (about 40 s), ``"full"`` (about 90 s) or a
+            number of the full fit's steps; the page says about how long
+            (:func:`~adjustable_style.prepare.estimated_seconds`).
+        auto_prepare: whether the "prepare the sliders for each new photo and painting" box starts ticked (a model
+            without a base network has neither the box nor the button).
 
     Returns:
         A ``gradio.Blocks`` with its queue configured; start it with :func:`serve` or ``.launch()``.
@@ -193,6 +199,12 @@ def build_app(
                     elem_id="prepare-button",
                     visible=stylizer.has_base,
                 )
+                auto = gr.Checkbox(
+                    auto_prepare and stylizer.has_base,
+                    label=f"prepare the sliders for each new photo and painting ({prepare_time} the first time)",
+                    elem_id="auto-prepare",
+                    visible=stylizer.has_base,
+                )
             with gr.Column(scale=1):
                 with gr.Row():
                     seed = gr.Number(0, label="seed", precision=0, minimum=0, elem_id="seed")
@@ -226,6 +238,25 @@ def build_app(
         def full_if_accepted(ok: bool, *args: Any) -> tuple:
             return studio.full(*args) if ok else (gr.update(), gr.update(), gr.update())
 
+        yes = gr.State(True)
+        fitted = gr.State(False)  # did prepare_new fit the pair (then render again with the fit)
+        tune_line = {"concurrency_id": "tune", "concurrency_limit": 1, "show_progress": "minimal"}
+
+        def prepare_new(
+            ok: bool,
+            on: bool,
+            content_path: str | None,
+            style_path: str | None,
+            progress: gr.Progress = gr.Progress(),  # noqa: B008 - gradio's idiom
+        ) -> tuple:
+            """Prepare a new pair when the box is ticked; nothing for a pair prepared before."""
+            if not (ok and on and stylizer.has_base) or studio.prepared(content_path, style_path):
+                return gr.update(), False
+            message = studio.prepare(
+                content_path, style_path, lambda i, n, obj: progress((i, n), desc="preparing the sliders")
+            )
+            return message, message.startswith("sliders prepared")
+
         def pick(paths: list[Path]):
             def handler(evt: gr.SelectData) -> tuple:
                 i = evt.index if isinstance(evt.index, int) else None
@@ -245,9 +276,13 @@ def build_app(
         ):
             box.upload(accept(what), [box, path_state], [path_state, view, box, status, accepted], **render).then(
                 full_if_accepted, [accepted, *settings], full_outputs, **render
+            ).then(prepare_new, [accepted, auto, content, style], [status, fitted], **tune_line).then(
+                full_if_accepted, [fitted, *settings], full_outputs, **render
             )
             examples.select(pick(paths), None, [path_state, view], **render).then(
                 studio.full, settings, full_outputs, **render
+            ).then(prepare_new, [yes, auto, content, style], [status, fitted], **tune_line).then(
+                full_if_accepted, [fitted, *settings], full_outputs, **render
             )
 
         # One event for every slider's live preview, batched: moves that queue up together (several users, or
@@ -290,7 +325,12 @@ def build_app(
         prepare.click(prepare_sliders, [content, style], [status], concurrency_id="tune", concurrency_limit=1).then(
             studio.full, settings, full_outputs, **render
         )
-        app.load(studio.full, settings, full_outputs, **render)
+        app.load(studio.full, settings, full_outputs, **render).then(
+            prepare_new, [yes, auto, content, style], [status, fitted], **tune_line
+        ).then(full_if_accepted, [fitted, *settings], full_outputs, **render)
+        auto.input(prepare_new, [yes, auto, content, style], [status, fitted], **tune_line).then(
+            full_if_accepted, [fitted, *settings], full_outputs, **render
+        )
 
     app.queue(default_concurrency_limit=1)
     return app
@@ -308,6 +348,7 @@ def serve(
     backend: str = "auto",
     adapters: str | None = None,
     prepare_fit: str | int = DEFAULT_PRESET,
+    auto_prepare: bool = True,
 ) -> "gradio.Blocks":
     """Load a model and serve the page (on loopback unless ``host`` says otherwise).
 
@@ -327,8 +368,10 @@ def serve(
             for gets its stronger sliders (matched by pixels, not by file name); the page's "Tune" button saves
             the adapters it fits there too (the folder is created if missing). None: the per-user adapter store
             (:meth:`Stylizer.use_adapter_store`), where ``adjustable-style adapt`` without ``-o`` and Tune save.
-        prepare_fit: the "Prepare" button's fit (:func:`~adjustable_style.prepare.preset`): ``"quick"``,
-            ``"medium"`` or ``"full"`` (closer to the exact optimum, about 4 and 8 times as long).
+        prepare_fit: the fit of the "Prepare" button and of automatic preparation
+            (:func:`~adjustable_style.prepare.preset`): ``"quick"``, ``"medium"`` or ``"full"`` (closer to the exact
+            optimum, about 4 and 8 times as long).
+        auto_prepare: prepare each new photo and painting (the page's box starts ticked).
 
     Returns:
         The running app (``app.local_url`` is its address; ``app.close()`` stops it).
@@ -345,7 +388,9 @@ def serve(
         st.use_adapter_store()  # paintings tuned before (adjustable-style adapt, Tune) get their adapters
     if st.has_base:
         st.use_preparation_store()  # pairs prepared before (stylize --prepare, the Prepare button)
-    app = build_app(st, max_upload_mb=max_upload_mb, adapter_dir=adapters, prepare_fit=prepare_fit)
+    app = build_app(
+        st, max_upload_mb=max_upload_mb, adapter_dir=adapters, prepare_fit=prepare_fit, auto_prepare=auto_prepare
+    )
     app.launch(
         server_name=host,
         server_port=port,

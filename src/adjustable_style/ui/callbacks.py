@@ -436,6 +436,19 @@ class Studio:
         """The sizes :meth:`prepare` fits at: the preview's and the full render's (once when they are equal)."""
         return list(dict.fromkeys((self.preview_size, self.full_size)))
 
+    def prepared(self, content: str | None, style: str | None) -> bool:
+        """Whether this photo and painting are prepared at every size :meth:`prepare` fits at (in memory or in the
+        stylizer's preparation store); False for a missing or unreadable image."""
+        if not content or not style or not self.stylizer.has_base:
+            return False
+        try:
+            return all(
+                self.stylizer.find_preparation(self._content(content, n), style, None, preset=self.prepare_fit)
+                for n in self.prepare_sizes
+            )
+        except (ValueError, OSError):
+            return False
+
     def prepare(
         self, content: str | None, style: str | None, progress: Callable[[int, int, float], None] | None = None
     ) -> str:
