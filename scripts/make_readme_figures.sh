@@ -29,19 +29,20 @@ EOF
 fi
 
 if [[ $part == all || $part == default ]]; then
-  # The shipped model on a photo and paintings it never saw in training (Kandinsky and Monet are held-out styles
-  # of configs/splits/shared_data.json; the cat is not a training photo): each slider swept with the others at 0.5
-  # (sweep's default), with the per-layer losses the sweep prints; seeded variations.
+  # The shipped model's own sliders (--no-prepare: Λ alone, no fit to the pair) on a photo and paintings it never
+  # saw in training (Kandinsky and Monet are held-out styles of configs/splits/shared_data.json; the cat is not a
+  # training photo): each slider swept with the others at 0.5 (sweep's default), with the per-layer losses the sweep
+  # prints; seeded variations.
   held=examples/painting_kandinsky_small_worlds_i.jpg
   for layer in relu2_2 relu3_4 relu4_4; do
-    adjustable-style sweep $photo $held --layer $layer -n 5 --size 384 --cell 192 \
+    adjustable-style sweep $photo $held --layer $layer -n 5 --size 384 --cell 192 --no-prepare \
         -o docs/default_sweep_$layer.jpg | tee docs/default_sweep_$layer.txt
   done
-  adjustable-style sweep $photo $held --layer all -n 5 --size 384 --cell 192 \
+  adjustable-style sweep $photo $held --layer all -n 5 --size 384 --cell 192 --no-prepare \
       -o docs/default_sweep_all.jpg | tee docs/default_sweep_all.txt
-  adjustable-style variations $photo $held -n 6 --seed 0 --size 384 \
+  adjustable-style variations $photo $held -n 6 --seed 0 --size 384 --no-prepare \
       --cell 192 -o docs/default_variations.jpg | tee docs/default_variations.txt
-  adjustable-style variations $photo examples/painting_monet_water_lilies.jpg -n 6 --seed 0 --size 384 \
+  adjustable-style variations $photo examples/painting_monet_water_lilies.jpg -n 6 --seed 0 --size 384 --no-prepare \
       --cell 192 -o docs/default_variations_monet.jpg | tee docs/default_variations_monet.txt
   # how far apart the variations are: mean pairwise |difference| over pixels and channels, /255
   python - <<'EOF2' | tee docs/default_variations_spread.txt
@@ -56,20 +57,20 @@ EOF2
 fi
 
 if [[ $part == all || $part == prepared ]]; then
-  # The same photo and held-out paintings with the sliders prepared for each pair first (--prepare: the sliders'
-  # ends fitted to the pair at the output size, the quick fit: ~10 s per pair on one core), in a store of its own so that the
-  # pictures do not depend on what a user's cache holds.
+  # The same photo and held-out paintings as the commands give them by default: the sliders prepared for each pair
+  # first (the quick fit, ~2-5 s per pair and size on one core), in a store of its own so that the pictures do not
+  # depend on what a user's cache holds.
   export ADJUSTABLE_STYLE_CACHE=out/prepared_cache
   rm -rf "$ADJUSTABLE_STYLE_CACHE"
   held=examples/painting_kandinsky_small_worlds_i.jpg
   for layer in relu2_2 relu3_4 relu4_4 all; do
-    adjustable-style sweep $photo $held --layer $layer -n 5 --size 384 --cell 192 --prepare \
+    adjustable-style sweep $photo $held --layer $layer -n 5 --size 384 --cell 192 \
         -o docs/prepared_sweep_$layer.jpg | tee docs/prepared_sweep_$layer.txt
   done
-  adjustable-style variations $photo $held -n 6 --seed 0 --size 384 --cell 192 --prepare \
+  adjustable-style variations $photo $held -n 6 --seed 0 --size 384 --cell 192 \
       -o docs/prepared_variations.jpg | tee docs/prepared_variations.txt
   adjustable-style variations $photo examples/painting_monet_water_lilies.jpg -n 6 --seed 0 --size 384 \
-      --cell 192 --prepare -o docs/prepared_variations_monet.jpg | tee docs/prepared_variations_monet.txt
+      --cell 192 -o docs/prepared_variations_monet.jpg | tee docs/prepared_variations_monet.txt
   python - <<'EOF2' | tee docs/prepared_variations_spread.txt
 import itertools
 from adjustable_style.stylizer import Stylizer
@@ -132,10 +133,11 @@ EOF
 fi
 
 if [[ $part == all || $part == evaluate ]]; then
-  adjustable-style evaluate --pairs 16 --slider-pairs 8 -o reports/eval --readme docs/results.md
+  # the model's own sliders (--prepare none), then every pair prepared first: the full fit (~18-35 s each on one
+  # core), the medium one and the quick one, the default (~2 s); the repository keeps the first four variation
+  # sheets of each
+  adjustable-style evaluate --pairs 16 --slider-pairs 8 --prepare none -o reports/eval --readme docs/results.md
   adjustable-style evaluate --model starry_night --split configs/splits/shared_data_starry_night.json -o reports/eval_starry
-  # every pair prepared first, the full fit (~35 s each on one core) and the quick one (~4 s); the repository keeps
-  # the first four variation sheets of each
   adjustable-style evaluate --pairs 16 --slider-pairs 8 --prepare full --gatys-pairs 0 --no-peer -o reports/eval_prepared
   adjustable-style evaluate --pairs 16 --slider-pairs 8 --prepare medium --gatys-pairs 0 --no-peer -o reports/eval_medium
   adjustable-style evaluate --pairs 16 --slider-pairs 8 --prepare quick --gatys-pairs 0 --no-peer -o reports/eval_quick

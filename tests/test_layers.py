@@ -200,6 +200,31 @@ def test_sample_is_independent_per_sample_and_per_layer() -> None:
     assert float(off_diagonal.abs().max()) < 0.06
 
 
+def test_stratified_sample_puts_one_draw_in_each_stratum() -> None:
+    """A Latin hypercube: with n draws, every layer has exactly one value in each n-th of [low, high]; over many seeds
+    each entry is still U(low, high), and layers stay uncorrelated."""
+    schema = LayerSchema()
+    for n in (1, 6, 13):
+        alpha = schema.sample(n, torch.Generator().manual_seed(n), low=0.5, high=2.0, stratified=True)
+        style = alpha[:, schema.style_slice]
+        strata = ((style - 0.5) / 1.5 * n).floor().long()
+        assert torch.equal(strata.sort(0).values, torch.arange(n)[:, None].expand(n, 3)), strata
+        assert torch.equal(alpha[:, 0], torch.ones(n))
+    draws = torch.cat([schema.sample(6, torch.Generator().manual_seed(k), stratified=True) for k in range(2000)])
+    style = draws[:, schema.style_slice]
+    assert torch.allclose(style.mean(0), torch.full((3,), 0.5), atol=0.02)
+    assert torch.allclose(style.var(0), torch.full((3,), 1 / 12), atol=0.006)
+    corr = torch.corrcoef(style.T)
+    assert float(corr[~torch.eye(3, dtype=torch.bool)].abs().max()) < 0.05
+    # Six draws cover more of each slider's range than independent ones (expected range 5/7 of it).
+    iid = torch.cat([schema.sample(6, torch.Generator().manual_seed(k)) for k in range(2000)])
+    covered = {}
+    for name, a in (("iid", iid), ("stratified", draws)):
+        sheets = a[:, schema.style_slice].reshape(2000, 6, 3)
+        covered[name] = float((sheets.amax(1) - sheets.amin(1)).mean())
+    assert abs(covered["iid"] - 5 / 7) < 0.02 and covered["stratified"] > covered["iid"] + 0.05, covered
+
+
 def test_sample_fixes_single_content_weight_only() -> None:
     one = LayerSchema(content=("relu3_4",), style=("relu2_2", "relu4_4"))
     alpha = one.sample(32, generator=torch.Generator().manual_seed(2))

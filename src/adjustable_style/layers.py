@@ -265,15 +265,23 @@ class LayerSchema:
         fix_single_content: bool = True,
         low: float = 0.0,
         high: float = 1.0,
+        stratified: bool = False,
     ) -> torch.Tensor:
         """Draw α ~ U(low, high), independently per sample and per layer: shape (batch, n_layers).
 
         With ``fix_single_content`` and one content layer, its α is 1 (the paper: α_c is fixed when there
-        is a single content layer, since only the ratios of weights matter).
+        is a single content layer, since only the ratios of weights matter). With ``stratified``, a Latin hypercube:
+        each layer's range is cut into ``batch`` equal strata and every stratum gets one sample (in a random order per
+        layer, uniform within it), so that a few draws spread over the range instead of bunching by chance; each
+        sample is still U(low, high).
         """
-        alpha = torch.rand(
-            batch, self.n_layers, generator=generator, device=device if generator is None else generator.device
-        )
+        on = device if generator is None else generator.device
+        alpha = torch.rand(batch, self.n_layers, generator=generator, device=on)
+        if stratified:
+            strata = torch.stack(
+                [torch.randperm(batch, generator=generator, device=on) for _ in range(self.n_layers)], 1
+            )
+            alpha = (strata + alpha) / batch
         alpha = low + (high - low) * alpha
         if fix_single_content and len(self.content) == 1:
             alpha[:, 0] = 1.0

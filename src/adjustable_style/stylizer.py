@@ -148,11 +148,13 @@ class Stylizer:
         return self.schema.check_alphas(alphas, *self.alpha_range, fixed_content=self.fixed_content)
 
     def random_alphas(self, n: int, seed: int = 0) -> torch.Tensor:
-        """Seeded α (n, L): style layers ~ U(trained range), the content weight 1 as in training."""
+        """Seeded α (n, L): style layers ~ U(trained range), stratified (a Latin hypercube: each layer's range cut
+        into n equal parts, one draw in each, so that n variations spread over every slider), the content weight 1
+        as in training."""
         check_int("n", n, low=1)
         g = torch.Generator().manual_seed(int(seed))
         lo, hi = self.alpha_range
-        return self.schema.sample(n, g, fix_single_content=self.fixed_content, low=lo, high=hi)
+        return self.schema.sample(n, g, fix_single_content=self.fixed_content, low=lo, high=hi, stratified=True)
 
     # ------------------------------------------------------------------------------------------- images
     def image(self, image: ImageLike, what: str = "content") -> torch.Tensor:
