@@ -12,7 +12,7 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
 from adjustable_style.cli import main
-from adjustable_style.image import load_image
+from adjustable_style.image import load_image, resize
 from adjustable_style.model_files import load_model
 from adjustable_style.onnx_export import ONNX_FILES, OnnxGraphs, max_difference
 from adjustable_style.stylizer import Stylizer
@@ -93,7 +93,8 @@ def test_shift_input_matches_torch_and_carries_a_preparation(onnx_dir: Path) -> 
     assert diff["image"] < 1e-3, diff
     ort = Stylizer.load(onnx_dir, device="cpu", backend="onnxruntime")
     ref = Stylizer.load(onnx_dir, device="cpu", backend="torch")
-    prep = ref.prepare(PHOTO, PAINTING, max_size=96, steps=1)
+    prep = ref.prepare(PHOTO, PAINTING, max_size=96, steps=1, pixel_steps=1)
+    assert prep.pixels is not None
     ort.add_preparation(prep)
     w = {"relu2_2": 1.0, "relu3_4": 0.2, "relu4_4": 0.9}
     shifted = ort.cin_shift(PHOTO, PAINTING, ort.check_weights(w), max_size=96)
@@ -104,5 +105,11 @@ def test_shift_input_matches_torch_and_carries_a_preparation(onnx_dir: Path) -> 
     a, b = ort.stylize(PHOTO, PAINTING, w, max_size=96), ref.stylize(PHOTO, PAINTING, w, max_size=96)
     assert len(calls) == 1 and torch.equal(calls[0].cpu(), shifted)  # through the graph, with the shift
     assert (a - b).abs().max() < 1e-3
+    # Elsewhere: the graph with cin_shift's shift, then pixel_residual's residual added, gives the same picture.
+    residual = ort.pixel_residual(PHOTO, PAINTING, ort.check_weights(w), max_size=96)
+    assert residual.shape == a.shape and residual.abs().max() > 0
+    photo = resize(load_image(PHOTO), max_size=96)
+    net = run(photo, ort.embed(PAINTING), ort.check_weights(w), shifted)
+    assert ((net.cpu() + residual).clamp(0, 1) - a).abs().max() < 1e-5
     ref.remove_preparations()
     assert (ref.stylize(PHOTO, PAINTING, w, max_size=96) - b).abs().mean() > 1 / 255  # the preparation mattered

@@ -12,14 +12,18 @@ from PIL import Image
 
 from adjustable_style.checks import InputError
 from adjustable_style.cli import main
+from adjustable_style.image import resize
+from adjustable_style.losses import Targets
 from adjustable_style.measure import layer_losses, slider_strength
 from adjustable_style.prepare import (
     PRESETS,
     PreparationError,
     PrepareSettings,
     column_scale,
+    end_alphas,
     end_weights,
     estimated_seconds,
+    fit_pixels,
     load_preparation,
     orthogonal_step,
     preset,
@@ -246,9 +250,14 @@ def test_presets_name_the_fits() -> None:
     # quick and medium fit against the low-rank VGG19, full against VGG19 itself
     assert [PRESETS[n].loss_net for n in ("quick", "medium", "full")] == ["lowrank", "lowrank", "vgg19"]
     seconds = {name: estimated_seconds(fit, 256) for name, fit in PRESETS.items()}
-    assert 1 < seconds["quick"] < 3 < seconds["medium"] < seconds["full"] < 60, seconds  # measured: 1.8, 8.9, 17.5 s
+    assert 1 < seconds["quick"] < 3 < seconds["medium"] < seconds["full"] < 60, seconds
     assert seconds["quick"] < estimated_seconds(replace(quick, loss_net="vgg19"), 256)
-    assert estimated_seconds(quick, 1024) > 2 * seconds["quick"]  # crops of five eighths of the photo, up to 256 px
+    # every fit ends with a pixel step on the middle's and the ends' images, up to 512 px (its cost grows with the
+    # photo's area; the γ, β steps' with their crops', five eighths of the photo, up to 256 px)
+    assert all((fit.pixel_steps, fit.pixel_lr, fit.pixel_side) == (1, 0.035, 512) for fit in PRESETS.values())
+    assert [quick.pixel_steps_at(n) for n in (256, 512, 513, 1024)] == [1, 1, 0, 0]
+    assert estimated_seconds(quick, 512) > estimated_seconds(quick, 1024) > 1.3 * seconds["quick"]
+    assert seconds["quick"] > estimated_seconds(replace(quick, pixel_steps=0), 256) + 0.5
     for bad, says in (("slow", "quick or medium or full"), ("0", "steps >= 1"), (-2, "steps >= 1")):
         with pytest.raises(InputError, match=says):
             preset(bad)
@@ -396,3 +405,56 @@ def test_solo_ends_step_only_their_sliders_rows() -> None:
         with pytest.raises(InputError, match=name):
             PrepareSettings(**{name: bad})
     assert PrepareSettings(solo_ends="relu4_4").solo_ends == ("relu4_4",)
+
+
+def test_pixel_ends_step_each_end_down_its_own_objective(tmp_path: Path) -> None:
+    """Pixel steps after the γ, β fit: a residual per single slider end at the rendered size, each lowering its end's
+    objective (the paper's, with total variation, as optimize takes it); a render adds them with the ends' weights
+    (nothing at the middle); the store keeps them; a fit without them does not serve a request for them; a photo
+    rendered larger than pixel_side gets none."""
+    a = Stylizer.load("default", device="cpu")
+    folder = a.use_preparation_store(tmp_path / "store")
+    fit = {"steps": 1, "corner_steps": 0, "bf16": False, "loss_net": "vgg19"}
+    plain = a.prepare(CAT, MONET, max_size=96, **fit, pixel_steps=0)
+    assert plain.pixels is None and plain.meta["pixel_steps"] == "0"
+    prep = a.prepare(CAT, MONET, max_size=96, **fit, pixel_steps=2, pixel_lr=0.05)
+    assert float(prep.meta["seconds"]) > 0, "a fit without pixel steps stood in for one with them"
+    n = 1 + 2 * len(a.style_layers)  # the middle, then each slider's two ends
+    photo = resize(a.image(CAT), max_size=96)
+    assert prep.pixels is not None and prep.pixels.shape == (n, 3, *photo.shape[-2:])
+    assert prep.meta["pixel_steps"] == "2" and float(prep.pixels.float().abs().mean()) > 1 / 255
+
+    # Each end's objective is lower with its residual than without (the loss the fit used: VGG19, float32).
+    loss = a.exported.loss_module()
+    alphas = end_alphas(a.model, a.alpha_range)[:n]
+    with torch.no_grad():
+        tg = loss.targets(photo, a.style_image(MONET))
+        tg = Targets({k: v.expand(n, *v.shape[1:]) for k, v in tg.content.items()}, tg.style)
+        start = a.stylize_alphas(photo, MONET, alphas, max_size=None) - a.pixel_residual(photo, MONET, alphas, None)
+        before = loss(start.clamp(0, 1), tg, alphas, update_ema=False).total
+        after = loss(a.stylize_alphas(photo, MONET, alphas, max_size=None), tg, alphas, update_ema=False).total
+    assert bool((after < before).all()), (before, after)
+
+    # At the middle the residual is the middle's; halfway to an end, the middle's and half the end's beyond it.
+    mid = a.check_weights(dict.fromkeys(a.style_layers, 0.5))
+    assert torch.equal(a.pixel_residual(CAT, MONET, mid, 96)[0], prep.pixels[0].float())
+    half = a.check_weights({"relu2_2": 0.25, "relu3_4": 0.5, "relu4_4": 0.5})
+    want = prep.pixels[0].float() + 0.5 * prep.pixels[1].float()
+    assert torch.allclose(a.pixel_residual(CAT, MONET, half, 96)[0], want, atol=1e-6)
+
+    # Stored and read back; fitted from the same E, the residuals equal fit_pixels' own.
+    b = Stylizer.load("default", device="cpu")
+    b.use_preparation_store(folder)
+    again = b.prepare(CAT, MONET, max_size=96, **fit, pixel_steps=2, pixel_lr=0.05)
+    assert again.meta["seconds"] == "0" and torch.equal(again.pixels, prep.pixels)
+    settings = replace(preset("full"), **fit, pixel_steps=2, pixel_lr=0.05)
+    with torch.no_grad():
+        targets = loss.style_targets(a.style_image(MONET))
+    direct = fit_pixels(a.model, loss, photo, a.embed(MONET), targets, a.alpha_range, prep.ends, settings)
+    assert torch.equal(direct, prep.pixels)
+
+    # Above pixel_side: no pixel steps, and a γ, β fit serves the request.
+    big = a.prepare(CAT, MONET, max_size=128, **fit, pixel_steps=2, pixel_side=100)
+    assert big.pixels is None and big.meta["pixel_steps"] == "0"
+    assert replace(settings, pixel_side=100).covered_by(big.meta, 128)
+    assert not settings.covered_by(plain.meta, 96) and settings.covered_by(prep.meta, 96)

@@ -52,6 +52,19 @@ losses less and `relu4_4`'s less at the photo's scale), and gets closer to the e
 at 256 px. Smaller crops or fewer steps were measured to lose the sliders' direction on some pairs
 (docs/magenta_finetune.md).
 
+Every fit then takes one Adam step on the *pixels* of the middle's and every end's image, rendered with the fitted
+E, at the photo's rendered size, with the objective ``optimize`` minimises at each point's weights (``pixel_steps``,
+:func:`fit_pixels`): a γ, β fit, however long, moves a slider's picture only partly the way the exact optimum does
+(per pair and with 80 steps, about 0.3–0.4 of the way for ``relu2_2``, docs/magenta_finetune.md), and the first step of
+the same objective on the pixels is what L-BFGS itself begins with. What the step changes is kept as pixel residuals
+R (:attr:`Preparation.pixels`): the middle's R_M in every render, each end's change beyond the middle's weighted by
+d_l, u_l like its row of E, so that a render at α is T's output plus Σ w · R (clamped to [0, 1]), and a drag costs one
+network pass and a weighted sum of seven images. On 8 held-out pairs at 256 px it turned the quick fit's agreement with
+the exact optimum's change from 0.21 / 0.52 / 0.30 to 0.25 / 0.64 / 0.38 and its own ratios at the painting's two
+scales from 0.64 / 0.69, 0.53 / 0.62, 0.81 / 0.84 to 0.47 / 0.51, 0.40 / 0.45, 0.71 / 0.79, for about 0.9 s. Above
+``pixel_side`` (512 px) the step is skipped, its cost growing with the photo's area: there the sliders are the γ, β
+fit's alone.
+
 ``quick`` and ``medium`` measure their losses with :class:`~adjustable_style.vgg.LowRankVGG19` (``loss_net``):
 VGG19 with blocks 3 and 4 factored into low-rank convolutions distilled from it, the same layers and the same
 objective at about two thirds of a step's time; on held-out pairs their sliders came out as those fitted against
@@ -170,6 +183,13 @@ class PrepareSettings:
             layer of the quick fit at 256 px; the painting's targets stay float32). The rounding moves Adam's few
             sign-like steps a little: ``relu2_2``'s slider aimed worse with its own Gram rounded, slightly with the
             others'.
+        pixel_steps: after the γ, β fit, Adam steps on the pixels of the middle's and every single slider's two
+            end images (the whole photo at its rendered size, each at its own weights, with the objective
+            ``optimize`` minimises) (:func:`fit_pixels`); what they change is kept as pixel residuals, added to renders
+            with the same weights as the γ, β rows. 0: none.
+        pixel_lr: their Adam learning rate, on the pixels' logits (as ``optimize`` parametrises them).
+        pixel_side: no pixel steps for a photo rendered with a longer side above this (their cost grows with the
+            photo's area, unlike the γ, β steps' on crops): the sliders there are the γ, β fit's alone.
     """
 
     steps: int = 10
@@ -189,9 +209,16 @@ class PrepareSettings:
     solo_step: float = 1.0
     corner_crop_share: float | None = None
     low_precision_gram: tuple[str, ...] = ()
+    pixel_steps: int = 1
+    pixel_lr: float = 0.035
+    pixel_side: int = 512
 
     def __post_init__(self) -> None:
         check_int("steps", self.steps, low=1)
+        check_int("pixel_steps", self.pixel_steps, low=0)
+        check_int("pixel_side", self.pixel_side, low=16)
+        if not 0 < check_number("pixel_lr", self.pixel_lr, 0.0, math.inf):
+            raise InputError(f"pixel_lr must be positive, got {self.pixel_lr!r}")
         check_int("corner_steps", self.corner_steps, low=0)
         check_int("solo_steps", self.solo_steps, low=1)
         if not 0 < check_number("solo_step", self.solo_step, 0.0, math.inf):
@@ -227,6 +254,10 @@ class PrepareSettings:
         their own (``solo_ends``), then the corners'."""
         return self.steps + (self.solo_steps if self.solo_ends else 0) + self.corner_steps
 
+    def pixel_steps_at(self, longer: int) -> int:
+        """The pixel steps a photo whose longer side is ``longer`` px gets (none above :attr:`pixel_side`)."""
+        return self.pixel_steps if longer <= self.pixel_side else 0
+
     def crop_side(self, longer: int, corners: bool = False) -> int:
         """The side of the fit's crops (``corners``: of the corner steps' crops) of a photo whose longer side is
         ``longer`` px (``longer`` itself: the whole photo)."""
@@ -248,6 +279,8 @@ class PrepareSettings:
         short = not set(self.solo_ends) <= solo_done or bool(self.solo_ends and solo_count < self.solo_steps)
         if done[0] == self.steps and short:
             return False  # as many shared steps, without the solo steps asked for (more shared steps serve)
+        if int(meta.get("pixel_steps", "0")) < self.pixel_steps_at(longer):
+            return False  # fitted without (as many) pixel steps
         return all(d >= w for d, w in zip(done, (self.steps, self.corner_steps, self.crop_side(longer))))
 
 
@@ -318,6 +351,7 @@ def estimated_seconds(settings: PrepareSettings, longer: int, sliders: int = 3) 
     solo = 2 * len(settings.solo_ends) * settings.solo_steps
     pixels = (settings.steps * (1 + 2 * sliders) + solo) * area(settings.crop_side(longer))  # the middle and the ends
     pixels += settings.corner_steps * 2 * area(settings.crop_side(longer, corners=True))  # two corners
+    pixels += settings.pixel_steps_at(longer) * (1 + 2 * sliders) * area(longer)  # the points' pixels, whole photo
     cost = LOWRANK_COST if settings.loss_net == "lowrank" else 1.0
     cost *= 1 - 0.025 * len(settings.low_precision_gram)  # measured 0.92–0.94 on the quick fit with all three
     return 0.6 + pixels * SECONDS_PER_MEGAPIXEL * cost / 1e6
@@ -379,12 +413,16 @@ class Preparation:
         content_digest: :func:`image_digest` of the photo as rendered (its size included).
         style_digest: the painting's digest (:func:`adjustable_style.adapt.style_digest`).
         meta: steps, lr, crop, seconds, the model's style layers.
+        pixels: R (1 + 2·L, 3, H, W) float16, or None without pixel steps: pixel residuals at the rendered size
+            in the order of E's first rows, the middle's R_M, then R_l↓ and R_l↑ for each style slider, added to a
+            render at α as R_M + Σ_l (d_l · R_l↓ + u_l · R_l↑) (:func:`pixel_shift`, :func:`fit_pixels`).
     """
 
     ends: torch.Tensor
     content_digest: str
     style_digest: str
     meta: dict[str, str] = field(default_factory=dict)
+    pixels: torch.Tensor | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -443,6 +481,14 @@ def end_shift(
 ) -> torch.Tensor:
     """The γ, β shift (B, 2·C) a preparation adds at α (B, K)."""
     return end_weights(alpha.to(ends.dtype), cols, alpha_range) @ ends
+
+
+def pixel_shift(
+    alpha: torch.Tensor, pixels: torch.Tensor, cols: Sequence[int], alpha_range: tuple[float, float]
+) -> torch.Tensor:
+    """The pixel residual (B, 3, H, W) a preparation's pixel rows R (1 + 2·L, 3, H, W) add at α (B, K)."""
+    w = end_weights(alpha.to(pixels.device, torch.float32), cols, alpha_range)[:, : pixels.shape[0]]
+    return (w @ pixels.flatten(1).float()).reshape(alpha.shape[0], *pixels.shape[1:])
 
 
 def column_scale(
@@ -645,6 +691,51 @@ def fit_ends(
     return e_rows.float().cpu()
 
 
+def fit_pixels(
+    model: AdjustableStyleModel,
+    loss: PerceptualLoss,
+    content: torch.Tensor,
+    embedding: torch.Tensor,
+    style_targets: dict[str, torch.Tensor],
+    alpha_range: tuple[float, float],
+    ends: torch.Tensor,
+    settings: PrepareSettings,
+) -> torch.Tensor:
+    """The pixel residuals R (1 + 2·L, 3, H, W), float16 on the CPU, of the middle and the single sliders' ends for
+    one photo (1, 3, H, W) at its rendered size: each point rendered with the fitted γ, β ends E, then ``pixel_steps``
+    Adam steps on its pixels' logits (all 1 + 2·L in one batch) of the paper's objective at its weights, total
+    variation included (what :func:`~adjustable_style.gatys.optimize` minimises). R_M is the middle's change, each
+    end's row its change minus the middle's (as the γ, β ends are relative to M: added from the middle, the common
+    part of every end's change would count once per slider that moves, and the corners overshoot). γ, β alone cannot
+    follow the exact optimum's direction far (docs/magenta_finetune.md); a pixel step of the same objective points
+    each slider more nearly its way."""
+    st = settings
+    dev = embedding.device
+    cols = style_columns(model)
+    a = end_alphas(model, alpha_range).to(dev)[: 1 + 2 * len(cols)]  # the middle, then each slider's two ends
+    n = a.shape[0]
+    fast = fit_autocast(dev, st)
+    with torch.no_grad():
+        gamma, beta = model.cin_params(a, embedding.expand(n, -1))
+        dg, db = end_shift(a, ends.to(dev), cols, alpha_range).chunk(2, 1)
+        with fast:
+            start = model.net(content.expand(n, -1, -1, -1), gamma + dg, beta + db).float().clamp(0, 1)
+            feats = loss.content_targets(_channels_last(content))
+    tg = Targets({k: v.expand(n, *v.shape[1:]) for k, v in feats.items()}, style_targets)
+    z = torch.logit(start.clamp(1e-3, 1 - 1e-3)).requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=st.pixel_lr)
+    for _ in range(st.pixel_steps):
+        with fast:
+            total = loss(_channels_last(torch.sigmoid(z)), tg, a, update_ema=False).total
+        opt.zero_grad()
+        total.float().sum().backward()
+        opt.step()
+    with torch.no_grad():
+        change = torch.sigmoid(z) - start
+        change[1:] -= change[:1]  # the middle's change goes into every render, each end's beyond it into its own
+        return change.half().cpu()
+
+
 def check_preparation(prep: Preparation, model: AdjustableStyleModel, what: str = "the preparation") -> None:
     """Raise :class:`PreparationError` unless ``prep`` was fitted for a model of this layout."""
     want = (3 + 2 * len(style_columns(model)), 2 * model.net.cin_channels)
@@ -655,6 +746,13 @@ def check_preparation(prep: Preparation, model: AdjustableStyleModel, what: str 
         )
     if not bool(torch.isfinite(prep.ends).all()):
         raise PreparationError(f"{what} holds non-finite values; prepare the pair again")
+    if prep.pixels is not None:
+        size = prep.meta.get("size", "")
+        want_px = f"{1 + 2 * len(style_columns(model))}x3x{size}"
+        if "x".join(map(str, prep.pixels.shape)) != want_px or not bool(torch.isfinite(prep.pixels).all()):
+            raise PreparationError(
+                f"{what} holds pixel ends of shape {tuple(prep.pixels.shape)}, not {want_px}; prepare the pair again"
+            )
 
 
 # ------------------------------------------------------------------------------------------------- files
@@ -674,7 +772,10 @@ def store_path(folder: str | Path, key: tuple[str, str]) -> Path:
 def save_preparation(prep: Preparation, path: str | Path) -> Path:
     """Write ``prep`` as safetensors, atomically."""
     meta = {**prep.meta, "format": FORMAT, "content_digest": prep.content_digest, "style_digest": prep.style_digest}
-    data = save({"ends": prep.ends.contiguous()}, metadata=meta)
+    tensors = {"ends": prep.ends.contiguous()}
+    if prep.pixels is not None:
+        tensors["pixels"] = prep.pixels.half().contiguous()
+    data = save(tensors, metadata=meta)
     return atomic.write_file(Path(path), lambda tmp: tmp.write_bytes(data))
 
 
@@ -686,6 +787,7 @@ def load_preparation(path: str | Path, model: AdjustableStyleModel | None = None
         with safe_open(str(path), framework="pt") as f:
             meta = dict(f.metadata() or {})
             ends = f.get_tensor("ends").float()
+            pixels = f.get_tensor("pixels") if "pixels" in f.keys() else None
     except (SafetensorError, OSError, KeyError, ValueError) as e:
         raise PreparationError(
             f"cannot read '{path}': not a pair preparation ({' '.join(str(e).split())[:80]}); delete it and prepare "
@@ -693,7 +795,7 @@ def load_preparation(path: str | Path, model: AdjustableStyleModel | None = None
         ) from None
     if meta.get("format") != FORMAT or "content_digest" not in meta or "style_digest" not in meta or ends.ndim != 2:
         raise PreparationError(f"'{path}' is not a pair preparation; delete it and prepare the pair again")
-    prep = Preparation(ends, meta.pop("content_digest"), meta.pop("style_digest"), meta)
+    prep = Preparation(ends, meta.pop("content_digest"), meta.pop("style_digest"), meta, pixels)
     if model is not None:
         check_preparation(prep, model, str(path))
     return prep

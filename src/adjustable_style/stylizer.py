@@ -357,7 +357,8 @@ class Stylizer:
                 number of first-stage steps of the full fit (:func:`~adjustable_style.prepare.preset`).
             settings: overrides of the preset's :class:`~adjustable_style.prepare.PrepareSettings` (steps,
                 corner_steps, lr, crop, crop_share, seed, bf16, precondition, relative_ends, top_step, loss_net,
-                orthogonal_ends, solo_ends, solo_steps, solo_step, corner_crop_share, low_precision_gram).
+                orthogonal_ends, solo_ends, solo_steps, solo_step, corner_crop_share, low_precision_gram,
+                pixel_steps, pixel_lr, pixel_side).
 
         Returns:
             the :class:`~adjustable_style.prepare.Preparation` (``meta["seconds"]`` is "0" when it was found).
@@ -373,7 +374,8 @@ class Stylizer:
         key = self._pair_key(c, style)
         found = self._usable_preparation(c, style, key, fit)
         if found is not None:
-            return Preparation(found.ends.float().cpu(), *key, {**found.meta, "seconds": "0"})
+            pixels = None if found.pixels is None else found.pixels.cpu()
+            return Preparation(found.ends.float().cpu(), *key, {**found.meta, "seconds": "0"}, pixels)
         t0 = time.time()
         if fit.loss_net not in self._fit_losses:
             self._fit_losses[fit.loss_net] = prep_mod.fit_loss(self.exported.loss_module(), fit)
@@ -383,6 +385,19 @@ class Stylizer:
         ends = prep_mod.fit_ends(
             self.model, loss, c.to(self.device), self.embed(style), targets, self.alpha_range, fit, progress
         )
+        pixel_steps = fit.pixel_steps_at(max(c.shape[-2:]))
+        pixels = None
+        if pixel_steps:
+            pixels = prep_mod.fit_pixels(
+                self.model,
+                loss,
+                c.to(self.device),
+                self.embed(style),
+                targets,
+                self.alpha_range,
+                ends,
+                replace(fit, pixel_steps=pixel_steps),
+            )
         meta = {
             "steps": str(fit.steps),
             "corner_steps": str(fit.corner_steps),
@@ -393,12 +408,14 @@ class Stylizer:
             "loss_net": "lowrank" if isinstance(loss.vgg, LowRankVGG19) else "vgg19",
             "solo_ends": ",".join(fit.solo_ends),
             "solo_steps": str(fit.solo_steps),
+            "pixel_steps": str(pixel_steps),
+            "pixel_lr": str(fit.pixel_lr),
             "size": "x".join(map(str, c.shape[-2:])),
             "style": _name(style),
             "photo": _name(content),
             "seconds": f"{time.time() - t0:.1f}",
         }
-        prep = Preparation(ends, *key, meta)
+        prep = Preparation(ends, *key, meta, pixels)
         self.add_preparation(prep)
         if self.preparation_store is not None:
             prep_mod.save_preparation(prep, prep_mod.store_path(self.preparation_store, key))
@@ -407,7 +424,10 @@ class Stylizer:
     def add_preparation(self, prep: Preparation) -> None:
         """Use ``prep`` whenever its photo (at its size) is stylized with its painting."""
         prep_mod.check_preparation(prep, self.model)
-        self._prepared[prep.key] = Preparation(prep.ends.to(self.device, torch.float32), *prep.key, dict(prep.meta))
+        pixels = None if prep.pixels is None else prep.pixels.to(self.device)
+        self._prepared[prep.key] = Preparation(
+            prep.ends.to(self.device, torch.float32), *prep.key, dict(prep.meta), pixels
+        )
 
     def remove_preparations(self) -> None:
         """Forget every pair preparation and stop using the store."""
@@ -428,6 +448,11 @@ class Stylizer:
         """The slider ends prepared for this rendered photo and painting, if any."""
         found = self._preparation(content, style)
         return None if found is None else found.ends
+
+    def _pixels(self, content: torch.Tensor, style: ImageLike) -> torch.Tensor | None:
+        """The pixel ends prepared for this rendered photo and painting, if any."""
+        found = self._preparation(content, style)
+        return None if found is None else found.pixels
 
     def _preparation(
         self, content: torch.Tensor, style: ImageLike, key: tuple[str, str] | None = None
@@ -526,11 +551,14 @@ class Stylizer:
         e = self._embedding(content, style, s)  # (1, D)
         # A pair preparation (fitted for this photo at this size, the painting's own embedding) supersedes an adapter.
         ends = self._ends(c, style) if s == 1.0 else None
+        pixels = self._pixels(c, style) if ends is not None else None
         offsets = self._offsets(style) if ends is None else None
         outs = []
         for chunk in a.split(batch_size):
             b = chunk.shape[0]
             y = self._run(c.expand(b, -1, -1, -1), e, chunk, offsets, ends)
+            if pixels is not None:
+                y = (y + prep_mod.pixel_shift(chunk, pixels, self._style_cols, self.alpha_range)).clamp(0, 1)
             if preserve_color:
                 y = _preserve_color(c.expand(b, -1, -1, -1), y)
             outs.append(y.cpu())
@@ -601,6 +629,19 @@ class Stylizer:
         ends = self._ends(c, style)
         shift = self._shift(a, self._offsets(style) if ends is None else None, ends)
         return (shift if shift is not None else torch.zeros(a.shape[0], 2 * self.model.net.cin_channels)).float().cpu()
+
+    def pixel_residual(
+        self, content: ImageLike, style: ImageLike, alphas: torch.Tensor, max_size: int | None = 1024
+    ) -> torch.Tensor:
+        """What a render of this pair at α (N, L) adds to the network's output after it (then clamped to [0, 1]):
+        the pair's pixel ends (at ``max_size``) evaluated at α, zeros (N, 3, H, W) without them. With
+        :meth:`cin_shift`, lets an ONNX runtime elsewhere reproduce :meth:`stylize_alphas` exactly."""
+        a = self.check_alphas(alphas).to(self.device)
+        c = resize(self.image(content, "content"), max_size=max_size)
+        pixels = self._pixels(c, style)
+        if pixels is None:
+            return torch.zeros(a.shape[0], *c.shape[1:])
+        return prep_mod.pixel_shift(a, pixels, self._style_cols, self.alpha_range).float().cpu()
 
     @property
     def has_base(self) -> bool:
