@@ -396,10 +396,10 @@ def test_the_report_names_each_fit_with_its_solo_steps() -> None:
     """The report's line on how the pairs were prepared counts the solo steps of the fit that has them (quick), and
     reads results written before they were recorded."""
     q = PRESETS["quick"]
-    quick = {"fit": "quick", "steps": q.steps, "corner_steps": q.corner_steps, "crop": 160}
-    solo = {"solo_ends": list(q.solo_ends), "solo_steps": q.solo_steps}
-    assert _fit({**quick, **solo}) == "quick fit: 2 + 1 steps, 2 more for relu4_4's ends, on crops of at most 160 px"
-    assert _fit(quick) == "quick fit: 2 + 1 steps on crops of at most 160 px"
+    quick = {"fit": "quick", "steps": q.steps, "corner_steps": q.corner_steps, "crop": 128}
+    solo = {"solo_ends": list(q.solo_ends), "solo_steps": 2}
+    assert _fit({**quick, **solo}) == "quick fit: 2 + 1 steps, 2 more for relu4_4's ends, on crops of at most 128 px"
+    assert _fit(quick) == "quick fit: 2 + 1 steps on crops of at most 128 px"
     assert _fit({"fit": "medium", "steps": 7, "corner_steps": 2, "solo_ends": [], "solo_steps": 0}) == (
         "medium fit: 7 + 2 steps"
     )

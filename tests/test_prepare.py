@@ -229,7 +229,7 @@ def test_presets_name_the_fits() -> None:
     quick = preset("quick")
     assert quick.precondition and quick.steps < PRESETS["full"].steps
     # crops of five eighths of the photo, 128 to 256 px; the full fit's of up to 256 px
-    assert [quick.crop_side(n) for n in (96, 256, 384, 512, 1024)] == [96, 160, 240, 256, 256]
+    assert [quick.crop_side(n) for n in (96, 256, 384, 512, 1024)] == [96, 128, 192, 256, 256]
     assert [preset("full").crop_side(n) for n in (96, 256, 512)] == [96, 256, 256]
     assert preset("12") == preset(12) == PrepareSettings(steps=12)
     medium = preset("medium")  # between the two: more steps than quick on larger crops, fewer than full
@@ -238,11 +238,11 @@ def test_presets_name_the_fits() -> None:
     # quick's sliders step orthogonally to other layers' gradients (relu4_4 to relu2_2's only); the longer fits need not
     assert quick.orthogonal_ends["relu4_4"] == ("relu2_2",) and len(quick.orthogonal_ends["relu2_2"]) == 2
     assert not PRESETS["full"].orthogonal_ends
-    # quick gives relu4_4's ends two larger steps of their own, relu2_2's top end a smaller step, its corners crops
-    # of half the photo (128 px at 256 px), and rounds the deeper layers' Gram matrices in bfloat16 (relu2_2's aim
+    # quick gives relu4_4's ends a larger step of their own, relu2_2's top end a smaller step, all its crops half
+    # the photo (128 px at 256 px), and rounds the deeper layers' Gram matrices in bfloat16 (relu2_2's aim
     # suffered from it)
     assert quick.solo_ends == ("relu4_4",) and not PRESETS["medium"].solo_ends
-    assert (quick.solo_steps, quick.solo_step, quick.total_steps) == (2, 1.5, 5)
+    assert (quick.solo_steps, quick.solo_step, quick.total_steps) == (1, 2.0, 4)
     assert quick.top_step == {"relu2_2": 0.7}
     assert "relu2_2" not in quick.low_precision_gram and not PRESETS["full"].low_precision_gram
     assert [quick.crop_side(n, corners=True) for n in (96, 256, 384)] == [96, 128, 192]
@@ -287,8 +287,10 @@ def test_a_quick_fit_does_not_stand_in_for_a_full_one(tmp_path: Path) -> None:
     assert not PRESETS["quick"].covered_by({**quick.meta, "solo_ends": ""}, 96)
     assert PRESETS["quick"].covered_by({**quick.meta, "solo_ends": "", "steps": "3"}, 96)
     # ... or with fewer solo steps than asked for (fits stored before the count was kept had one)
-    assert quick.meta["solo_steps"] == "2"
-    assert not PRESETS["quick"].covered_by({k: v for k, v in quick.meta.items() if k != "solo_steps"}, 96)
+    assert quick.meta["solo_steps"] == "1"
+    two = replace(PRESETS["quick"], solo_steps=2)
+    assert not two.covered_by(quick.meta, 96) and not two.covered_by({**quick.meta, "solo_steps": "1"}, 96)
+    assert not two.covered_by({k: v for k, v in quick.meta.items() if k != "solo_steps"}, 96)
 
 
 def test_column_scale_follows_what_the_sliders_move(st: Stylizer) -> None:

@@ -238,8 +238,8 @@ def summary_markdown(results: dict[str, Any], link: Callable[[str], str]) -> lis
 
 
 def _fit(prepared: dict[str, Any]) -> str:
-    """How the pairs were prepared, e.g. "quick fit: 2 + 1 steps, 2 more for relu4_4's ends, on crops of at most
-    160 px"."""
+    """How the pairs were prepared, e.g. "quick fit: 2 + 1 steps, 1 more for relu4_4's ends, on crops of at most
+    128 px"."""
     solo = solo_phrase(prepared.get("solo_ends", ()), prepared.get("solo_steps", 1))
     steps = f"{prepared['steps']} + {prepared.get('corner_steps', 6)} steps{solo}"
     crop = f"{',' if solo else ''} on crops of at most {prepared['crop']} px" if "crop" in prepared else ""
