@@ -28,42 +28,40 @@ much closer (docs/magenta_finetune.md, "Preparing a pair"). A preparation is tha
   started).
 
 Three named fits (:data:`PRESETS`, :func:`preset`): ``quick``, the default, takes 2 steps on the middle and the ends and
-1 on the corners, on crops of half the photo's longer side (128 px at 256 px; 128 to 256 px), at lr 0.06,
-with each γ, β column's step sized by how far Λ itself moves that column when the sliders move (:func:`column_scale`;
-without it, so few and so large steps sent a slider the wrong way on some pairs), each end's row learning only what its
-point needs beyond the middle (``relative_ends``; without it a slider's upper half turned back up on half the pairs),
-and the sliders' ends stepping orthogonally to other style layers' gradients (``orthogonal_ends``: to first order those
-ends' steps leave those layers' losses where they are, and each slider's change points more nearly the way the exact
-optimum's does, at no extra cost): ``relu2_2``'s and ``relu3_4``'s to both other layers', ``relu4_4``'s to ``relu2_2``'s
-only (kept off ``relu3_4``'s as well, whose gradient it largely shares, it lost agreement). ``relu4_4``'s ends then take
-one more step on their own (``solo_ends``, ``solo_steps``: two images a step instead of seven; its own ratio was
-limited by the fit's work), twice the size of the shared ones (``solo_step``), and ``relu2_2``'s top end steps 0.7
-times as far as the others (``top_step``: the exact optimum moves less between a slider's middle and its top than below it; ``relu2_2``'s change
-then points more nearly its way and lowers its loss further at the photo's scale). The corner step takes smaller crops
-(``corner_crop_share``, 128 px at 256 px), and ``relu3_4``'s and ``relu4_4``'s Gram matrices come from bfloat16
-features as they are (``low_precision_gram``). ``medium`` takes 7 + 2 steps with the same
-step sizes and relative ends (no orthogonal ends: with seven steps they cost agreement) at lr 0.05 on crops of three
-quarters of the photo (192 to 256 px), about 4 times the cost: its sliders agree with the exact optimum as closely as
-the full fit's at half its cost. ``full`` takes 10 + 6 steps on crops of up to 256 px at lr 0.03, plain Adam, with
-relative ends as well (with each end's row learning from its point's whole objective its sliders lowered their own
-losses less and `relu4_4`'s less at the photo's scale), and gets closer to the exact optimum, at about 8 times the cost
-at 256 px. Smaller crops or fewer steps were measured to lose the sliders' direction on some pairs
-(docs/magenta_finetune.md).
+1 on the corners, on crops of half the photo's longer side (128 px at 256 px; 128 to 256 px), at lr 0.06, with each γ, β
+column's step sized by how far Λ itself moves that column when the sliders move (:func:`column_scale`; without it, so
+few and so large steps sent a slider the wrong way on some pairs), each end's row learning only what its point needs
+beyond the middle (``relative_ends``; without it a slider's upper half turned back up on half the pairs), and the
+sliders' ends stepping orthogonally to other style layers' gradients (``orthogonal_ends``: to first order those ends'
+steps leave those layers' losses where they are, and each slider's change points more nearly the way the exact optimum's
+does, at no extra cost): ``relu2_2``'s and ``relu3_4``'s to both other layers', ``relu4_4``'s to ``relu2_2``'s only
+(kept off ``relu3_4``'s as well, whose gradient it largely shares, it lost agreement). ``relu4_4``'s ends then take one
+more step on their own (``solo_ends``, ``solo_steps``: two images a step instead of seven; its own ratio was limited by
+the fit's work), twice the size of the shared ones (``solo_step``), and ``relu2_2``'s top end steps 0.7 times as far as
+the others (``top_step``: the exact optimum moves less between a slider's middle and its top than below it;
+``relu2_2``'s change then points more nearly its way and lowers its loss further at the photo's scale). The corner step
+takes smaller crops (``corner_crop_share``, 128 px at 256 px), and ``relu3_4``'s and ``relu4_4``'s Gram matrices come
+from bfloat16 features as they are (``low_precision_gram``). ``medium`` takes 7 + 2 steps with the same step sizes and
+relative ends (no orthogonal ends: with seven steps they cost agreement) at lr 0.05 on crops of three quarters of the
+photo (192 to 256 px), about 4 times the cost: its sliders agree with the exact optimum as closely as the full fit's at
+half its cost. ``full`` takes 10 + 6 steps on crops of up to 256 px at lr 0.03, plain Adam, with relative ends as well
+(with each end's row learning from its point's whole objective its sliders lowered their own losses less and `relu4_4`'s
+less at the photo's scale), and gets closer to the exact optimum, at about 8 times the cost at 256 px. Smaller crops or
+fewer steps were measured to lose the sliders' direction on some pairs (docs/magenta_finetune.md).
 
-Every fit then takes one Adam step on the *pixels* of the middle's and every end's image, rendered with the fitted
-E, at the photo's rendered size, with the objective ``optimize`` minimises at each point's weights (``pixel_steps``,
-:func:`fit_pixels`): a γ, β fit, however long, moves a slider's picture only partly the way the exact optimum does
-(per pair and with 80 steps, about 0.3–0.4 of the way for ``relu2_2``, docs/magenta_finetune.md), and the first step of
-the same objective on the pixels is what L-BFGS itself begins with. What the step changes is kept as pixel residuals
-R (:attr:`Preparation.pixels`): the middle's R_M in every render, each end's change beyond the middle's weighted by
-d_l, u_l like its row of E, so that a render at α is T's output plus Σ w · R (clamped to [0, 1]), and a drag costs one
+Every fit then takes one Adam step on the *pixels* of the middle's and every end's image, rendered with the fitted E, at
+the photo's rendered size, with the objective ``optimize`` minimises at each point's weights (``pixel_steps``,
+:func:`fit_pixels`): a γ, β fit, however long, moves a slider's picture only partly the way the exact optimum does (per
+pair and with 80 steps, about 0.3–0.4 of the way for ``relu2_2``, docs/magenta_finetune.md), and the first step of the
+same objective on the pixels is what L-BFGS itself begins with. What the step changes is kept as pixel residuals R
+(:attr:`Preparation.pixels`): the middle's R_M in every render, each end's change beyond the middle's weighted by d_l,
+u_l like its row of E, so that a render at α is T's output plus Σ w · R (clamped to [0, 1]), and a drag costs one
 network pass and a weighted sum of seven images. On 8 held-out pairs at 256 px it turned the previous quick fit's
 agreement with the exact optimum's change from 0.21 / 0.52 / 0.30 to 0.25 / 0.64 / 0.38 and its own ratios at the
-painting's two scales from 0.64 / 0.69, 0.53 / 0.62, 0.81 / 0.84 to 0.47 / 0.51, 0.40 / 0.45, 0.71 / 0.79, for about
-1.4 s; cheaper γ, β steps paid for most of it (the quick fit below: 0.29 / 0.66 / 0.34; 0.54 / 0.59, 0.42 / 0.48,
-0.74 / 0.81). Above
-``pixel_side`` (512 px) the step is skipped, its cost growing with the photo's area: there the sliders are the γ, β
-fit's alone.
+painting's two scales from 0.64 / 0.69, 0.53 / 0.62, 0.81 / 0.84 to 0.47 / 0.51, 0.40 / 0.45, 0.71 / 0.79, for about 1.4
+s; cheaper γ, β steps paid for most of it (the quick fit below: 0.29 / 0.66 / 0.34; 0.54 / 0.59, 0.42 / 0.48, 0.74 /
+0.81). Above ``pixel_side`` (512 px) the step is skipped, its cost growing with the photo's area: there the sliders are
+the γ, β fit's alone.
 
 ``quick`` and ``medium`` measure their losses with :class:`~adjustable_style.vgg.LowRankVGG19` (``loss_net``):
 VGG19 with blocks 3 and 4 factored into low-rank convolutions distilled from it, the same layers and the same
@@ -75,12 +73,13 @@ The fit runs at the size the pair is rendered at, on crops of at most ``crop`` p
 gain), so a preparation belongs to one photo at one size and one painting: it is keyed by hashes of their pixels
 (:func:`image_digest`), and another photo, size or painting simply does not find it.
 
-T and VGG run in bfloat16 autocast where the hardware computes it natively (Gram matrices and the objective in
-float32), about twice as fast as float32 on a CPU with AVX-512 BF16, and VGG on channels-last tensors. Cost on one
-core of a 2-core Xeon with AMX (Sapphire Rapids) at 256 px, the pixel step included: ~2.7 s for ``quick``, ~10 s for
-``medium``, ~20 s for ``full`` (the quick fit without its pixel step 1.8–2.2 s). On an AMD EPYC (AVX-512 BF16), before VGG read channels-last tensors, the previous quick fit (one solo step)
-took 2.9 s (2.5 s on the Xeon), ``medium`` ~11 s and ``full`` ~35 s (against VGG19 itself quick took 4.2 s and medium
-17 s; full in float32: 64–72 s, on both cores: 19–26 s).
+T and VGG run in bfloat16 autocast where the hardware computes it natively (Gram matrices and the objective in float32),
+about twice as fast as float32 on a CPU with AVX-512 BF16, and VGG on channels-last tensors. Cost on one core of a
+2-core Xeon with AMX (Sapphire Rapids) at 256 px, the pixel step included: ~2.7 s for ``quick``, ~10 s for ``medium``,
+~20 s for ``full`` (the quick fit without its pixel step 1.8–2.2 s). On an AMD EPYC (AVX-512 BF16), before VGG read
+channels-last tensors, the previous quick fit (one solo step) took 2.9 s (2.5 s on the Xeon), ``medium`` ~11 s and
+``full`` ~35 s (against VGG19 itself quick took 4.2 s and medium 17 s; full in float32: 64–72 s, on both cores: 19–26
+s).
 
 A preparation lives in memory (:meth:`~adjustable_style.stylizer.Stylizer.prepare`) and, when asked, in the per-user
 store (:func:`store_dir`), so that the next run on the same pair starts at once.
@@ -307,13 +306,12 @@ PRESETS = {
     "medium": PrepareSettings(7, 2, lr=0.05, crop_share=0.75, precondition=True, loss_net="lowrank"),
     "full": PrepareSettings(),
 }
-"""The named fits: ``quick`` (2 + 1 steps on crops of half the photo, 128–256 px, each column's step sized by
-how far Λ moves it, ``relu2_2``'s top end 0.7 times as far, the sliders' ends stepping orthogonally to other layers'
-gradients, then one larger step for ``relu4_4``'s ends alone; the corner step on crops of half the photo too; against the
-low-rank VGG19; ~3 s per pair at 256 px on one CPU core), ``medium`` (7 + 2 steps sized the same way, without
-orthogonal ends, on crops of three quarters of the photo, 192 px at 256 px; ~10 s) and ``full`` (10 + 6 plain Adam
-steps on crops of up to 256 px, the whole photo at 256 px, against VGG19 itself; ~20 s); each ends with one pixel step
-(up to 512 px)."""
+"""The named fits: ``quick`` (2 + 1 steps on crops of half the photo, 128–256 px, each column's step sized by how far Λ
+moves it, ``relu2_2``'s top end 0.7 times as far, the sliders' ends stepping orthogonally to other layers' gradients,
+then one larger step for ``relu4_4``'s ends alone; the corner step on crops of half the photo too; against the low-rank
+VGG19; ~3 s per pair at 256 px on one CPU core), ``medium`` (7 + 2 steps sized the same way, without orthogonal ends, on
+crops of three quarters of the photo, 192 px at 256 px; ~10 s) and ``full`` (10 + 6 plain Adam steps on crops of up to
+256 px, the whole photo at 256 px, against VGG19 itself; ~20 s); each ends with one pixel step (up to 512 px)."""
 
 SECONDS_PER_MEGAPIXEL = 4.2
 """A fit's time per million pixels of the images it sends through T and VGG (forward and backward), on one core of
