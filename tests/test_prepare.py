@@ -252,11 +252,11 @@ def test_presets_name_the_fits() -> None:
     seconds = {name: estimated_seconds(fit, 256) for name, fit in PRESETS.items()}
     assert 1 < seconds["quick"] < 3 < seconds["medium"] < seconds["full"] < 60, seconds
     assert seconds["quick"] < estimated_seconds(replace(quick, loss_net="vgg19"), 256)
-    # every fit ends with a pixel step on the middle's and the ends' images, up to 512 px (its cost grows with the
+    # every fit ends with a pixel step on the middle's and the ends' images, up to 384 px (its cost grows with the
     # photo's area; the γ, β steps' with their crops', five eighths of the photo, up to 256 px)
-    assert all((fit.pixel_steps, fit.pixel_lr, fit.pixel_side) == (1, 0.035, 512) for fit in PRESETS.values())
-    assert [quick.pixel_steps_at(n) for n in (256, 512, 513, 1024)] == [1, 1, 0, 0]
-    assert estimated_seconds(quick, 512) > estimated_seconds(quick, 1024) > 1.3 * seconds["quick"]
+    assert all((fit.pixel_steps, fit.pixel_lr, fit.pixel_side) == (1, 0.035, 384) for fit in PRESETS.values())
+    assert [quick.pixel_steps_at(n) for n in (256, 384, 385, 1024)] == [1, 1, 0, 0]
+    assert estimated_seconds(quick, 384) > estimated_seconds(quick, 1024) > 1.3 * seconds["quick"]
     assert seconds["quick"] > estimated_seconds(replace(quick, pixel_steps=0), 256) + 0.5
     for bad, says in (("slow", "quick or medium or full"), ("0", "steps >= 1"), (-2, "steps >= 1")):
         with pytest.raises(InputError, match=says):

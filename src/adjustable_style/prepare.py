@@ -60,7 +60,7 @@ network pass and a weighted sum of seven images. On 8 held-out pairs at 256 px i
 agreement with the exact optimum's change from 0.21 / 0.52 / 0.30 to 0.25 / 0.64 / 0.38 and its own ratios at the
 painting's two scales from 0.64 / 0.69, 0.53 / 0.62, 0.81 / 0.84 to 0.47 / 0.51, 0.40 / 0.45, 0.71 / 0.79, for about 1.4
 s; cheaper γ, β steps paid for most of it (the quick fit below: 0.29 / 0.66 / 0.34; 0.54 / 0.59, 0.42 / 0.48, 0.74 /
-0.81). Above ``pixel_side`` (512 px) the step is skipped, its cost growing with the photo's area: there the sliders are
+0.81). Above ``pixel_side`` (384 px) the step is skipped, its cost growing with the photo's area: there the sliders are
 the γ, β fit's alone.
 
 ``quick`` and ``medium`` measure their losses with :class:`~adjustable_style.vgg.LowRankVGG19` (``loss_net``):
@@ -210,7 +210,7 @@ class PrepareSettings:
     low_precision_gram: tuple[str, ...] = ()
     pixel_steps: int = 1
     pixel_lr: float = 0.035
-    pixel_side: int = 512
+    pixel_side: int = 384
 
     def __post_init__(self) -> None:
         check_int("steps", self.steps, low=1)
@@ -311,7 +311,7 @@ moves it, ``relu2_2``'s top end 0.7 times as far, the sliders' ends stepping ort
 then one larger step for ``relu4_4``'s ends alone; the corner step on crops of half the photo too; against the low-rank
 VGG19; ~3 s per pair at 256 px on one CPU core), ``medium`` (7 + 2 steps sized the same way, without orthogonal ends, on
 crops of three quarters of the photo, 192 px at 256 px; ~10 s) and ``full`` (10 + 6 plain Adam steps on crops of up to
-256 px, the whole photo at 256 px, against VGG19 itself; ~20 s); each ends with one pixel step (up to 512 px)."""
+256 px, the whole photo at 256 px, against VGG19 itself; ~20 s); each ends with one pixel step (up to 384 px)."""
 
 SECONDS_PER_MEGAPIXEL = 4.2
 """A fit's time per million pixels of the images it sends through T and VGG (forward and backward), on one core of

@@ -109,7 +109,7 @@ def prepare_arg(p: argparse.ArgumentParser, default_note: str = "") -> None:
         metavar="FIT",
         help="how the sliders are fitted to this photo and painting first, at the output size (sliders closer to the "
         f"exact optimum of their weights): {' or '.join(PRESETS)} (the default, {DEFAULT_PRESET}: ~3 s at 256 px on "
-        "one CPU core, ~7 s at 512 px, ~4 s above, where its pixel step is skipped; medium: ~10 s, closer; full: "
+        "one CPU core, ~6 s at 384 px, 4–6 s above, where its pixel step is skipped; medium: ~10 s, closer; full: "
         "~20 s), or a number of steps of the full fit; kept in the per-user store, so the same pair and size later "
         "start at once" + (f"; {default_note}" if default_note else ""),
     )
