@@ -550,8 +550,8 @@ class Stylizer:
             c = c.contiguous(memory_format=torch.channels_last)
         e = self._embedding(content, style, s)  # (1, D)
         # A pair preparation (fitted for this photo at this size, the painting's own embedding) supersedes an adapter.
-        ends = self._ends(c, style) if s == 1.0 else None
-        pixels = self._pixels(c, style) if ends is not None else None
+        prep = self._preparation(c, style) if s == 1.0 else None
+        ends, pixels = (None, None) if prep is None else (prep.ends, prep.pixels)
         offsets = self._offsets(style) if ends is None else None
         outs = []
         for chunk in a.split(batch_size):
