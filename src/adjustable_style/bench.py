@@ -196,7 +196,7 @@ def _prepared_method(settings: BenchSettings) -> Callable[[torch.Tensor], Any]:
         if not st.find_preparation(c, settings.style, None):  # the untimed warm-up round
             key = (prepare.image_digest(c), st.style_digest(settings.style))
             ends = torch.zeros(rows, 2 * st.model.net.cin_channels)
-            pixels = torch.zeros(rows - 2, 3, *c.shape[-2:], dtype=torch.float16)  # the middle's and the ends'
+            pixels = torch.zeros(1 + 2 * len(st.style_layers), 3, *c.shape[-2:], dtype=torch.float16)  # middle, ends
             size = {"size": "x".join(map(str, c.shape[-2:]))}
             st.add_preparation(prepare.Preparation(ends, *key, size, pixels))
         return st.stylize(c, settings.style, weights=w, max_size=None)

@@ -382,17 +382,16 @@ class Stylizer:
         loss = self._fit_losses[fit.loss_net]
         with prep_mod.fit_autocast(self.device, fit):  # the painting's Gram matrices stay float32
             targets = loss.style_targets(self.style_image(style).to(self.device))
-        ends = prep_mod.fit_ends(
-            self.model, loss, c.to(self.device), self.embed(style), targets, self.alpha_range, fit, progress
-        )
+        photo, embedding = c.to(self.device), self.embed(style)
+        ends = prep_mod.fit_ends(self.model, loss, photo, embedding, targets, self.alpha_range, fit, progress)
         pixel_steps = fit.pixel_steps_at(max(c.shape[-2:]))
         pixels = None
         if pixel_steps:
             pixels = prep_mod.fit_pixels(
                 self.model,
                 loss,
-                c.to(self.device),
-                self.embed(style),
+                photo,
+                embedding,
                 targets,
                 self.alpha_range,
                 ends,

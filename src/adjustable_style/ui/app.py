@@ -242,6 +242,15 @@ def build_app(
         fitted = gr.State(False)  # did prepare_new fit the pair (then render again with the fit)
         tune_line = {"concurrency_id": "tune", "concurrency_limit": 1, "show_progress": "minimal"}
 
+        def prepare_sliders(
+            content_path: str | None,
+            style_path: str | None,
+            progress: gr.Progress = gr.Progress(),  # noqa: B008 - gradio's idiom
+        ) -> str:
+            return studio.prepare(
+                content_path, style_path, lambda i, n, obj: progress((i, n), desc="preparing the sliders")
+            )
+
         def prepare_new(
             ok: bool,
             on: bool,
@@ -252,10 +261,8 @@ def build_app(
             """Prepare a new pair when the box is ticked; nothing for a pair prepared before."""
             if not (ok and on and stylizer.has_base) or studio.prepared(content_path, style_path):
                 return gr.update(), False
-            message = studio.prepare(
-                content_path, style_path, lambda i, n, obj: progress((i, n), desc="preparing the sliders")
-            )
-            return message, message.startswith("sliders prepared")
+            message = prepare_sliders(content_path, style_path, progress)
+            return message, studio.prepared(content_path, style_path)
 
         def pick(paths: list[Path]):
             def handler(evt: gr.SelectData) -> tuple:
@@ -312,15 +319,6 @@ def build_app(
         tune.click(tune_sliders, [style], [status], concurrency_id="tune", concurrency_limit=1).then(
             studio.full, settings, full_outputs, **render
         )
-
-        def prepare_sliders(
-            content_path: str | None,
-            style_path: str | None,
-            progress: gr.Progress = gr.Progress(),  # noqa: B008 - gradio's idiom
-        ) -> str:
-            return studio.prepare(
-                content_path, style_path, lambda i, n, obj: progress((i, n), desc="preparing the sliders")
-            )
 
         prepare.click(prepare_sliders, [content, style], [status], concurrency_id="tune", concurrency_limit=1).then(
             studio.full, settings, full_outputs, **render
